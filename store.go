@@ -1,0 +1,118 @@
+package quotehub
+
+import (
+	"context"
+	"time"
+)
+
+// SymbolInfo is one entry of the catalogue.
+type SymbolInfo struct {
+	Symbol   string `json:"symbol"`
+	Name     string `json:"name"`
+	Exchange string `json:"exchange"`
+	Currency string `json:"currency"`
+}
+
+// Catalog is the list of symbols the hub serves.
+type Catalog interface {
+	// Lookup returns the entry of a normalised symbol; ok is false when the
+	// catalogue does not know it.
+	Lookup(ctx context.Context, symbol string) (info SymbolInfo, ok bool, err error)
+	// Search returns up to limit entries whose symbol or name contains q,
+	// case-insensitively: symbol-prefix matches first, then the rest, each in
+	// symbol order. An empty q lists the catalogue in symbol order.
+	Search(ctx context.Context, q string, limit int) ([]SymbolInfo, error)
+}
+
+// Cache holds the latest quote of each symbol. Implementations are safe for
+// concurrent use.
+type Cache interface {
+	// Get returns the cached quote of symbol; ok is false on a miss.
+	Get(ctx context.Context, symbol string) (q Quote, ok bool, err error)
+	// GetMany returns the cached quotes of symbols, in order; a missing
+	// symbol has a zero Quote (empty Symbol).
+	GetMany(ctx context.Context, symbols []string) ([]Quote, error)
+	// Put stores q under a fence on Seq: a q.Seq greater than the stored one
+	// replaces the value; an equal Seq only moves FetchedAt forward (the
+	// value was confirmed); a lower Seq is refused. It reports whether
+	// anything was written. The check and the write are atomic, so a slow
+	// or paused writer can never move a symbol's Seq backwards.
+	Put(ctx context.Context, q Quote) (written bool, err error)
+}
+
+// Bus carries changed quotes from the refresher to the hub of every node.
+type Bus interface {
+	// Publish sends quotes to every node that watches their symbols.
+	Publish(ctx context.Context, quotes []Quote) error
+	// Watch and Unwatch tell the bus which symbols this node has local
+	// subscribers for; a bus may deliver more than that. They must not block
+	// on the network: they run on the hub's subscription path.
+	Watch(symbol string)
+	Unwatch(symbol string)
+}
+
+// ActiveSet records when each symbol was last used by anyone (a local
+// subscription, a heartbeat for one, or an HTTP read). The refresher only
+// refreshes symbols used within the active window.
+type ActiveSet interface {
+	// Touch marks symbols as used at t. A later touch of a symbol never
+	// moves its time backwards.
+	Touch(ctx context.Context, t time.Time, symbols ...string) error
+	// Active returns the symbols used at or after since, in no particular order.
+	Active(ctx context.Context, since time.Time) ([]string, error)
+	// Prune forgets symbols last used before t.
+	Prune(ctx context.Context, before time.Time) error
+}
+
+// Provider fetches quotes from one upstream market-data API.
+type Provider interface {
+	// Name identifies the provider in quotes ("source"), logs and metrics.
+	Name() string
+	// MaxBatch is the most symbols one Fetch may carry.
+	MaxBatch() int
+	// Fetch returns the current quotes of symbols (normalised, known to the
+	// catalogue, at most MaxBatch). It may return fewer quotes than symbols:
+	// a symbol without a quote failed this time. A non-nil error with some
+	// quotes is a partial failure; per-symbol reasons can be given with a
+	// *FetchErrors. Implementations fill every field but Seq and FetchedAt.
+	Fetch(ctx context.Context, symbols []string) ([]Quote, error)
+}
+
+// FetchErrors reports why some symbols of a Fetch got no quote.
+type FetchErrors map[string]error
+
+// Error implements the error interface.
+func (e FetchErrors) Error() string {
+	for sym, err := range e {
+		if len(e) == 1 {
+			return sym + ": " + err.Error()
+		}
+		return sym + ": " + err.Error() + " (and more)"
+	}
+	return "no errors"
+}
+
+// HealthChecker is an optional capability of a store: Ready reports a
+// dependency that stops the node from serving.
+type HealthChecker interface {
+	Ready(ctx context.Context) error
+}
+
+// Cache results of a read, as in the X-Cache header.
+const (
+	CacheHit   = "hit"
+	CacheStale = "stale"
+	CacheMiss  = "miss"
+)
+
+// Reading is the answer to one HTTP read of a quote.
+type Reading struct {
+	Quote Quote
+	// Result is CacheHit, CacheStale or CacheMiss.
+	Result string
+	// Age is now − Quote.FetchedAt.
+	Age time.Duration
+	// MaxAge is what is left of the freshness window (all of it for a
+	// closed market), for Cache-Control; zero when stale.
+	MaxAge time.Duration
+}

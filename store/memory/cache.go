@@ -1,0 +1,83 @@
+package memory
+
+import (
+	"context"
+	"sync"
+
+	"quotehub"
+)
+
+var _ quotehub.Cache = (*Cache)(nil)
+
+const cacheShards = 64
+
+// Cache is an in-process quotehub.Cache, sharded by symbol so that writers of
+// different symbols do not contend.
+type Cache struct {
+	shards [cacheShards]cacheShard
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string]quotehub.Quote
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache {
+	c := &Cache{}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]quotehub.Quote)
+	}
+	return c
+}
+
+func (c *Cache) shard(symbol string) *cacheShard {
+	return &c.shards[fnv32(symbol)%cacheShards]
+}
+
+// Get implements quotehub.Cache.
+func (c *Cache) Get(_ context.Context, symbol string) (quotehub.Quote, bool, error) {
+	s := c.shard(symbol)
+	s.mu.RLock()
+	q, ok := s.m[symbol]
+	s.mu.RUnlock()
+	return q, ok, nil
+}
+
+// GetMany implements quotehub.Cache.
+func (c *Cache) GetMany(ctx context.Context, symbols []string) ([]quotehub.Quote, error) {
+	out := make([]quotehub.Quote, len(symbols))
+	for i, sym := range symbols {
+		out[i], _, _ = c.Get(ctx, sym)
+	}
+	return out, nil
+}
+
+// Put implements quotehub.Cache.
+func (c *Cache) Put(_ context.Context, q quotehub.Quote) (bool, error) {
+	s := c.shard(q.Symbol)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[q.Symbol]
+	switch {
+	case !ok || q.Seq > old.Seq:
+		s.m[q.Symbol] = q
+		return true, nil
+	case q.Seq == old.Seq && q.FetchedAt > old.FetchedAt:
+		old.FetchedAt = q.FetchedAt
+		s.m[q.Symbol] = old
+		return true, nil
+	default:
+		return false, nil
+	}
+}
+
+// fnv32 is FNV-1a, inlined to avoid an allocation per call.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
