@@ -1,0 +1,332 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Update is one quote, encoded once, shared by every subscriber it is
+// offered to. It is never modified after it is created.
+type Update struct {
+	Symbol    string
+	Seq       uint64
+	FetchedAt int64  // Unix ms, for the delivery-latency histogram
+	JSON      []byte // the quote object of the wire protocol
+	Snapshot  bool   // sent because of a subscribe, not a change
+}
+
+// Transport writes a client's batches to its socket. Write is only ever
+// called from the client's WriteLoop goroutine; Abort may be called from any
+// goroutine, at most once.
+type Transport interface {
+	// Write writes the control frames in order, then all quotes in one
+	// frame or one flushed chunk. An error ends the WriteLoop.
+	Write(controls [][]byte, quotes []*Update) error
+	// Abort ends the connection from outside the writer, with a close code
+	// and reason where the transport has them. It must not block for long.
+	Abort(code int, reason string)
+}
+
+// Close codes of the wire protocol.
+const (
+	CloseNormal       = 1000
+	CloseGoingAway    = 1001
+	ClosePolicy       = 1008
+	CloseTooBig       = 1009
+	CloseInternal     = 1011
+	CloseTryAgain     = 1013
+	CloseSlowConsumer = 4000
+)
+
+// CloseError ends a WriteLoop with a close code the transport should send,
+// after everything queued before it was written.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string { return e.Reason }
+
+// ErrSlowConsumer is the reason of a close for draining nothing for too long.
+var ErrSlowConsumer = &CloseError{Code: CloseSlowConsumer, Reason: "slow consumer"}
+
+var clientNum atomic.Uint64
+
+// Client is one connection's session: its subscriptions, its outbox and the
+// protocol state shared by WebSocket and SSE.
+type Client struct {
+	hub       *Hub
+	t         Transport
+	transport string
+	num       uint64
+	id        string
+
+	mu         sync.Mutex
+	syms       map[string]*symState // every symbol ever subscribed; keeps seq across unsubscribe
+	nsubs      int
+	order      []*symState // symbols with a pending update, in arrival order
+	controls   [][]byte
+	closeReq   *CloseError
+	closed     bool
+	conflated  int
+	wake       chan struct{}
+	done       chan struct{}
+	closeOnce  sync.Once
+	abortOnce  sync.Once
+	writeStart atomic.Int64 // Unix ns when the current write began; 0 when idle
+
+	// Reader-side state, used only by the goroutine that reads requests.
+	errTimes []time.Time
+	tokens   float64
+	tokensAt time.Time
+
+	// Writer-side buffers, reused across flushes.
+	outCtl [][]byte
+	outQ   []*Update
+}
+
+// symState is one client's state for one symbol. idx is guarded by the
+// registry shard; the rest by the client's mu.
+type symState struct {
+	c          *Client
+	symbol     string
+	idx        int
+	subscribed bool
+	queued     bool
+	seq        uint64
+	pending    *Update
+}
+
+// NewClient registers a connection. transport names it in metrics ("ws",
+// "sse"). The caller must run WriteLoop and call Close when the connection
+// ends. It returns nil if the hub is at its connection limit (see Admit).
+func (h *Hub) NewClient(t Transport, transport string) *Client {
+	if int(h.nconns.Add(1)) > h.opts.MaxConnections {
+		h.nconns.Add(-1)
+		return nil
+	}
+	var idb [12]byte
+	_, _ = rand.Read(idb[:])
+	c := &Client{
+		hub: h, t: t, transport: transport, num: clientNum.Add(1), id: hex.EncodeToString(idb[:]),
+		syms: make(map[string]*symState), wake: make(chan struct{}, 1), done: make(chan struct{}),
+		tokens: float64(h.opts.OpsBurst), tokensAt: h.opts.Now(),
+	}
+	cs := h.clientShard(c)
+	cs.mu.Lock()
+	cs.m[c] = struct{}{}
+	cs.mu.Unlock()
+	h.opts.Metrics.Connections.WithLabelValues(transport).Inc()
+	return c
+}
+
+// ID is the session id sent in the welcome frame.
+func (c *Client) ID() string { return c.id }
+
+// Subscribed returns how many symbols the client holds.
+func (c *Client) Subscribed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nsubs
+}
+
+// Close unsubscribes everything and unregisters the client. It is safe to
+// call more than once and from any goroutine; WriteLoop returns soon after.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		var subs []*symState
+		for _, st := range c.syms {
+			if st.subscribed {
+				st.subscribed = false
+				st.pending = nil
+				subs = append(subs, st)
+			}
+		}
+		c.nsubs = 0
+		c.order = nil
+		c.controls = nil
+		conflated := c.conflated
+		c.conflated = 0
+		c.mu.Unlock()
+		if conflated > 0 {
+			c.hub.opts.Metrics.Conflated.Add(float64(conflated))
+		}
+		for _, st := range subs {
+			c.hub.remove(st)
+		}
+		close(c.done)
+		cs := c.hub.clientShard(c)
+		cs.mu.Lock()
+		delete(cs.m, c)
+		cs.mu.Unlock()
+		c.hub.nconns.Add(-1)
+		c.hub.opts.Metrics.Connections.WithLabelValues(c.transport).Dec()
+	})
+}
+
+// offer queues u for the client unless it already has that seq or newer
+// for the symbol. resend names the one seq that may be queued again: the
+// seq a client held before it subscribed again (0 for live updates, whose
+// seq is never 0). It never blocks.
+func (c *Client) offer(st *symState, u *Update, resend uint64) {
+	c.mu.Lock()
+	if !st.subscribed || u.Seq < st.seq || (u.Seq == st.seq && u.Seq != resend) {
+		c.mu.Unlock()
+		return
+	}
+	if st.pending != nil {
+		c.conflated++
+	}
+	st.pending = u
+	st.seq = u.Seq
+	if !st.queued {
+		st.queued = true
+		c.order = append(c.order, st)
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+func (c *Client) notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// SendControl queues a control frame (welcome, subscribed, pong, error); it
+// is written before any quote queued after it.
+func (c *Client) SendControl(frame []byte) {
+	c.mu.Lock()
+	if !c.closed {
+		c.controls = append(c.controls, frame)
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// closeAfterFlush makes WriteLoop return ce once everything queued so far
+// has been written.
+func (c *Client) closeAfterFlush(ce *CloseError) {
+	c.mu.Lock()
+	if c.closeReq == nil {
+		c.closeReq = ce
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// drain takes everything pending. Only the writer calls it.
+func (c *Client) drain() (controls [][]byte, quotes []*Update, ce *CloseError, conflated int) {
+	c.mu.Lock()
+	controls = append(c.outCtl[:0], c.controls...)
+	clear(c.controls)
+	c.controls = c.controls[:0]
+	quotes = c.outQ[:0]
+	for _, st := range c.order {
+		st.queued = false
+		if st.pending != nil {
+			quotes = append(quotes, st.pending)
+			st.pending = nil
+		}
+	}
+	clear(c.order)
+	c.order = c.order[:0]
+	ce = c.closeReq
+	conflated = c.conflated
+	c.conflated = 0
+	c.mu.Unlock()
+	return controls, quotes, ce, conflated
+}
+
+// WriteLoop writes the client's outbox until the client closes (returns
+// nil), the hub shuts down (ErrShutdown), a write fails, or a close was
+// requested (*CloseError). keepalive, when positive, calls ka whenever
+// that long passes; with idleOnly, only after that long without a write.
+func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() error) error {
+	m := c.hub.opts.Metrics
+	delivered := m.Delivered.WithLabelValues(c.transport)
+	frames := m.Frames.WithLabelValues(c.transport)
+	latency := m.Latency.WithLabelValues(c.transport)
+	var kaC <-chan time.Time
+	var kaT *time.Timer
+	if keepalive > 0 {
+		kaT = time.NewTimer(keepalive)
+		defer kaT.Stop()
+		kaC = kaT.C
+	}
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return nil
+		case <-c.hub.done:
+			return ErrShutdown
+		case <-kaC:
+			if err := ka(); err != nil {
+				return err
+			}
+			kaT.Reset(keepalive)
+			continue
+		}
+		controls, quotes, ce, conflated := c.drain()
+		if conflated > 0 {
+			m.Conflated.Add(float64(conflated))
+		}
+		if len(controls) > 0 || len(quotes) > 0 {
+			now := c.hub.opts.Now()
+			c.writeStart.Store(now.UnixNano())
+			err := c.t.Write(controls, quotes)
+			c.writeStart.Store(0)
+			clear(controls)
+			c.outCtl = controls[:0]
+			if err != nil {
+				clear(quotes)
+				return err
+			}
+			frames.Inc()
+			if len(quotes) > 0 {
+				delivered.Add(float64(len(quotes)))
+				oldest := int64(0)
+				for _, u := range quotes {
+					if !u.Snapshot && (oldest == 0 || u.FetchedAt < oldest) {
+						oldest = u.FetchedAt
+					}
+				}
+				if oldest > 0 {
+					latency.Observe(max(0, float64(c.hub.opts.Now().UnixMilli()-oldest)/1000))
+				}
+			}
+			clear(quotes)
+			c.outQ = quotes[:0]
+			if idleOnly && kaT != nil {
+				kaT.Reset(keepalive)
+			}
+		}
+		if ce != nil {
+			return ce
+		}
+	}
+}
+
+// abortSlow closes a client that drained nothing for SlowTimeout.
+func (c *Client) abortSlow() {
+	c.abortOnce.Do(func() {
+		c.hub.opts.Metrics.SlowDisconnects.Inc()
+		c.hub.opts.Logger.Info().Str("session", c.id).Str("transport", c.transport).Msg("closing slow consumer")
+		c.t.Abort(ErrSlowConsumer.Code, ErrSlowConsumer.Reason)
+	})
+}
+
+// IsClose reports whether err is a *CloseError and returns it.
+func IsClose(err error) (*CloseError, bool) {
+	var ce *CloseError
+	ok := errors.As(err, &ce)
+	return ce, ok
+}

@@ -1,0 +1,305 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"quotehub"
+)
+
+// Options configure a Hub. Zero values take the documented defaults.
+type Options struct {
+	// Cache answers snapshots on subscribe. Required.
+	Cache quotehub.Cache
+	// Catalog decides which well-formed symbols exist. Required.
+	Catalog quotehub.Catalog
+	// Node is this node's name, sent in the welcome frame.
+	Node string
+	// MaxSymbols is the most symbols one connection may hold, and the most
+	// distinct names one subscribe may carry. Default 200.
+	MaxSymbols int
+	// MaxMessageBytes is the largest client frame, announced in welcome (the
+	// transport enforces it). Default 4096.
+	MaxMessageBytes int
+	// SlowTimeout is how long a client may drain nothing (one write stuck)
+	// before it is closed with 4000. Default 30 s.
+	SlowTimeout time.Duration
+	// MaxErrors is how many error frames a connection may get within
+	// ErrorWindow; the next one is sent and the connection closed with 1008.
+	// Defaults 10 and 10 s.
+	MaxErrors   int
+	ErrorWindow time.Duration
+	// OpsPerSecond and OpsBurst bound the requests (subscribe, unsubscribe,
+	// ping, malformed frames) one connection may send: a token bucket; a
+	// request over it gets a rate_limited error. Defaults 200/s and 400.
+	OpsPerSecond float64
+	OpsBurst     int
+	// MaxConnections is the most connections the hub holds; Admit refuses
+	// more. Default 100,000.
+	MaxConnections int
+	// OnActive is called when a symbol gets its first local subscriber, and
+	// OnIdle when it loses its last. They are called in order, under the
+	// registry lock of the symbol: they must be quick, must not block and
+	// must not call back into the hub.
+	OnActive func(symbol string)
+	OnIdle   func(symbol string)
+	// Metrics receives the hub's measurements. Default: unregistered.
+	Metrics *Metrics
+	// Logger is the hub's logger. Default: disabled.
+	Logger *zerolog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxSymbols, 200)
+	def(&o.MaxMessageBytes, 4096)
+	def(&o.MaxErrors, 10)
+	def(&o.OpsBurst, 400)
+	def(&o.MaxConnections, 100_000)
+	if o.SlowTimeout <= 0 {
+		o.SlowTimeout = 30 * time.Second
+	}
+	if o.ErrorWindow <= 0 {
+		o.ErrorWindow = 10 * time.Second
+	}
+	if o.OpsPerSecond <= 0 {
+		o.OpsPerSecond = 200
+	}
+	if o.OnActive == nil {
+		o.OnActive = func(string) {}
+	}
+	if o.OnIdle == nil {
+		o.OnIdle = func(string) {}
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Logger == nil {
+		l := zerolog.Nop()
+		o.Logger = &l
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// ErrShutdown ends a client's WriteLoop when the hub shuts down: the
+// transport closes the connection with 1001.
+var ErrShutdown = errors.New("hub: node shutting down")
+
+const numShards = 64
+
+// Hub is the registry of clients and subscriptions of one node.
+type Hub struct {
+	opts    Options
+	shards  [numShards]shard
+	clients [16]clientShard
+	nconns  atomic.Int64
+	done    chan struct{}
+	stop    sync.Once
+	wg      sync.WaitGroup
+}
+
+// shard holds the topics of the symbols that hash to it.
+type shard struct {
+	mu     sync.RWMutex
+	topics map[string]*topic
+}
+
+// topic is the subscriber list of one symbol on this node.
+type topic struct {
+	subs []*symState
+}
+
+type clientShard struct {
+	mu sync.Mutex
+	m  map[*Client]struct{}
+}
+
+// New returns a running hub. Call Shutdown to close its clients and stop it.
+func New(opts Options) *Hub {
+	opts.setDefaults()
+	h := &Hub{opts: opts, done: make(chan struct{})}
+	for i := range h.shards {
+		h.shards[i].topics = make(map[string]*topic)
+	}
+	for i := range h.clients {
+		h.clients[i].m = make(map[*Client]struct{})
+	}
+	h.wg.Add(1)
+	go h.sweep()
+	return h
+}
+
+// Options returns the hub's options with defaults applied.
+func (h *Hub) Options() Options { return h.opts }
+
+// Done is closed when the hub starts shutting down.
+func (h *Hub) Done() <-chan struct{} { return h.done }
+
+// Connections returns the number of open clients.
+func (h *Hub) Connections() int { return int(h.nconns.Load()) }
+
+// Shutdown makes every client's WriteLoop return ErrShutdown (so transports
+// close with 1001 and SSE streams end), then waits until every client has
+// closed or ctx ends.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.stop.Do(func() { close(h.done) })
+	h.wg.Wait()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for h.nconns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func (h *Hub) shard(symbol string) *shard {
+	return &h.shards[fnv32(symbol)%numShards]
+}
+
+// Publish fans quotes out to their local subscribers. Each quote is encoded
+// once, and only if the symbol has a subscriber here. It never blocks on a
+// client.
+func (h *Hub) Publish(quotes []quotehub.Quote) {
+	for i := range quotes {
+		q := &quotes[i]
+		s := h.shard(q.Symbol)
+		s.mu.RLock()
+		if t := s.topics[q.Symbol]; t != nil {
+			u := &Update{Symbol: q.Symbol, Seq: q.Seq, FetchedAt: q.FetchedAt, JSON: q.AppendJSON(nil)}
+			for _, st := range t.subs {
+				st.c.offer(st, u, 0)
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// Symbols returns the symbols that have local subscribers.
+func (h *Hub) Symbols() []string {
+	var out []string
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for sym := range s.topics {
+			out = append(out, sym)
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
+
+// Subscribers returns how many local clients watch symbol.
+func (h *Hub) Subscribers(symbol string) int {
+	s := h.shard(symbol)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if t := s.topics[symbol]; t != nil {
+		return len(t.subs)
+	}
+	return 0
+}
+
+// add puts st into its symbol's topic.
+func (h *Hub) add(st *symState) {
+	s := h.shard(st.symbol)
+	s.mu.Lock()
+	t := s.topics[st.symbol]
+	if t == nil {
+		t = &topic{}
+		s.topics[st.symbol] = t
+		h.opts.Metrics.LocalActive.Inc()
+		h.opts.OnActive(st.symbol)
+	}
+	st.idx = len(t.subs)
+	t.subs = append(t.subs, st)
+	s.mu.Unlock()
+	h.opts.Metrics.Subscriptions.Inc()
+}
+
+// remove takes st out of its symbol's topic (swap with the last entry).
+func (h *Hub) remove(st *symState) {
+	s := h.shard(st.symbol)
+	s.mu.Lock()
+	t := s.topics[st.symbol]
+	last := len(t.subs) - 1
+	moved := t.subs[last]
+	t.subs[st.idx] = moved
+	moved.idx = st.idx
+	t.subs[last] = nil
+	t.subs = t.subs[:last]
+	st.idx = -1
+	if last == 0 {
+		delete(s.topics, st.symbol)
+		h.opts.Metrics.LocalActive.Dec()
+		h.opts.OnIdle(st.symbol)
+	} else if cap(t.subs) > 64 && len(t.subs) < cap(t.subs)/4 {
+		t.subs = append([]*symState(nil), t.subs...) // give back memory after a crowd leaves
+	}
+	s.mu.Unlock()
+	h.opts.Metrics.Subscriptions.Dec()
+}
+
+func (h *Hub) clientShard(c *Client) *clientShard {
+	return &h.clients[c.num%uint64(len(h.clients))]
+}
+
+// sweep aborts clients whose writer has been stuck in one write for longer
+// than SlowTimeout. One goroutine for the whole hub, instead of a timer per
+// write, keeps the write path free of allocations.
+func (h *Hub) sweep() {
+	defer h.wg.Done()
+	every := h.opts.SlowTimeout / 10
+	every = min(max(every, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var stuck []*Client
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		limit := h.opts.Now().Add(-h.opts.SlowTimeout).UnixNano()
+		stuck = stuck[:0]
+		for i := range h.clients {
+			cs := &h.clients[i]
+			cs.mu.Lock()
+			for c := range cs.m {
+				if ws := c.writeStart.Load(); ws != 0 && ws < limit {
+					stuck = append(stuck, c)
+				}
+			}
+			cs.mu.Unlock()
+		}
+		for _, c := range stuck {
+			c.abortSlow()
+		}
+	}
+}
+
+// fnv32 is FNV-1a; it spreads symbols over shards without allocating.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
