@@ -1,0 +1,102 @@
+package refresher
+
+import (
+	"context"
+	"time"
+
+	"quotehub"
+)
+
+// Read answers a read of a catalogued, normalised symbol with
+// stale-while-revalidate: a fresh value at once; a stale one at once plus
+// one background refresh; a miss waits for one fetch shared by every
+// concurrent reader of the symbol, up to FetchTimeout, then fails with
+// upstream_unavailable. The read makes the symbol active for the window.
+func (r *Refresher) Read(ctx context.Context, sym string) (quotehub.Reading, error) {
+	now := r.opts.Now()
+	r.noteRead(ctx, sym, now) // before ensureState: pollActive keeps the state of read symbols
+	st := r.ensureState(ctx, sym)
+	if st == nil {
+		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUnknownSymbol, "%s has no upstream provider", sym)
+	}
+	q, ok, err := r.opts.Cache.Get(ctx, sym)
+	if err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("cache_get").Inc()
+		return quotehub.Reading{}, err
+	}
+	if ok {
+		rd := r.classify(q, st.cal, now)
+		if rd.Result == quotehub.CacheStale {
+			r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})
+		}
+		r.opts.Metrics.CacheReads.WithLabelValues(rd.Result).Inc()
+		return rd, nil
+	}
+	r.opts.Metrics.CacheReads.WithLabelValues(quotehub.CacheMiss).Inc()
+	f := r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})[sym]
+	if f == nil {
+		return quotehub.Reading{}, quotehub.Errorf(quotehub.EInternal, "no fetch for %s", sym)
+	}
+	wait, cancel := context.WithTimeout(ctx, r.opts.FetchTimeout)
+	defer cancel()
+	select {
+	case <-f.done:
+	case <-wait.Done():
+		if ctx.Err() != nil {
+			return quotehub.Reading{}, ctx.Err()
+		}
+		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUpstreamUnavailable, "no value for %s within %s", sym, r.opts.FetchTimeout)
+	}
+	if f.err != nil {
+		if code := quotehub.ErrorCode(f.err); code == quotehub.EUnknownSymbol || code == quotehub.EUpstreamUnavailable {
+			return quotehub.Reading{}, f.err
+		}
+		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUpstreamUnavailable, "the upstream failed for %s", sym)
+	}
+	q, ok, err = r.opts.Cache.Get(ctx, sym)
+	if err != nil {
+		return quotehub.Reading{}, err
+	}
+	if !ok {
+		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUpstreamUnavailable, "no value for %s", sym)
+	}
+	rd := r.classify(q, st.cal, r.opts.Now())
+	rd.Result = quotehub.CacheMiss
+	return rd, nil
+}
+
+// classify says whether q is fresh at now.
+func (r *Refresher) classify(q quotehub.Quote, cal *quotehub.Calendar, now time.Time) quotehub.Reading {
+	age := max(0, now.Sub(time.UnixMilli(q.FetchedAt)))
+	rd := quotehub.Reading{Quote: q, Age: age, Result: quotehub.CacheHit}
+	closed := q.Market == quotehub.MarketClosed && !cal.IsOpen(now)
+	switch {
+	case closed:
+		rd.MaxAge = r.opts.Freshness
+	case age < r.opts.Freshness:
+		rd.MaxAge = r.opts.Freshness - age
+	default:
+		rd.Result = quotehub.CacheStale
+	}
+	return rd
+}
+
+// noteRead makes sym active: at once the first time it is read within a
+// heartbeat, and through the heartbeat after that, so a hot symbol costs
+// one active-set write per heartbeat, not one per read.
+func (r *Refresher) noteRead(ctx context.Context, sym string, now time.Time) {
+	r.mu.Lock()
+	r.lastRead[sym] = now
+	last, ok := r.touched[sym]
+	fresh := !ok || now.Sub(last) >= r.opts.Heartbeat
+	if fresh {
+		r.touched[sym] = now
+	}
+	r.mu.Unlock()
+	if fresh {
+		if err := r.opts.Active.Touch(ctx, now, sym); err != nil {
+			r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
+		}
+		r.Kick()
+	}
+}

@@ -1,0 +1,520 @@
+// Package refresher decides what to fetch from the upstreams and when. It
+// keeps the active set (symbols someone subscribes to or read within the
+// active window), fetches only due active symbols, in batches with bounded
+// concurrency, writes them through to the cache with the next seq, and
+// publishes the ones that changed. It also answers HTTP reads with
+// stale-while-revalidate and a single shared fetch per cold symbol.
+package refresher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"quotehub"
+)
+
+// Source is one upstream provider with its own schedule.
+type Source struct {
+	Provider quotehub.Provider
+	// Interval is how often an active symbol of this provider is
+	// refreshed. Default 1 s.
+	Interval time.Duration
+	// Concurrency bounds the provider's requests in flight. Default 4.
+	Concurrency int
+}
+
+// Options configure a Refresher. Zero values take the documented defaults.
+type Options struct {
+	Cache   quotehub.Cache     // required
+	Bus     quotehub.Bus       // required
+	Active  quotehub.ActiveSet // required
+	Catalog quotehub.Catalog   // required
+	// Sources are the providers; at least one.
+	Sources []Source
+	// Route names the provider of a catalogue entry. Default: the first
+	// source, for every symbol.
+	Route func(quotehub.SymbolInfo) string
+	// Local lists the symbols with local subscribers; they are re-touched
+	// every Heartbeat. Default: none.
+	Local func() []string
+	// Freshness is the age under which a cached quote is fresh. Default 5 s.
+	Freshness time.Duration
+	// ActiveWindow is how long a symbol stays active after its last use.
+	// Default 5 min.
+	ActiveWindow time.Duration
+	// Heartbeat is how often local symbols are re-touched. Default 30 s.
+	Heartbeat time.Duration
+	// FetchTimeout is how long a read that misses waits for the upstream.
+	// Default 2 s.
+	FetchTimeout time.Duration
+	// UpstreamTimeout bounds one upstream request. Default 5 s.
+	UpstreamTimeout time.Duration
+	// Metrics default to unregistered collectors; Logger to disabled.
+	Metrics *Metrics
+	Logger  *zerolog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() error {
+	if o.Cache == nil || o.Bus == nil || o.Active == nil || o.Catalog == nil || len(o.Sources) == 0 {
+		return errors.New("refresher: Cache, Bus, Active, Catalog and at least one Source are required")
+	}
+	dur := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	dur(&o.Freshness, 5*time.Second)
+	dur(&o.ActiveWindow, 5*time.Minute)
+	dur(&o.Heartbeat, 30*time.Second)
+	dur(&o.FetchTimeout, 2*time.Second)
+	dur(&o.UpstreamTimeout, 5*time.Second)
+	if o.Route == nil {
+		first := o.Sources[0].Provider.Name()
+		o.Route = func(quotehub.SymbolInfo) string { return first }
+	}
+	if o.Local == nil {
+		o.Local = func() []string { return nil }
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Logger == nil {
+		l := zerolog.Nop()
+		o.Logger = &l
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+type source struct {
+	Source
+	sem chan struct{}
+}
+
+// flight is one upstream fetch in progress for a symbol; readers that miss
+// wait on it instead of fetching again.
+type flight struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// symState is what the refresher knows of one active symbol.
+type symState struct {
+	src     *source
+	cal     *quotehub.Calendar
+	nextDue time.Time
+	market  string // market of the stored value; "" when the refresher stored none
+	flight  *flight
+}
+
+// Refresher keeps active symbols fresh. Create it with New, start it with
+// Run, and answer reads with Read.
+type Refresher struct {
+	opts    Options
+	sources map[string]*source
+	warn    zerolog.Logger // sampled, for per-fetch failures
+	kick    chan struct{}
+	wg      sync.WaitGroup // fetch goroutines
+
+	mu       sync.Mutex
+	state    map[string]*symState
+	active   []string
+	lastRead map[string]time.Time // local HTTP reads within the window
+	touched  map[string]time.Time // when each read symbol was last touched
+}
+
+// New checks opts and returns a refresher that is not yet running.
+func New(opts Options) (*Refresher, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	r := &Refresher{
+		opts: opts, sources: make(map[string]*source), kick: make(chan struct{}, 1),
+		state: make(map[string]*symState), lastRead: make(map[string]time.Time), touched: make(map[string]time.Time),
+	}
+	r.warn = opts.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
+	for _, s := range opts.Sources {
+		if s.Interval <= 0 {
+			s.Interval = time.Second
+		}
+		if s.Concurrency <= 0 {
+			s.Concurrency = 4
+		}
+		name := s.Provider.Name()
+		if _, dup := r.sources[name]; dup {
+			return nil, fmt.Errorf("refresher: provider %q given twice", name)
+		}
+		r.sources[name] = &source{Source: s, sem: make(chan struct{}, s.Concurrency)}
+	}
+	return r, nil
+}
+
+// Activate marks a symbol as used now because it got its first local
+// subscriber, and wakes the loop so its first quote comes at once. It never
+// blocks: hub callbacks call it under the registry lock.
+func (r *Refresher) Activate(symbol string) {
+	r.touchAsync(symbol)
+}
+
+// Deactivate records the moment a symbol lost its last local subscriber:
+// it stays active for the active window from now.
+func (r *Refresher) Deactivate(symbol string) {
+	r.touchAsync(symbol)
+}
+
+func (r *Refresher) touchAsync(symbol string) {
+	if err := r.opts.Active.Touch(context.Background(), r.opts.Now(), symbol); err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
+	}
+	r.Kick()
+}
+
+// Kick wakes the loop to re-read the active set now.
+func (r *Refresher) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run refreshes until ctx ends, then waits for fetches in flight.
+func (r *Refresher) Run(ctx context.Context) {
+	minInterval := time.Hour
+	for _, s := range r.sources {
+		minInterval = min(minInterval, s.Interval)
+	}
+	tick := min(max(minInterval/20, 5*time.Millisecond), 50*time.Millisecond)
+	poll := min(max(minInterval/4, 20*time.Millisecond), time.Second)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	hb := time.NewTicker(r.opts.Heartbeat)
+	defer hb.Stop()
+	defer r.wg.Wait()
+
+	r.heartbeat(ctx)
+	r.pollActive(ctx)
+	lastPoll := r.opts.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hb.C:
+			r.heartbeat(ctx)
+		case <-r.kick:
+			r.pollActive(ctx)
+			lastPoll = r.opts.Now()
+		case <-ticker.C:
+			if r.opts.Now().Sub(lastPoll) >= poll {
+				r.pollActive(ctx)
+				lastPoll = r.opts.Now()
+			}
+		}
+		r.refreshDue(ctx)
+	}
+}
+
+// heartbeat re-touches local symbols and recent local reads, and prunes the
+// active set of symbols unused for the window.
+func (r *Refresher) heartbeat(ctx context.Context) {
+	now := r.opts.Now()
+	local := r.opts.Local()
+	if len(local) > 0 {
+		if err := r.opts.Active.Touch(ctx, now, local...); err != nil {
+			r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
+			r.warn.Warn().Err(err).Msg("heartbeat failed")
+		}
+	}
+	cut := now.Add(-r.opts.ActiveWindow)
+	r.mu.Lock()
+	var reread []string
+	var at []time.Time
+	for sym, t := range r.lastRead {
+		switch {
+		case t.Before(cut):
+			delete(r.lastRead, sym)
+			delete(r.touched, sym)
+		case t.After(r.touched[sym]):
+			reread = append(reread, sym)
+			at = append(at, t)
+			r.touched[sym] = t
+		}
+	}
+	n := len(r.lastRead)
+	r.mu.Unlock()
+	for i, sym := range reread {
+		if err := r.opts.Active.Touch(ctx, at[i], sym); err != nil {
+			r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
+		}
+	}
+	r.opts.Metrics.ActiveSymbols.WithLabelValues("local").Set(float64(len(local) + n))
+	if err := r.opts.Active.Prune(ctx, cut); err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("prune").Inc()
+	}
+}
+
+// pollActive re-reads the cluster's active set and forgets the state of
+// symbols that left it, so cost follows the active set.
+func (r *Refresher) pollActive(ctx context.Context) {
+	active, err := r.opts.Active.Active(ctx, r.opts.Now().Add(-r.opts.ActiveWindow))
+	if err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("active").Inc()
+		r.warn.Warn().Err(err).Msg("reading the active set failed; keeping the last one")
+		return
+	}
+	r.opts.Metrics.ActiveSymbols.WithLabelValues("cluster").Set(float64(len(active)))
+	keep := make(map[string]struct{}, len(active))
+	for _, s := range active {
+		keep[s] = struct{}{}
+	}
+	r.mu.Lock()
+	r.active = active
+	for sym, st := range r.state {
+		_, read := r.lastRead[sym]
+		if _, ok := keep[sym]; !ok && !read && st.flight == nil {
+			delete(r.state, sym)
+		}
+	}
+	r.mu.Unlock()
+	for _, sym := range active {
+		r.ensureState(ctx, sym)
+	}
+	r.mu.Lock()
+	r.opts.Metrics.Owned.Set(float64(len(r.state)))
+	r.mu.Unlock()
+}
+
+// ensureState creates the state of an active symbol, looking up its
+// provider and calendar once. It returns nil for a symbol that has no
+// provider (not in the catalogue, or routed to a provider not running).
+func (r *Refresher) ensureState(ctx context.Context, sym string) *symState {
+	r.mu.Lock()
+	st := r.state[sym]
+	r.mu.Unlock()
+	if st != nil {
+		return st
+	}
+	info, ok, err := r.opts.Catalog.Lookup(ctx, sym)
+	if err != nil || !ok {
+		return nil
+	}
+	src := r.sources[r.opts.Route(info)]
+	if src == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st = r.state[sym]; st == nil {
+		st = &symState{src: src, cal: quotehub.CalendarOf(info.Exchange)}
+		r.state[sym] = st
+	}
+	return st
+}
+
+// refreshDue starts fetches of the due active symbols, grouped per
+// provider into batches, without waiting for them. A symbol is due when it
+// has no stored value, when its market opened or closed since the stored
+// value, or when its market is open and the last fetch is older than the
+// provider's interval. A closed market's close is never re-polled.
+func (r *Refresher) refreshDue(ctx context.Context) {
+	now := r.opts.Now()
+	due := make(map[*source][]string)
+	r.mu.Lock()
+	for _, sym := range r.active {
+		st := r.state[sym]
+		if st == nil || st.flight != nil || now.Before(st.nextDue) {
+			continue
+		}
+		open := st.cal.IsOpen(now)
+		if !open && st.market == quotehub.MarketClosed {
+			continue
+		}
+		due[st.src] = append(due[st.src], sym)
+	}
+	r.mu.Unlock()
+	for src, syms := range due {
+		batch := src.Provider.MaxBatch()
+		if batch <= 0 {
+			batch = 1
+		}
+		for len(syms) > 0 {
+			n := min(batch, len(syms))
+			select {
+			case src.sem <- struct{}{}:
+			default:
+				syms = nil // at the provider's concurrency: the rest wait for the next tick
+				continue
+			}
+			r.startFetch(ctx, src, syms[:n], true, now)
+			syms = syms[n:]
+		}
+	}
+}
+
+// startFetch registers a flight for each symbol not already in flight and
+// fetches them in one request, in the background. The caller holds one
+// token of src.sem when acquired is true; it is released when done. With a
+// non-zero dueAt (the loop), a symbol is skipped unless it is still due
+// then: a read's fetch may have refreshed it since the loop looked.
+func (r *Refresher) startFetch(ctx context.Context, src *source, syms []string, acquired bool, dueAt time.Time) map[string]*flight {
+	flights := make(map[string]*flight, len(syms))
+	batch := make([]string, 0, len(syms))
+	r.mu.Lock()
+	for _, sym := range syms {
+		st := r.state[sym]
+		if st == nil {
+			continue
+		}
+		if st.flight != nil {
+			flights[sym] = st.flight
+			continue
+		}
+		if !dueAt.IsZero() && dueAt.Before(st.nextDue) {
+			continue
+		}
+		f := &flight{done: make(chan struct{})}
+		st.flight = f
+		flights[sym] = f
+		batch = append(batch, sym)
+	}
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		if acquired {
+			<-src.sem
+		}
+		return flights
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if !acquired {
+			src.sem <- struct{}{}
+		}
+		defer func() { <-src.sem }()
+		r.fetch(context.WithoutCancel(ctx), src, batch, flights)
+	}()
+	return flights
+}
+
+// fetch asks the provider for syms, writes the results through to the cache
+// and publishes the changed ones, then settles every symbol's flight.
+func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, flights map[string]*flight) {
+	name := src.Provider.Name()
+	m := r.opts.Metrics
+	start := r.opts.Now()
+	fctx, cancel := context.WithTimeout(ctx, r.opts.UpstreamTimeout)
+	quotes, err := src.Provider.Fetch(fctx, syms)
+	cancel()
+	m.FetchDuration.WithLabelValues(name).Observe(r.opts.Now().Sub(start).Seconds())
+	m.SymbolsFetched.WithLabelValues(name).Add(float64(len(syms)))
+	outcome := "ok"
+	var perSymbol quotehub.FetchErrors
+	switch {
+	case err == nil:
+	case errors.As(err, &perSymbol) && len(quotes) > 0:
+		// a partial failure: the good quotes stand
+	case quotehub.ErrorCode(err) == quotehub.ERateLimited:
+		outcome = "rate_limited"
+	default:
+		if !errors.As(err, &perSymbol) {
+			outcome = "error"
+		}
+	}
+	m.UpstreamRequests.WithLabelValues(name, outcome).Inc()
+	if err != nil {
+		r.warn.Warn().Err(err).Str("provider", name).Int("symbols", len(syms)).Msg("upstream fetch failed")
+	}
+
+	got := make(map[string]bool, len(quotes))
+	var changed []quotehub.Quote
+	prev, cerr := r.opts.Cache.GetMany(ctx, syms)
+	if cerr != nil {
+		m.Errors.WithLabelValues("cache_get").Inc()
+	}
+	prevOf := make(map[string]*quotehub.Quote, len(prev))
+	for i := range prev {
+		if prev[i].Symbol != "" {
+			prevOf[prev[i].Symbol] = &prev[i]
+		}
+	}
+	fetchedAt := r.opts.Now().UnixMilli()
+	markets := make(map[string]string, len(quotes))
+	for i := range quotes {
+		q := quotes[i]
+		if _, asked := flights[q.Symbol]; !asked || got[q.Symbol] {
+			continue // a provider must not answer what was not asked, nor twice
+		}
+		if verr := q.Validate(); verr != nil {
+			m.Rejected.WithLabelValues(name).Inc()
+			r.warn.Warn().Err(verr).Str("provider", name).Msg("dropping malformed quote")
+			continue
+		}
+		q.FetchedAt = fetchedAt
+		p := prevOf[q.Symbol]
+		switch {
+		case p == nil:
+			q.Seq = 1
+		case p.SameValue(&q):
+			q.Seq = p.Seq
+		default:
+			q.Seq = p.Seq + 1
+		}
+		written, perr := r.opts.Cache.Put(ctx, q)
+		if perr != nil {
+			m.Errors.WithLabelValues("cache_put").Inc()
+			r.warn.Warn().Err(perr).Str("symbol", q.Symbol).Msg("cache write failed")
+			continue
+		}
+		got[q.Symbol] = true
+		markets[q.Symbol] = q.Market
+		if written && (p == nil || q.Seq > p.Seq) {
+			changed = append(changed, q)
+		}
+	}
+	if len(changed) > 0 {
+		if perr := r.opts.Bus.Publish(ctx, changed); perr != nil {
+			m.Errors.WithLabelValues("publish").Inc()
+			r.warn.Warn().Err(perr).Msg("publish failed")
+		}
+		m.Published.Add(float64(len(changed)))
+	}
+
+	next := start.Add(src.Interval)
+	r.mu.Lock()
+	for _, sym := range syms {
+		f := flights[sym]
+		if st := r.state[sym]; st != nil && st.flight == f {
+			st.flight = nil
+			st.nextDue = next
+			if mk, ok := markets[sym]; ok {
+				st.market = mk
+			}
+		}
+		if !got[sym] {
+			f.err = symbolError(sym, err, perSymbol)
+		}
+	}
+	r.mu.Unlock()
+	for _, sym := range syms {
+		close(flights[sym].done)
+	}
+}
+
+// symbolError is why sym got no quote from a fetch.
+func symbolError(sym string, err error, perSymbol quotehub.FetchErrors) error {
+	if e, ok := perSymbol[sym]; ok {
+		return e
+	}
+	if err == nil {
+		return quotehub.Errorf(quotehub.EUpstreamUnavailable, "the upstream returned no valid quote for %s", sym)
+	}
+	return err
+}
