@@ -1,0 +1,305 @@
+// Package web is quotehub's HTTP face: an echo server with the WebSocket and
+// SSE adapters of the hub, HTTP quote reads, symbol search, health,
+// readiness and metrics.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"quotehub"
+	"quotehub/hub"
+)
+
+// Reader answers HTTP quote reads (the refresher).
+type Reader interface {
+	Read(ctx context.Context, symbol string) (quotehub.Reading, error)
+}
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	Hub     *hub.Hub         // required
+	Reader  Reader           // required
+	Catalog quotehub.Catalog // required
+	// Gatherer serves /metrics; Registerer takes the server's own metrics.
+	// Default: a fresh registry for both.
+	Gatherer   prometheus.Gatherer
+	Registerer prometheus.Registerer
+	// AllowedOrigins are origin patterns (path.Match against the origin's
+	// host, or against scheme://host when the pattern has "://") allowed for
+	// WebSocket and CORS besides the request's own host.
+	AllowedOrigins []string
+	// Checks are dependencies /readyz reports on, by name.
+	Checks map[string]quotehub.HealthChecker
+	// PingInterval is how often a WebSocket is pinged (default 25 s) and
+	// PongTimeout how long the pong may take (default 15 s).
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// SSEKeepalive is the longest an SSE stream stays silent; then a
+	// comment line is sent. Default 15 s.
+	SSEKeepalive time.Duration
+	// MaxBatch is the most symbols of one batch read. Default 100.
+	MaxBatch int
+	Logger   *zerolog.Logger
+}
+
+// Server is the echo application of one node.
+type Server struct {
+	opts     Options
+	e        *echo.Echo
+	log      zerolog.Logger
+	draining atomic.Bool
+	httpDur  *prometheus.HistogramVec
+}
+
+// New validates opts and builds the routes.
+func New(opts Options) (*Server, error) {
+	if opts.Hub == nil || opts.Reader == nil || opts.Catalog == nil {
+		return nil, errors.New("web: Hub, Reader and Catalog are required")
+	}
+	for _, p := range opts.AllowedOrigins {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("web: bad origin pattern %q: %w", p, err)
+		}
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.PongTimeout <= 0 {
+		opts.PongTimeout = 15 * time.Second
+	}
+	if opts.SSEKeepalive <= 0 {
+		opts.SSEKeepalive = 15 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 100
+	}
+	if opts.Gatherer == nil || opts.Registerer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Gatherer, opts.Registerer = reg, reg
+	}
+	if opts.Logger == nil {
+		l := zerolog.Nop()
+		opts.Logger = &l
+	}
+	s := &Server{opts: opts, e: echo.New(), log: opts.Logger.With().Str("component", "web").Logger()}
+	s.httpDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "quotehub_http_request_duration_seconds",
+		Help:    "Duration of HTTP requests other than streams, by route and status code.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route", "code"})
+	opts.Registerer.MustRegister(s.httpDur)
+
+	e := s.e
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{TargetHeader: echo.HeaderXRequestID}))
+	e.Use(s.recoverAndLog)
+	e.GET("/v1/ws", s.serveWS)
+	e.GET("/v1/sse", s.serveSSE)
+	e.GET("/v1/quotes/:symbol", s.getQuote)
+	e.GET("/v1/quotes", s.getQuotes)
+	e.GET("/v1/symbols", s.getSymbols)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
+	e.GET("/readyz", s.getReady)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Serve serves on ln until Shutdown. It returns nil after a shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.e.Listener = ln
+	srv := s.e.Server
+	srv.Handler = s.e
+	srv.ReadHeaderTimeout = 10 * time.Second // slowloris; no Read/WriteTimeout: they would cut streams
+	srv.IdleTimeout = 2 * time.Minute
+	srv.ErrorLog = stdlog.New(s.log.With().Str("source", "net/http").Logger(), "", 0)
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Drain marks the node not ready, so load balancers stop sending it
+// clients, ahead of Shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Shutdown stops accepting connections and waits for plain requests to end.
+// Streams must already be ending: shut the hub down first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
+	return s.e.Server.Shutdown(ctx)
+}
+
+func (s *Server) getReady(c echo.Context) error {
+	var reasons []string
+	if s.draining.Load() {
+		reasons = append(reasons, "node shutting down")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	for name, chk := range s.opts.Checks {
+		if err := chk.Ready(ctx); err != nil {
+			reasons = append(reasons, name+": "+err.Error())
+		}
+	}
+	if len(reasons) > 0 {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"ready": false, "reasons": reasons})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ready": true})
+}
+
+// statusOf maps a protocol error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case quotehub.EBadRequest, quotehub.EInvalidSymbol, quotehub.ETooManySymbols:
+		return http.StatusBadRequest
+	case quotehub.EUnknownSymbol, codeNotFound:
+		return http.StatusNotFound
+	case quotehub.EUnauthorized:
+		return http.StatusUnauthorized
+	case quotehub.EForbidden:
+		return http.StatusForbidden
+	case quotehub.ERateLimited:
+		return http.StatusTooManyRequests
+	case quotehub.EUpstreamUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// codeNotFound answers a path that is no route; it extends the protocol's
+// code table (docs/protocol.md).
+const codeNotFound = "not_found"
+
+// writeError writes the protocol's error body for err.
+func (s *Server) writeError(c echo.Context, err error) error {
+	code, msg := quotehub.ErrorCode(err), quotehub.ErrorMessage(err)
+	status := statusOf(code)
+	switch code {
+	case quotehub.ERateLimited:
+		c.Response().Header().Set("Retry-After", "1")
+	case quotehub.EUpstreamUnavailable:
+		c.Response().Header().Set("Retry-After", "2")
+	case quotehub.EInternal:
+		rid := c.Response().Header().Get(echo.HeaderXRequestID)
+		s.log.Error().Err(err).Str("request_id", rid).Str("path", c.Request().URL.Path).Msg("internal error")
+		msg = "Internal error; request id " + rid + "."
+	}
+	return c.JSON(status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// handleError turns echo's own errors (no route, wrong method, panics
+// recovered) into the protocol's error shape.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code := quotehub.EBadRequest
+		switch he.Code {
+		case http.StatusNotFound:
+			code = codeNotFound
+		case http.StatusInternalServerError:
+			code = quotehub.EInternal
+		}
+		msg := fmt.Sprint(he.Message)
+		if code == codeNotFound {
+			msg = "no such route: " + c.Request().Method + " " + c.Request().URL.Path
+		}
+		_ = c.JSON(he.Code, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+		return
+	}
+	_ = s.writeError(c, err)
+}
+
+// recoverAndLog recovers panics of handlers, logs every request that is not
+// a stream with its request id, and times it.
+func (s *Server) recoverAndLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+				s.log.Error().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Interface("panic", p).Msg("handler panicked")
+				err = s.writeError(c, err)
+			}
+		}()
+		err = next(c)
+		route := c.Path()
+		if route == "/v1/ws" || route == "/v1/sse" {
+			return err
+		}
+		if err != nil {
+			s.handleError(err, c)
+			err = nil
+		}
+		status := c.Response().Status
+		if route == "" {
+			route = "unmatched"
+		}
+		s.httpDur.WithLabelValues(route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+		if e := s.log.Debug(); e.Enabled() {
+			e.Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("method", c.Request().Method).
+				Str("uri", c.Request().RequestURI).Int("status", status).Dur("took", time.Since(start)).Msg("request")
+		}
+		return nil
+	}
+}
+
+// originAllowed reports whether a browser origin may use the API: same host
+// as the request, or matching an allowed pattern (the same rule as the
+// WebSocket handshake).
+func (s *Server) originAllowed(r *http.Request, origin string) bool {
+	scheme, host, ok := strings.Cut(origin, "://")
+	if !ok {
+		return false
+	}
+	if strings.EqualFold(host, r.Host) {
+		return true
+	}
+	for _, p := range s.opts.AllowedOrigins {
+		target := host
+		if strings.Contains(p, "://") {
+			target = scheme + "://" + host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// cors adds CORS headers for an allowed cross-origin browser request.
+func (s *Server) cors(c echo.Context) {
+	origin := c.Request().Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	h := c.Response().Header()
+	h.Add("Vary", "Origin")
+	if s.originAllowed(c.Request(), origin) {
+		h.Set("Access-Control-Allow-Origin", origin)
+	}
+}
