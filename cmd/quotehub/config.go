@@ -1,0 +1,237 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a node. Each field is set, in rising order of
+// precedence, from its default, its QUOTEHUB_* environment variable and its
+// command-line flag.
+type Config struct {
+	Addr            string
+	AdminAddr       string
+	NodeID          string
+	Providers       []string
+	Freshness       time.Duration
+	ActiveWindow    time.Duration
+	Heartbeat       time.Duration
+	RefreshInterval time.Duration
+	FetchTimeout    time.Duration
+	UpstreamTimeout time.Duration
+	MaxSymbols      int
+	MaxMessageBytes int
+	MaxConnections  int
+	OpsPerSecond    float64
+	SlowConsumer    time.Duration
+	PingInterval    time.Duration
+	PongTimeout     time.Duration
+	SSEKeepalive    time.Duration
+	AllowedOrigins  []string
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+
+	SimSeed      int64
+	SimSymbols   int
+	SimLatency   time.Duration
+	SimFailRate  float64
+	SimDown      bool
+	SimEveryTick bool
+}
+
+// setting describes one configuration knob; the table below is the single
+// source of the flags, the environment variables and the README's table.
+type setting struct {
+	flag, env, def, help string
+	set                  func(c *Config, v string) error
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func list(dst func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		*dst(c) = out
+		return nil
+	}
+}
+
+func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d < 0 {
+			return errors.New("must not be negative")
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+func integer(dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return err
+		}
+		if n < 0 {
+			return errors.New("must not be negative")
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+func float(dst func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return err
+		}
+		*dst(c) = f
+		return nil
+	}
+}
+
+func boolean(dst func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		*dst(c) = b
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"addr", "QUOTEHUB_ADDR", ":8080", "public listen address (WebSocket, SSE, HTTP)", str(func(c *Config) *string { return &c.Addr })},
+	{"admin-addr", "QUOTEHUB_ADMIN_ADDR", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables", str(func(c *Config) *string { return &c.AdminAddr })},
+	{"node-id", "QUOTEHUB_NODE_ID", "", "this node's name in logs and welcome frames (default: host name + random suffix)", str(func(c *Config) *string { return &c.NodeID })},
+	{"providers", "QUOTEHUB_PROVIDERS", "sim", "upstream providers to run (sim)", list(func(c *Config) *[]string { return &c.Providers })},
+	{"freshness", "QUOTEHUB_FRESHNESS", "5s", "age under which a cached quote is fresh", dur(func(c *Config) *time.Duration { return &c.Freshness })},
+	{"active-window", "QUOTEHUB_ACTIVE_WINDOW", "5m", "how long a symbol stays active after its last use", dur(func(c *Config) *time.Duration { return &c.ActiveWindow })},
+	{"heartbeat", "QUOTEHUB_HEARTBEAT", "30s", "how often a node re-touches its active symbols", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
+	{"refresh-interval", "QUOTEHUB_REFRESH_INTERVAL", "1s", "how often an active symbol is refreshed", dur(func(c *Config) *time.Duration { return &c.RefreshInterval })},
+	{"fetch-timeout", "QUOTEHUB_FETCH_TIMEOUT", "2s", "how long a read that misses waits for the upstream", dur(func(c *Config) *time.Duration { return &c.FetchTimeout })},
+	{"upstream-timeout", "QUOTEHUB_UPSTREAM_TIMEOUT", "5s", "longest one upstream request may take", dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout })},
+	{"max-symbols", "QUOTEHUB_MAX_SYMBOLS", "200", "symbols per connection (and per subscribe)", integer(func(c *Config) *int { return &c.MaxSymbols })},
+	{"max-message-bytes", "QUOTEHUB_MAX_MESSAGE_BYTES", "4096", "largest client frame; larger closes with 1009", integer(func(c *Config) *int { return &c.MaxMessageBytes })},
+	{"max-connections", "QUOTEHUB_MAX_CONNECTIONS", "100000", "connections per node; more are refused (1013 / 429)", integer(func(c *Config) *int { return &c.MaxConnections })},
+	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond })},
+	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer })},
+	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval })},
+	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that does not answer a ping this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout })},
+	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive })},
+	{"allowed-origins", "QUOTEHUB_ALLOWED_ORIGINS", "", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
+	{"shutdown-timeout", "QUOTEHUB_SHUTDOWN_TIMEOUT", "10s", "longest a graceful shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"log-level", "QUOTEHUB_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"log-format", "QUOTEHUB_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, else json)", str(func(c *Config) *string { return &c.LogFormat })},
+	{"sim-seed", "QUOTEHUB_SIM_SEED", "1", "seed of the sim provider's random walk", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		c.SimSeed = n
+		return err
+	}},
+	{"sim-symbols", "QUOTEHUB_SIM_SYMBOLS", "0", "extra synthetic symbols (SYN-000001 …) in the sim catalogue", integer(func(c *Config) *int { return &c.SimSymbols })},
+	{"sim-latency", "QUOTEHUB_SIM_LATENCY", "0s", "delay the sim provider adds to every fetch (slow upstream)", dur(func(c *Config) *time.Duration { return &c.SimLatency })},
+	{"sim-fail-rate", "QUOTEHUB_SIM_FAIL_RATE", "0", "fraction of sim fetches that fail (flaky upstream)", float(func(c *Config) *float64 { return &c.SimFailRate })},
+	{"sim-down", "QUOTEHUB_SIM_DOWN", "false", "every sim fetch fails (upstream down)", boolean(func(c *Config) *bool { return &c.SimDown })},
+	{"sim-every-tick", "QUOTEHUB_SIM_EVERY_TICK", "false", "every sim symbol changes on every fetch (benchmarks)", boolean(func(c *Config) *bool { return &c.SimEveryTick })},
+}
+
+// LoadConfig builds the configuration from defaults, the environment and
+// args. It returns flag.ErrHelp after printing usage for -h.
+func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("quotehub", flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if err := s.set(&c, v); err != nil {
+			return c, fmt.Errorf("%s=%q: %w", s.env, v, err)
+		}
+		fs.Func(s.flag, s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")", func(v string) error { return s.set(&c, v) })
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	positive("QUOTEHUB_FRESHNESS", c.Freshness)
+	positive("QUOTEHUB_ACTIVE_WINDOW", c.ActiveWindow)
+	positive("QUOTEHUB_HEARTBEAT", c.Heartbeat)
+	positive("QUOTEHUB_REFRESH_INTERVAL", c.RefreshInterval)
+	positive("QUOTEHUB_FETCH_TIMEOUT", c.FetchTimeout)
+	positive("QUOTEHUB_UPSTREAM_TIMEOUT", c.UpstreamTimeout)
+	positive("QUOTEHUB_SLOW_CONSUMER_TIMEOUT", c.SlowConsumer)
+	positive("QUOTEHUB_PING_INTERVAL", c.PingInterval)
+	positive("QUOTEHUB_PONG_TIMEOUT", c.PongTimeout)
+	positive("QUOTEHUB_SSE_KEEPALIVE", c.SSEKeepalive)
+	positive("QUOTEHUB_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	if c.MaxSymbols < 1 {
+		errs = append(errs, errors.New("QUOTEHUB_MAX_SYMBOLS must be at least 1"))
+	}
+	if c.MaxMessageBytes < 256 {
+		errs = append(errs, errors.New("QUOTEHUB_MAX_MESSAGE_BYTES must be at least 256"))
+	}
+	if c.MaxConnections < 1 {
+		errs = append(errs, errors.New("QUOTEHUB_MAX_CONNECTIONS must be at least 1"))
+	}
+	if c.OpsPerSecond <= 0 {
+		errs = append(errs, errors.New("QUOTEHUB_OPS_PER_SECOND must be positive"))
+	}
+	if c.SimFailRate < 0 || c.SimFailRate > 1 {
+		errs = append(errs, errors.New("QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"))
+	}
+	if c.Heartbeat >= c.ActiveWindow {
+		errs = append(errs, errors.New("QUOTEHUB_HEARTBEAT must be shorter than QUOTEHUB_ACTIVE_WINDOW, or watched symbols would drop out"))
+	}
+	if len(c.Providers) == 0 {
+		errs = append(errs, errors.New("QUOTEHUB_PROVIDERS names no provider"))
+	}
+	for _, p := range c.Providers {
+		if p != "sim" {
+			errs = append(errs, fmt.Errorf("QUOTEHUB_PROVIDERS: unknown provider %q (available: sim)", p))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("QUOTEHUB_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "auto", "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("QUOTEHUB_LOG_FORMAT: %q is not auto, json or console", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
