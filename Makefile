@@ -1,0 +1,41 @@
+# quotehub — make targets. `make run` starts one node; `make test` is what CI runs.
+GO ?= go
+PKGS := ./...
+
+.PHONY: run build test check fmt vet race fuzz bench services clean
+
+run:
+	$(GO) run ./cmd/quotehub
+
+build:
+	$(GO) build -o bin/quotehub ./cmd/quotehub
+
+# test: formatting, vet, and every test with the race detector, against the
+# real Redis and MariaDB that scripts/services.sh brings up on loopback.
+test: services check race
+
+services:
+	bash scripts/services.sh
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+race:
+	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# fuzz: a longer run of the client-frame fuzzer than the seed corpus in make test.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./hub -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
+
+# bench: the Go micro-benchmarks of the hot paths.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin
