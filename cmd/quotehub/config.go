@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,30 @@ type Config struct {
 type setting struct {
 	flag, env, def, help string
 	set                  func(c *Config, v string) error
+	// kind marks booleans (a bare -flag means true) and settings whose
+	// empty value means something (set-but-empty then applies); for the
+	// others an empty variable counts as unset.
+	kind settingKind
 }
+
+type settingKind int
+
+const (
+	plain     settingKind = iota
+	clearable             // an empty value is meaningful (e.g. disables)
+	isBool                // a bare -flag sets true
+)
+
+// flagValue adapts a setting to flag.Value; booleans also implement
+// IsBoolFlag so that a bare -flag means true.
+type flagValue struct {
+	c *Config
+	s setting
+}
+
+func (v flagValue) String() string     { return "" }
+func (v flagValue) Set(x string) error { return v.s.set(v.c, x) }
+func (v flagValue) IsBoolFlag() bool   { return v.s.kind == isBool }
 
 func str(dst func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *dst(c) = v; return nil }
@@ -103,6 +127,9 @@ func float(dst func(*Config) *float64) func(*Config, string) error {
 		if err != nil {
 			return err
 		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return errors.New("must be a finite number")
+		}
 		*dst(c) = f
 		return nil
 	}
@@ -120,55 +147,56 @@ func boolean(dst func(*Config) *bool) func(*Config, string) error {
 }
 
 var settings = []setting{
-	{"addr", "QUOTEHUB_ADDR", ":8080", "public listen address (WebSocket, SSE, HTTP)", str(func(c *Config) *string { return &c.Addr })},
-	{"admin-addr", "QUOTEHUB_ADMIN_ADDR", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables", str(func(c *Config) *string { return &c.AdminAddr })},
-	{"node-id", "QUOTEHUB_NODE_ID", "", "this node's name in logs and welcome frames (default: host name + random suffix)", str(func(c *Config) *string { return &c.NodeID })},
-	{"providers", "QUOTEHUB_PROVIDERS", "sim", "upstream providers to run (sim)", list(func(c *Config) *[]string { return &c.Providers })},
-	{"freshness", "QUOTEHUB_FRESHNESS", "5s", "age under which a cached quote is fresh", dur(func(c *Config) *time.Duration { return &c.Freshness })},
-	{"active-window", "QUOTEHUB_ACTIVE_WINDOW", "5m", "how long a symbol stays active after its last use", dur(func(c *Config) *time.Duration { return &c.ActiveWindow })},
-	{"heartbeat", "QUOTEHUB_HEARTBEAT", "30s", "how often a node re-touches its active symbols", dur(func(c *Config) *time.Duration { return &c.Heartbeat })},
-	{"refresh-interval", "QUOTEHUB_REFRESH_INTERVAL", "1s", "how often an active symbol is refreshed", dur(func(c *Config) *time.Duration { return &c.RefreshInterval })},
-	{"fetch-timeout", "QUOTEHUB_FETCH_TIMEOUT", "2s", "how long a read that misses waits for the upstream", dur(func(c *Config) *time.Duration { return &c.FetchTimeout })},
-	{"upstream-timeout", "QUOTEHUB_UPSTREAM_TIMEOUT", "5s", "longest one upstream request may take", dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout })},
-	{"max-symbols", "QUOTEHUB_MAX_SYMBOLS", "200", "symbols per connection (and per subscribe)", integer(func(c *Config) *int { return &c.MaxSymbols })},
-	{"max-message-bytes", "QUOTEHUB_MAX_MESSAGE_BYTES", "4096", "largest client frame; larger closes with 1009", integer(func(c *Config) *int { return &c.MaxMessageBytes })},
-	{"max-connections", "QUOTEHUB_MAX_CONNECTIONS", "100000", "connections per node; more are refused (1013 / 429)", integer(func(c *Config) *int { return &c.MaxConnections })},
-	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond })},
-	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer })},
-	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval })},
-	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that does not answer a ping this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout })},
-	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive })},
-	{"allowed-origins", "QUOTEHUB_ALLOWED_ORIGINS", "", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)", list(func(c *Config) *[]string { return &c.AllowedOrigins })},
-	{"shutdown-timeout", "QUOTEHUB_SHUTDOWN_TIMEOUT", "10s", "longest a graceful shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
-	{"log-level", "QUOTEHUB_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
-	{"log-format", "QUOTEHUB_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, else json)", str(func(c *Config) *string { return &c.LogFormat })},
+	{"addr", "QUOTEHUB_ADDR", ":8080", "public listen address (WebSocket, SSE, HTTP)", str(func(c *Config) *string { return &c.Addr }), plain},
+	{"admin-addr", "QUOTEHUB_ADMIN_ADDR", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables", str(func(c *Config) *string { return &c.AdminAddr }), clearable},
+	{"node-id", "QUOTEHUB_NODE_ID", "", "this node's name in logs and welcome frames (default: host name + random suffix)", str(func(c *Config) *string { return &c.NodeID }), plain},
+	{"providers", "QUOTEHUB_PROVIDERS", "sim", "upstream providers to run (sim)", list(func(c *Config) *[]string { return &c.Providers }), plain},
+	{"freshness", "QUOTEHUB_FRESHNESS", "5s", "age under which a cached quote is fresh", dur(func(c *Config) *time.Duration { return &c.Freshness }), plain},
+	{"active-window", "QUOTEHUB_ACTIVE_WINDOW", "5m", "how long a symbol stays active after its last use", dur(func(c *Config) *time.Duration { return &c.ActiveWindow }), plain},
+	{"heartbeat", "QUOTEHUB_HEARTBEAT", "30s", "how often a node re-touches its active symbols", dur(func(c *Config) *time.Duration { return &c.Heartbeat }), plain},
+	{"refresh-interval", "QUOTEHUB_REFRESH_INTERVAL", "1s", "how often an active symbol is refreshed", dur(func(c *Config) *time.Duration { return &c.RefreshInterval }), plain},
+	{"fetch-timeout", "QUOTEHUB_FETCH_TIMEOUT", "2s", "how long a read that misses waits for the upstream", dur(func(c *Config) *time.Duration { return &c.FetchTimeout }), plain},
+	{"upstream-timeout", "QUOTEHUB_UPSTREAM_TIMEOUT", "5s", "longest one upstream request may take", dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout }), plain},
+	{"max-symbols", "QUOTEHUB_MAX_SYMBOLS", "200", "symbols per connection (and per subscribe)", integer(func(c *Config) *int { return &c.MaxSymbols }), plain},
+	{"max-message-bytes", "QUOTEHUB_MAX_MESSAGE_BYTES", "4096", "largest client frame; larger closes with 1009", integer(func(c *Config) *int { return &c.MaxMessageBytes }), plain},
+	{"max-connections", "QUOTEHUB_MAX_CONNECTIONS", "100000", "connections per node; more are refused (1013 / 429)", integer(func(c *Config) *int { return &c.MaxConnections }), plain},
+	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond }), plain},
+	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer }), plain},
+	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval }), plain},
+	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that does not answer a ping this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout }), plain},
+	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive }), plain},
+	{"allowed-origins", "QUOTEHUB_ALLOWED_ORIGINS", "", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)", list(func(c *Config) *[]string { return &c.AllowedOrigins }), clearable},
+	{"shutdown-timeout", "QUOTEHUB_SHUTDOWN_TIMEOUT", "10s", "longest a graceful shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }), plain},
+	{"log-level", "QUOTEHUB_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel }), plain},
+	{"log-format", "QUOTEHUB_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, else json)", str(func(c *Config) *string { return &c.LogFormat }), plain},
 	{"sim-seed", "QUOTEHUB_SIM_SEED", "1", "seed of the sim provider's random walk", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		c.SimSeed = n
 		return err
-	}},
-	{"sim-symbols", "QUOTEHUB_SIM_SYMBOLS", "0", "extra synthetic symbols (SYN-000001 …) in the sim catalogue", integer(func(c *Config) *int { return &c.SimSymbols })},
-	{"sim-latency", "QUOTEHUB_SIM_LATENCY", "0s", "delay the sim provider adds to every fetch (slow upstream)", dur(func(c *Config) *time.Duration { return &c.SimLatency })},
-	{"sim-fail-rate", "QUOTEHUB_SIM_FAIL_RATE", "0", "fraction of sim fetches that fail (flaky upstream)", float(func(c *Config) *float64 { return &c.SimFailRate })},
-	{"sim-down", "QUOTEHUB_SIM_DOWN", "false", "every sim fetch fails (upstream down)", boolean(func(c *Config) *bool { return &c.SimDown })},
-	{"sim-every-tick", "QUOTEHUB_SIM_EVERY_TICK", "false", "every sim symbol changes on every fetch (benchmarks)", boolean(func(c *Config) *bool { return &c.SimEveryTick })},
+	}, plain},
+	{"sim-symbols", "QUOTEHUB_SIM_SYMBOLS", "0", "extra synthetic symbols (SYN-000001 …) in the sim catalogue", integer(func(c *Config) *int { return &c.SimSymbols }), plain},
+	{"sim-latency", "QUOTEHUB_SIM_LATENCY", "0s", "delay the sim provider adds to every fetch (slow upstream)", dur(func(c *Config) *time.Duration { return &c.SimLatency }), plain},
+	{"sim-fail-rate", "QUOTEHUB_SIM_FAIL_RATE", "0", "fraction of sim fetches that fail (flaky upstream)", float(func(c *Config) *float64 { return &c.SimFailRate }), plain},
+	{"sim-down", "QUOTEHUB_SIM_DOWN", "false", "every sim fetch fails (upstream down)", boolean(func(c *Config) *bool { return &c.SimDown }), isBool},
+	{"sim-every-tick", "QUOTEHUB_SIM_EVERY_TICK", "false", "every sim symbol changes on every fetch (benchmarks)", boolean(func(c *Config) *bool { return &c.SimEveryTick }), isBool},
 }
 
-// LoadConfig builds the configuration from defaults, the environment and
-// args. It returns flag.ErrHelp after printing usage for -h.
-func LoadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+// LoadConfig builds the configuration from defaults, the environment (read
+// through lookupEnv, e.g. os.LookupEnv) and args. It returns flag.ErrHelp
+// after printing usage for -h.
+func LoadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("quotehub", flag.ContinueOnError)
 	fs.SetOutput(out)
 	for _, s := range settings {
 		v := s.def
-		if e := getenv(s.env); e != "" {
+		if e, ok := lookupEnv(s.env); ok && (e != "" || s.kind == clearable) {
 			v = e
 		}
 		if err := s.set(&c, v); err != nil {
 			return c, fmt.Errorf("%s=%q: %w", s.env, v, err)
 		}
-		fs.Func(s.flag, s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")", func(v string) error { return s.set(&c, v) })
+		fs.Var(flagValue{&c, s}, s.flag, s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err

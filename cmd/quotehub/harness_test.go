@@ -44,7 +44,7 @@ func startNode(t *testing.T, env map[string]string) *testNode {
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, err := LoadConfig(nil, func(k string) string { return vars[k] }, io.Discard)
+	cfg, err := LoadConfig(nil, mapEnv(vars), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestRunShutdown(t *testing.T) {
 		"QUOTEHUB_REFRESH_INTERVAL": "50ms"}
 	ready := make(chan string, 1)
 	runErr := make(chan error, 1)
-	go func() { runErr <- Run(ctx, nil, func(k string) string { return env[k] }, io.Discard, ready) }()
+	go func() { runErr <- Run(ctx, nil, mapEnv(env), io.Discard, ready) }()
 	var addr string
 	select {
 	case addr = <-ready:
@@ -160,12 +160,12 @@ func TestRunShutdown(t *testing.T) {
 
 func TestRunRejectsBadConfig(t *testing.T) {
 	env := map[string]string{"QUOTEHUB_REFRESH_INTERVAL": "soon"}
-	err := Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil)
+	err := Run(context.Background(), nil, mapEnv(env), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "QUOTEHUB_REFRESH_INTERVAL") {
 		t.Fatalf("Run = %v", err)
 	}
 	env = map[string]string{"QUOTEHUB_ADDR": "256.0.0.1:1"}
-	if err := Run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard, nil); err == nil {
+	if err := Run(context.Background(), nil, mapEnv(env), io.Discard, nil); err == nil {
 		t.Fatal("Run listened on an impossible address")
 	}
 }

@@ -36,7 +36,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := Run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+	err := Run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 	case err != nil:
@@ -47,8 +47,8 @@ func main() {
 
 // Run starts a node and serves until ctx ends, then shuts down gracefully.
 // ready, if not nil, receives the public address once the node listens.
-func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) error {
-	cfg, err := LoadConfig(args, getenv, stderr)
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stderr io.Writer, ready chan<- string) error {
+	cfg, err := LoadConfig(args, lookupEnv, stderr)
 	if err != nil {
 		return err
 	}
