@@ -42,6 +42,20 @@ type Quote struct {
 	Market     string
 }
 
+// NextSeq returns the seq of a changed value fetched at nowMs (Unix ms)
+// whose previous seq was prev (0 for none): prev + 1, or nowMs if that is
+// larger. seq is thus a hybrid logical clock: it always increases by at
+// least one, and it also tracks wall time, so a writer that starts over
+// without the previous value (a new node taking over, or a node that lost
+// its shared cache for a while) still produces seqs above the ones already
+// handed out, as long as clocks are roughly in step.
+func NextSeq(prev uint64, nowMs int64) uint64 {
+	if nowMs > 0 && uint64(nowMs) > prev+1 {
+		return uint64(nowMs)
+	}
+	return prev + 1
+}
+
 // SameValue reports whether q and o carry the same value: every field but
 // FetchedAt and Seq is equal. A fetch that finds the same value does not
 // change Seq and is not pushed.

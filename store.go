@@ -38,6 +38,10 @@ type Cache interface {
 	// anything was written. The check and the write are atomic, so a slow
 	// or paused writer can never move a symbol's Seq backwards.
 	Put(ctx context.Context, q Quote) (written bool, err error)
+	// PutMany is Put for several quotes (of different symbols) at once, in
+	// one round trip where the store has round trips; written[i] answers
+	// quotes[i]. Each quote is fenced on its own.
+	PutMany(ctx context.Context, quotes []Quote) (written []bool, err error)
 }
 
 // Bus carries changed quotes from the refresher to the hub of every node.

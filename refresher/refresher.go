@@ -447,6 +447,7 @@ func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, fligh
 	}
 	fetchedAt := r.opts.Now().UnixMilli()
 	markets := make(map[string]string, len(quotes))
+	puts := make([]quotehub.Quote, 0, len(quotes))
 	for i := range quotes {
 		q := quotes[i]
 		if _, asked := flights[q.Symbol]; !asked || got[q.Symbol] {
@@ -457,25 +458,30 @@ func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, fligh
 			r.warn.Warn().Err(verr).Str("provider", name).Msg("dropping malformed quote")
 			continue
 		}
-		q.FetchedAt = fetchedAt
-		p := prevOf[q.Symbol]
-		switch {
-		case p == nil:
-			q.Seq = 1
-		case p.SameValue(&q):
-			q.Seq = p.Seq
-		default:
-			q.Seq = p.Seq + 1
-		}
-		written, perr := r.opts.Cache.Put(ctx, q)
-		if perr != nil {
-			m.Errors.WithLabelValues("cache_put").Inc()
-			r.warn.Warn().Err(perr).Str("symbol", q.Symbol).Msg("cache write failed")
-			continue
-		}
 		got[q.Symbol] = true
+		q.FetchedAt = fetchedAt
+		if p := prevOf[q.Symbol]; p != nil && p.SameValue(&q) {
+			q.Seq = p.Seq // confirmed: only fetched_at moves
+		} else if p != nil {
+			q.Seq = quotehub.NextSeq(p.Seq, fetchedAt)
+		} else {
+			q.Seq = quotehub.NextSeq(0, fetchedAt)
+		}
+		puts = append(puts, q)
+	}
+	written, perr := r.opts.Cache.PutMany(ctx, puts)
+	if perr != nil {
+		m.Errors.WithLabelValues("cache_put").Inc()
+		r.warn.Warn().Err(perr).Str("provider", name).Msg("cache write failed")
+		clear(got) // nothing was stored: readers must not find "done"
+		err = fmt.Errorf("cache write: %w", perr)
+	}
+	for i, q := range puts {
+		if perr != nil {
+			break
+		}
 		markets[q.Symbol] = q.Market
-		if written && (p == nil || q.Seq > p.Seq) {
+		if p := prevOf[q.Symbol]; written[i] && (p == nil || q.Seq > p.Seq) {
 			changed = append(changed, q)
 		}
 	}

@@ -184,8 +184,8 @@ func TestBatches(t *testing.T) {
 		t.Errorf("requests %v, want 3 requests for 5 symbols", sizes)
 	}
 	for _, q := range e.got() {
-		if q.Seq != 1 || q.FetchedAt == 0 {
-			t.Errorf("published %+v, want seq 1 and fetched_at set", q)
+		if q.FetchedAt == 0 || q.Seq != uint64(q.FetchedAt) {
+			t.Errorf("published %+v, want fetched_at set and the first seq at fetched_at", q)
 		}
 	}
 }
@@ -201,8 +201,8 @@ func TestWriteThrough(t *testing.T) {
 		q1, _, _ := e.cache.Get(context.Background(), "KRW-BTC")
 		eventually(t, "another fetch", func() bool { return p.calls.Load() >= 6 })
 		q2, _, _ := e.cache.Get(context.Background(), "KRW-BTC")
-		if q1.Seq != 1 || q2.Seq != 1 || q2.FetchedAt <= q1.FetchedAt {
-			t.Errorf("seq %d→%d fetched_at %d→%d: want seq 1 kept, fetched_at moving", q1.Seq, q2.Seq, q1.FetchedAt, q2.FetchedAt)
+		if q1.Seq == 0 || q2.Seq != q1.Seq || q2.FetchedAt <= q1.FetchedAt {
+			t.Errorf("seq %d→%d fetched_at %d→%d: want seq kept, fetched_at moving", q1.Seq, q2.Seq, q1.FetchedAt, q2.FetchedAt)
 		}
 		if n := len(e.got()); n != 1 {
 			t.Errorf("published %d times for one value", n)

@@ -74,7 +74,7 @@ func TestRead(t *testing.T) {
 				defer wg.Done()
 				var q readQuote
 				resp := getJSON(t, n.url("/v1/quotes/KRW-XRP"), &q)
-				if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "miss" || q.Seq != 1 {
+				if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "miss" || q.Seq != uint64(q.FetchedAt) {
 					t.Errorf("cold read: %d %s %+v", resp.StatusCode, resp.Header.Get("X-Cache"), q)
 				}
 			}()

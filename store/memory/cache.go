@@ -72,6 +72,15 @@ func (c *Cache) Put(_ context.Context, q quotehub.Quote) (bool, error) {
 	}
 }
 
+// PutMany implements quotehub.Cache.
+func (c *Cache) PutMany(ctx context.Context, quotes []quotehub.Quote) ([]bool, error) {
+	written := make([]bool, len(quotes))
+	for i, q := range quotes {
+		written[i], _ = c.Put(ctx, q)
+	}
+	return written, nil
+}
+
 // fnv32 is FNV-1a, inlined to avoid an allocation per call.
 func fnv32(s string) uint32 {
 	h := uint32(2166136261)

@@ -223,6 +223,28 @@ func TestCache(t *testing.T, newCache func(t *testing.T) quotehub.Cache) {
 		mustGet(t, c, sym, q)
 	})
 
+	t.Run("PutMany fences each quote on its own", func(t *testing.T) {
+		c := newCache(t)
+		syms := symbols(t, 3)
+		mustPut(t, c, quote(syms[1], 5), true)
+		confirm := quote(syms[1], 5)
+		confirm.FetchedAt += 1000
+		batch := []quotehub.Quote{quote(syms[0], 2), quote(syms[1], 4), quote(syms[2], 7), confirm}
+		written, err := c.PutMany(ctx(t), batch)
+		if err != nil {
+			t.Fatalf("PutMany: %v", err)
+		}
+		if want := []bool{true, false, true, true}; !slices.Equal(written, want) {
+			t.Fatalf("PutMany written = %v, want %v", written, want)
+		}
+		mustGet(t, c, syms[0], quote(syms[0], 2))
+		mustGet(t, c, syms[1], confirm)
+		mustGet(t, c, syms[2], quote(syms[2], 7))
+		if w, err := c.PutMany(ctx(t), nil); err != nil || len(w) != 0 {
+			t.Fatalf("PutMany(nil) = %v, %v", w, err)
+		}
+	})
+
 	t.Run("GetMany returns quotes in order with zero quotes for misses", func(t *testing.T) {
 		c := newCache(t)
 		syms := symbols(t, 5)
