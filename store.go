@@ -50,7 +50,10 @@ type Bus interface {
 	Publish(ctx context.Context, quotes []Quote) error
 	// Watch and Unwatch tell the bus which symbols this node has local
 	// subscribers for; a bus may deliver more than that. They must not block
-	// on the network: they run on the hub's subscription path.
+	// on the network: they run on the hub's subscription path. A watch may
+	// take effect a moment later; a bus that can miss quotes published in
+	// that moment (or lost in transit) re-reads the watched symbols from the
+	// cache and delivers them, and the hub drops what clients already have.
 	Watch(symbol string)
 	Unwatch(symbol string)
 }
@@ -94,6 +97,14 @@ func (e FetchErrors) Error() string {
 		return sym + ": " + err.Error() + " (and more)"
 	}
 	return "no errors"
+}
+
+// FetchLock makes a fetch single-flight across a cluster: only the node
+// that takes a symbol's lock fetches it; the others wait for the value.
+type FetchLock interface {
+	// TryLock takes symbol's lock for ttl; ok is false if another node
+	// holds it.
+	TryLock(ctx context.Context, symbol string, ttl time.Duration) (ok bool, err error)
 }
 
 // HealthChecker is an optional capability of a store: Ready reports a

@@ -14,7 +14,7 @@ import (
 // upstream_unavailable. The read makes the symbol active for the window.
 func (r *Refresher) Read(ctx context.Context, sym string) (quotehub.Reading, error) {
 	now := r.opts.Now()
-	r.noteRead(ctx, sym, now) // before ensureState: pollActive keeps the state of read symbols
+	r.noteRead(sym, now) // before ensureState: pollActive keeps the state of read symbols
 	st := r.ensureState(ctx, sym)
 	if st == nil {
 		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUnknownSymbol, "%s has no upstream provider", sym)
@@ -26,13 +26,16 @@ func (r *Refresher) Read(ctx context.Context, sym string) (quotehub.Reading, err
 	}
 	if ok {
 		rd := r.classify(q, st.cal, now)
-		if rd.Result == quotehub.CacheStale {
+		if rd.Result == quotehub.CacheStale && r.mayFetch(ctx, sym, st) {
 			r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})
 		}
 		r.opts.Metrics.CacheReads.WithLabelValues(rd.Result).Inc()
 		return rd, nil
 	}
 	r.opts.Metrics.CacheReads.WithLabelValues(quotehub.CacheMiss).Inc()
+	if !r.mayFetch(ctx, sym, st) {
+		return r.awaitValue(ctx, sym, st)
+	}
 	f := r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})[sym]
 	if f == nil {
 		return quotehub.Reading{}, quotehub.Errorf(quotehub.EInternal, "no fetch for %s", sym)
@@ -65,6 +68,49 @@ func (r *Refresher) Read(ctx context.Context, sym string) (quotehub.Reading, err
 	return rd, nil
 }
 
+// mayFetch says whether this node should fetch sym for a read: yes if it
+// already has a fetch in flight (it will join it), if there is no cluster
+// lock, or if it takes the lock; also yes if the lock cannot be reached, so
+// a node cut off from Redis still serves its readers.
+func (r *Refresher) mayFetch(ctx context.Context, sym string, st *symState) bool {
+	r.mu.Lock()
+	inFlight := st.flight != nil
+	r.mu.Unlock()
+	if inFlight || r.opts.FetchLock == nil {
+		return true
+	}
+	ok, err := r.opts.FetchLock.TryLock(ctx, sym, r.opts.FetchTimeout)
+	return ok || err != nil
+}
+
+// awaitValue waits, up to FetchTimeout, for another node's fetch of sym to
+// reach the cache.
+func (r *Refresher) awaitValue(ctx context.Context, sym string, st *symState) (quotehub.Reading, error) {
+	wait, cancel := context.WithTimeout(ctx, r.opts.FetchTimeout)
+	defer cancel()
+	poll := 10 * time.Millisecond
+	for {
+		select {
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return quotehub.Reading{}, ctx.Err()
+			}
+			return quotehub.Reading{}, quotehub.Errorf(quotehub.EUpstreamUnavailable, "no value for %s within %s", sym, r.opts.FetchTimeout)
+		case <-time.After(poll):
+		}
+		q, ok, err := r.opts.Cache.Get(ctx, sym)
+		if err != nil {
+			return quotehub.Reading{}, err
+		}
+		if ok {
+			rd := r.classify(q, st.cal, r.opts.Now())
+			rd.Result = quotehub.CacheMiss
+			return rd, nil
+		}
+		poll = min(2*poll, 100*time.Millisecond)
+	}
+}
+
 // classify says whether q is fresh at now.
 func (r *Refresher) classify(q quotehub.Quote, cal *quotehub.Calendar, now time.Time) quotehub.Reading {
 	age := max(0, now.Sub(time.UnixMilli(q.FetchedAt)))
@@ -81,10 +127,10 @@ func (r *Refresher) classify(q quotehub.Quote, cal *quotehub.Calendar, now time.
 	return rd
 }
 
-// noteRead makes sym active: at once the first time it is read within a
-// heartbeat, and through the heartbeat after that, so a hot symbol costs
-// one active-set write per heartbeat, not one per read.
-func (r *Refresher) noteRead(ctx context.Context, sym string, now time.Time) {
+// noteRead makes sym active: at once (through the loop) the first time it
+// is read within a heartbeat, and through the heartbeat after that, so a
+// hot symbol costs one active-set write per heartbeat, not one per read.
+func (r *Refresher) noteRead(sym string, now time.Time) {
 	r.mu.Lock()
 	r.lastRead[sym] = now
 	last, ok := r.touched[sym]
@@ -94,9 +140,6 @@ func (r *Refresher) noteRead(ctx context.Context, sym string, now time.Time) {
 	}
 	r.mu.Unlock()
 	if fresh {
-		if err := r.opts.Active.Touch(ctx, now, sym); err != nil {
-			r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
-		}
-		r.Kick()
+		r.touchAsync(sym)
 	}
 }

@@ -42,6 +42,18 @@ type Options struct {
 	// Local lists the symbols with local subscribers; they are re-touched
 	// every Heartbeat. Default: none.
 	Local func() []string
+	// Owns says whether this node refreshes a symbol (in a cluster, whether
+	// it holds the symbol's lease). Default: every symbol.
+	Owns func(symbol string) bool
+	// Degraded says the shared stores are unreachable: the node then
+	// refreshes the symbols its own clients use (local subscriptions and
+	// recent reads), whoever owns them, so they keep getting live prices.
+	// Default: never.
+	Degraded func() bool
+	// FetchLock, when set, makes the fetches of HTTP misses and stale reads
+	// single-flight across the cluster: a node fetches only if it takes the
+	// symbol's lock; otherwise it waits for the value in the cache.
+	FetchLock quotehub.FetchLock
 	// Freshness is the age under which a cached quote is fresh. Default 5 s.
 	Freshness time.Duration
 	// ActiveWindow is how long a symbol stays active after its last use.
@@ -81,6 +93,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Local == nil {
 		o.Local = func() []string { return nil }
+	}
+	if o.Owns == nil {
+		o.Owns = func(string) bool { return true }
+	}
+	if o.Degraded == nil {
+		o.Degraded = func() bool { return false }
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -130,6 +148,9 @@ type Refresher struct {
 	active   []string
 	lastRead map[string]time.Time // local HTTP reads within the window
 	touched  map[string]time.Time // when each read symbol was last touched
+
+	touchMu sync.Mutex
+	touches map[string]struct{} // symbols to touch at the next flush
 }
 
 // New checks opts and returns a refresher that is not yet running.
@@ -140,6 +161,7 @@ func New(opts Options) (*Refresher, error) {
 	r := &Refresher{
 		opts: opts, sources: make(map[string]*source), kick: make(chan struct{}, 1),
 		state: make(map[string]*symState), lastRead: make(map[string]time.Time), touched: make(map[string]time.Time),
+		touches: make(map[string]struct{}),
 	}
 	r.warn = opts.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	for _, s := range opts.Sources {
@@ -171,11 +193,33 @@ func (r *Refresher) Deactivate(symbol string) {
 	r.touchAsync(symbol)
 }
 
+// touchAsync queues a touch of symbol for the loop, which writes all
+// queued touches in one call; the caller (often under the hub's registry
+// lock) never waits on the active set's store.
 func (r *Refresher) touchAsync(symbol string) {
-	if err := r.opts.Active.Touch(context.Background(), r.opts.Now(), symbol); err != nil {
-		r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
-	}
+	r.touchMu.Lock()
+	r.touches[symbol] = struct{}{}
+	r.touchMu.Unlock()
 	r.Kick()
+}
+
+// flushTouches writes the queued touches in one call.
+func (r *Refresher) flushTouches(ctx context.Context) {
+	r.touchMu.Lock()
+	if len(r.touches) == 0 {
+		r.touchMu.Unlock()
+		return
+	}
+	syms := make([]string, 0, len(r.touches))
+	for s := range r.touches {
+		syms = append(syms, s)
+	}
+	clear(r.touches)
+	r.touchMu.Unlock()
+	if err := r.opts.Active.Touch(ctx, r.opts.Now(), syms...); err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
+		r.warn.Warn().Err(err).Int("symbols", len(syms)).Msg("touching the active set failed")
+	}
 }
 
 // Kick wakes the loop to re-read the active set now.
@@ -210,6 +254,7 @@ func (r *Refresher) Run(ctx context.Context) {
 		case <-hb.C:
 			r.heartbeat(ctx)
 		case <-r.kick:
+			r.flushTouches(ctx)
 			r.pollActive(ctx)
 			lastPoll = r.opts.Now()
 		case <-ticker.C:
@@ -236,7 +281,6 @@ func (r *Refresher) heartbeat(ctx context.Context) {
 	cut := now.Add(-r.opts.ActiveWindow)
 	r.mu.Lock()
 	var reread []string
-	var at []time.Time
 	for sym, t := range r.lastRead {
 		switch {
 		case t.Before(cut):
@@ -244,14 +288,15 @@ func (r *Refresher) heartbeat(ctx context.Context) {
 			delete(r.touched, sym)
 		case t.After(r.touched[sym]):
 			reread = append(reread, sym)
-			at = append(at, t)
-			r.touched[sym] = t
+			r.touched[sym] = now
 		}
 	}
 	n := len(r.lastRead)
 	r.mu.Unlock()
-	for i, sym := range reread {
-		if err := r.opts.Active.Touch(ctx, at[i], sym); err != nil {
+	// Symbols read since their last touch are touched now, in one call: a
+	// read keeps its symbol active for the window, give or take a heartbeat.
+	if len(reread) > 0 {
+		if err := r.opts.Active.Touch(ctx, now, reread...); err != nil {
 			r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
 		}
 	}
@@ -284,39 +329,77 @@ func (r *Refresher) pollActive(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
+	var fresh []string
+	owned := 0
 	for _, sym := range active {
-		r.ensureState(ctx, sym)
+		if _, created := r.ensureStateNew(ctx, sym); created {
+			fresh = append(fresh, sym)
+		}
+		if r.opts.Owns(sym) {
+			owned++
+		}
+	}
+	r.opts.Metrics.Owned.Set(float64(owned))
+	r.primeFromCache(ctx, fresh)
+}
+
+// primeFromCache schedules newly tracked symbols from what the cache holds:
+// a symbol fetched recently (by another node, before this node owned it)
+// is due one interval after that fetch, not at once, and a stored close of
+// a closed market is not fetched again.
+func (r *Refresher) primeFromCache(ctx context.Context, syms []string) {
+	if len(syms) == 0 {
+		return
+	}
+	qs, err := r.opts.Cache.GetMany(ctx, syms)
+	if err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("cache_get").Inc()
+		return
 	}
 	r.mu.Lock()
-	r.opts.Metrics.Owned.Set(float64(len(r.state)))
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	for i, q := range qs {
+		st := r.state[syms[i]]
+		if q.Symbol == "" || st == nil || st.flight != nil || st.market != "" {
+			continue
+		}
+		st.nextDue = time.UnixMilli(q.FetchedAt).Add(st.src.Interval)
+		st.market = q.Market
+	}
 }
 
 // ensureState creates the state of an active symbol, looking up its
 // provider and calendar once. It returns nil for a symbol that has no
 // provider (not in the catalogue, or routed to a provider not running).
 func (r *Refresher) ensureState(ctx context.Context, sym string) *symState {
+	st, _ := r.ensureStateNew(ctx, sym)
+	return st
+}
+
+// ensureStateNew is ensureState that also says whether it created the state.
+func (r *Refresher) ensureStateNew(ctx context.Context, sym string) (*symState, bool) {
 	r.mu.Lock()
 	st := r.state[sym]
 	r.mu.Unlock()
 	if st != nil {
-		return st
+		return st, false
 	}
 	info, ok, err := r.opts.Catalog.Lookup(ctx, sym)
 	if err != nil || !ok {
-		return nil
+		return nil, false
 	}
 	src := r.sources[r.opts.Route(info)]
 	if src == nil {
-		return nil
+		return nil, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if st = r.state[sym]; st == nil {
-		st = &symState{src: src, cal: quotehub.CalendarOf(info.Exchange)}
-		r.state[sym] = st
+	if st = r.state[sym]; st != nil {
+		return st, false
 	}
-	return st
+	st = &symState{src: src, cal: quotehub.CalendarOf(info.Exchange)}
+	r.state[sym] = st
+	return st, true
 }
 
 // refreshDue starts fetches of the due active symbols, grouped per
@@ -327,8 +410,15 @@ func (r *Refresher) ensureState(ctx context.Context, sym string) *symState {
 func (r *Refresher) refreshDue(ctx context.Context) {
 	now := r.opts.Now()
 	due := make(map[*source][]string)
+	candidates, owns := r.active, r.opts.Owns
+	if r.opts.Degraded() {
+		candidates, owns = r.localInterest(ctx), func(string) bool { return true }
+	}
 	r.mu.Lock()
-	for _, sym := range r.active {
+	for _, sym := range candidates {
+		if !owns(sym) {
+			continue
+		}
 		st := r.state[sym]
 		if st == nil || st.flight != nil || now.Before(st.nextDue) {
 			continue
@@ -357,6 +447,24 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 			syms = syms[n:]
 		}
 	}
+}
+
+// localInterest lists the symbols this node's own clients use: local
+// subscriptions and reads within the window. Used while degraded.
+func (r *Refresher) localInterest(ctx context.Context) []string {
+	syms := r.opts.Local()
+	r.mu.Lock()
+	cut := r.opts.Now().Add(-r.opts.ActiveWindow)
+	for sym, t := range r.lastRead {
+		if t.After(cut) {
+			syms = append(syms, sym)
+		}
+	}
+	r.mu.Unlock()
+	for _, sym := range syms {
+		r.ensureState(ctx, sym)
+	}
+	return syms
 }
 
 // startFetch registers a flight for each symbol not already in flight and

@@ -649,6 +649,7 @@ func TestCatalog(t *testing.T, newCatalog func(t *testing.T, entries []quotehub.
 // asynchronous; the suite waits up to DeliveryTimeout for it.
 func TestBus(t *testing.T, newBus func(t *testing.T, deliver func([]quotehub.Quote)) quotehub.Bus) {
 	t.Helper()
+	newBus = settling(newBus)
 
 	t.Run("published quotes reach the handler intact", func(t *testing.T) {
 		rec := newRecorder()
@@ -724,7 +725,7 @@ func TestBus(t *testing.T, newBus func(t *testing.T, deliver func([]quotehub.Quo
 	})
 
 	t.Run("watch and unwatch return at once", func(t *testing.T) {
-		b := newBus(t, newRecorder().deliver)
+		b := newBus(t, newRecorder().deliver).(settledBus).Bus // the bus itself, not settling
 		syms := symbols(t, 200)
 		start := time.Now()
 		for _, s := range syms {
@@ -738,6 +739,34 @@ func TestBus(t *testing.T, newBus func(t *testing.T, deliver func([]quotehub.Quo
 			t.Fatalf("400 Watch/Unwatch calls took %v, want them not to block", d)
 		}
 	})
+}
+
+// Settler is implemented by buses whose Watch takes effect asynchronously
+// (a subscription on a server): Settle returns once the watches of symbols
+// are in place. The suite settles after watching, before publishing.
+type Settler interface {
+	Settle(ctx context.Context, symbols ...string) error
+}
+
+// settledBus makes Watch wait for Settle, for buses that have it.
+type settledBus struct {
+	quotehub.Bus
+	t *testing.T
+}
+
+func (b settledBus) Watch(symbol string) {
+	b.Bus.Watch(symbol)
+	if s, ok := b.Bus.(Settler); ok {
+		if err := s.Settle(ctx(b.t), symbol); err != nil {
+			b.t.Fatalf("Settle(%s): %v", symbol, err)
+		}
+	}
+}
+
+func settling(newBus func(t *testing.T, deliver func([]quotehub.Quote)) quotehub.Bus) func(t *testing.T, deliver func([]quotehub.Quote)) quotehub.Bus {
+	return func(t *testing.T, deliver func([]quotehub.Quote)) quotehub.Bus {
+		return settledBus{Bus: newBus(t, deliver), t: t}
+	}
 }
 
 // recorder collects delivered quotes, copying them out of the bus's slices.

@@ -1,0 +1,175 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"quotehub"
+	"quotehub/store/redis"
+)
+
+type sink struct {
+	mu  sync.Mutex
+	got []quotehub.Quote
+}
+
+func (s *sink) deliver(qs []quotehub.Quote) {
+	s.mu.Lock()
+	s.got = append(s.got, qs...)
+	s.mu.Unlock()
+}
+
+func (s *sink) seen(sym string, seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range s.got {
+		if q.Symbol == sym && q.Seq == seq {
+			return true
+		}
+	}
+	return false
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func q(sym string, seq uint64) quotehub.Quote {
+	return quotehub.Quote{Symbol: sym, Price: float64(seq), Currency: "KRW", TradeTime: 1763726400000 + int64(seq),
+		FetchedAt: 1763726400000 + int64(seq), Seq: seq, Source: "test", Market: quotehub.MarketOpen}
+}
+
+// A watch confirmed after a quote was published still delivers that quote:
+// the bus re-reads the cache once the subscription is in place.
+func TestBusResyncsOnSubscribe(t *testing.T) {
+	s := &sink{}
+	rdb, prefix := testRedis(t)
+	cache := redis.NewCache(rdb, prefix, 0)
+	b := redis.NewBus(rdb, redis.BusOptions{Prefix: prefix, Cache: cache, Shards: 2})
+	b.Handle(s.deliver)
+	b.Start(context.Background())
+	defer b.Close()
+	ctx := context.Background()
+	if _, err := cache.Put(ctx, q("KRW-BTC", 7)); err != nil {
+		t.Fatal(err)
+	}
+	b.Watch("KRW-BTC")
+	waitUntil(t, 5*time.Second, "the cached quote", func() bool { return s.seen("KRW-BTC", 7) })
+}
+
+// After Redis drops the subscriber connection, go-redis reconnects and
+// subscribes again, and the bus re-reads what it may have missed.
+func TestBusResyncsAfterReconnect(t *testing.T) {
+	s := &sink{}
+	rdb, prefix := testRedis(t)
+	cache := redis.NewCache(rdb, prefix, 0)
+	b := redis.NewBus(rdb, redis.BusOptions{Prefix: prefix, Cache: cache, Shards: 1})
+	b.Handle(s.deliver)
+	b.Start(context.Background())
+	defer b.Close()
+	ctx := context.Background()
+	b.Watch("KRW-ETH")
+	if err := b.Settle(ctx, "KRW-ETH"); err != nil {
+		t.Fatal(err)
+	}
+	admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	defer admin.Close()
+	if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Written while the subscriber may be away: published, maybe lost.
+	if _, err := cache.Put(ctx, q("KRW-ETH", 9)); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Publish(ctx, []quotehub.Quote{q("KRW-ETH", 9)})
+	waitUntil(t, 10*time.Second, "seq 9 after the reconnect", func() bool { return s.seen("KRW-ETH", 9) })
+	// And live messages flow again.
+	waitUntil(t, 10*time.Second, "live delivery", func() bool {
+		_ = b.Publish(ctx, []quotehub.Quote{q("KRW-ETH", 10)})
+		return s.seen("KRW-ETH", 10)
+	})
+}
+
+// Unwatch keeps the channel for the grace period, so flips cost nothing;
+// after it, the channel is dropped.
+func TestBusUnwatchGrace(t *testing.T) {
+	s := &sink{}
+	rdb, prefix := testRedis(t)
+	b := redis.NewBus(rdb, redis.BusOptions{Prefix: prefix, Shards: 1, UnwatchGrace: 300 * time.Millisecond})
+	b.Handle(s.deliver)
+	b.Start(context.Background())
+	defer b.Close()
+	ctx := context.Background()
+	ch := redis.Keys{Prefix: prefix}.Channel(0, "AAPL")
+	subs := func() int64 {
+		m, err := rdb.PubSubNumSub(ctx, ch).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m[ch]
+	}
+	b.Watch("AAPL")
+	if err := b.Settle(ctx, "AAPL"); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		b.Unwatch("AAPL")
+		b.Watch("AAPL")
+	}
+	b.Unwatch("AAPL")
+	time.Sleep(100 * time.Millisecond)
+	if n := subs(); n != 1 {
+		t.Fatalf("subscribers within the grace period = %d, want 1", n)
+	}
+	waitUntil(t, 5*time.Second, "the channel to be dropped", func() bool { return subs() == 0 })
+}
+
+// With Redis gone, Publish fails but still reaches this node's subscribers.
+func TestBusPublishDeliversLocallyWhenRedisIsDown(t *testing.T) {
+	s := &sink{}
+	dead := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	defer dead.Close()
+	b := redis.NewBus(dead, redis.BusOptions{Prefix: "qhtest:dead:", Shards: 1})
+	b.Handle(s.deliver)
+	err := b.Publish(context.Background(), []quotehub.Quote{q("KRW-XRP", 3)})
+	if err == nil {
+		t.Fatal("Publish to a dead Redis reported success")
+	}
+	if !s.seen("KRW-XRP", 3) {
+		t.Fatal("the quote did not reach local subscribers")
+	}
+	if err := (redis.Health{RDB: dead}).Ready(context.Background()); err == nil {
+		t.Fatal("Ready with Redis down reported no error")
+	}
+}
+
+func TestFetchLock(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	a := redis.NewFetchLock(rdb, prefix, "a", nil)
+	b := redis.NewFetchLock(rdb, prefix, "b", nil)
+	ctx := context.Background()
+	if ok, err := a.TryLock(ctx, "KRW-BTC", 200*time.Millisecond); !ok || err != nil {
+		t.Fatalf("first lock: %v %v", ok, err)
+	}
+	if ok, err := b.TryLock(ctx, "KRW-BTC", 200*time.Millisecond); ok || err != nil {
+		t.Fatalf("second lock while held: %v %v", ok, err)
+	}
+	if ok, _ := b.TryLock(ctx, "KRW-ETH", 200*time.Millisecond); !ok {
+		t.Fatal("another symbol's lock was busy")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ok, err := b.TryLock(ctx, "KRW-BTC", 200*time.Millisecond); !ok || err != nil {
+		t.Fatalf("lock after expiry: %v %v", ok, err)
+	}
+}

@@ -1,0 +1,107 @@
+// Package redis implements quotehub's shared stores on Redis with
+// github.com/redis/go-redis/v9: the cache (a hash per symbol, written by a
+// Lua compare-and-set on seq), the active set (one sorted set of last-use
+// times), the bus (pub/sub, one channel per symbol, optionally sharded
+// pub/sub), slot leases that decide which node refreshes which symbol, and
+// fetch locks for cluster-wide single flight.
+//
+// Every key and channel starts with a configurable prefix, so several
+// clusters, and parallel tests, can share one Redis. Names are hash-tagged
+// so that Redis Cluster works: a symbol's cache key is tagged with the
+// symbol, and the channels of one bus shard share a tag so that one
+// subscriber connection per shard receives them all.
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"quotehub"
+)
+
+// Keys builds the names of every key and channel under one prefix.
+type Keys struct{ Prefix string }
+
+// Quote is the hash holding a symbol's latest quote.
+func (k Keys) Quote(symbol string) string { return k.Prefix + "quote:{" + symbol + "}" }
+
+// Active is the sorted set of symbol → last use (Unix ms).
+func (k Keys) Active() string { return k.Prefix + "active" }
+
+// Nodes is the sorted set of node id → last heartbeat (Unix ms).
+func (k Keys) Nodes() string { return k.Prefix + "nodes" }
+
+// Lease is the lease of one refresh slot.
+func (k Keys) Lease(slot int) string { return k.Prefix + "lease:" + strconv.Itoa(slot) }
+
+// Fetch is the cluster-wide single-flight lock of a symbol's fetch.
+func (k Keys) Fetch(symbol string) string { return k.Prefix + "fetch:{" + symbol + "}" }
+
+// Channel is the pub/sub channel of a symbol; shard is its bus shard, which
+// is the channel's hash tag.
+func (k Keys) Channel(shard int, symbol string) string {
+	return k.Prefix + "quotes:{" + strconv.Itoa(shard) + "}:" + symbol
+}
+
+// symbolOf returns the symbol of a channel name built by Channel.
+func (k Keys) symbolOf(channel string) (string, bool) {
+	rest, ok := strings.CutPrefix(channel, k.Prefix+"quotes:{")
+	if !ok {
+		return "", false
+	}
+	_, sym, ok := strings.Cut(rest, "}:")
+	return sym, ok
+}
+
+// Connect opens a client for a redis:// or rediss:// URL (a URL with
+// several addresses, or QUOTEHUB_REDIS_CLUSTER, makes a cluster client)
+// and checks it answers within timeout.
+func Connect(ctx context.Context, url string, cluster bool, timeout time.Duration) (redis.UniversalClient, error) {
+	var rdb redis.UniversalClient
+	if cluster {
+		opts, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster URL: %w", err)
+		}
+		rdb = redis.NewClusterClient(opts)
+	} else {
+		opts, err := redis.ParseURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("redis URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redis at %s: %w", redactURL(url), err)
+	}
+	return rdb, nil
+}
+
+// redactURL hides a password in a URL for error messages.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		return scheme + "://***@" + rest[at+1:]
+	}
+	return u
+}
+
+// Health reports whether Redis answers; it implements
+// quotehub.HealthChecker for /readyz.
+type Health struct{ RDB redis.UniversalClient }
+
+var _ quotehub.HealthChecker = Health{}
+
+// Ready implements quotehub.HealthChecker.
+func (h Health) Ready(ctx context.Context) error { return h.RDB.Ping(ctx).Err() }
