@@ -528,7 +528,7 @@ func TestNextSeq(t *testing.T) {
 		{0, 1763726400000, 1763726400000},             // first value: wall-clock ms
 		{1763726400000, 1763726400000, 1763726400001}, // two changes in one ms
 		{1763726400500, 1763726400000, 1763726400501}, // a clock behind the last writer's
-		{41, 0, 42},                                   // no clock: plain increment
+		{41, 0, 42}, // no clock: plain increment
 		{1763726400000, 1763726401000, 1763726401000},
 	} {
 		if got := quotehub.NextSeq(tc.prev, tc.now); got != tc.want {

@@ -143,7 +143,9 @@ func (b *Bus) Close() error {
 	return nil
 }
 
-func (b *Bus) shard(symbol string) *busShard { return b.shards[int(fnv32(symbol)%uint32(len(b.shards)))] }
+func (b *Bus) shard(symbol string) *busShard {
+	return b.shards[int(fnv32(symbol)%uint32(len(b.shards)))]
+}
 
 // Watch implements quotehub.Bus.
 func (b *Bus) Watch(symbol string) {
