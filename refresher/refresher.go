@@ -50,6 +50,9 @@ type Options struct {
 	// recent reads), whoever owns them, so they keep getting live prices.
 	// Default: never.
 	Degraded func() bool
+	// OnRecover is called when Degraded turns false again, after the
+	// active set was re-touched; the node re-reads what it missed.
+	OnRecover func()
 	// FetchLock, when set, makes the fetches of HTTP misses and stale reads
 	// single-flight across the cluster: a node fetches only if it takes the
 	// symbol's lock; otherwise it waits for the value in the cache.
@@ -99,6 +102,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Degraded == nil {
 		o.Degraded = func() bool { return false }
+	}
+	if o.OnRecover == nil {
+		o.OnRecover = func() {}
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -247,6 +253,7 @@ func (r *Refresher) Run(ctx context.Context) {
 	r.heartbeat(ctx)
 	r.pollActive(ctx)
 	lastPoll := r.opts.Now()
+	degraded := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -262,6 +269,19 @@ func (r *Refresher) Run(ctx context.Context) {
 				r.pollActive(ctx)
 				lastPoll = r.opts.Now()
 			}
+		}
+		switch d := r.opts.Degraded(); {
+		case d && !degraded:
+			degraded = true
+			r.opts.Logger.Warn().Msg("shared stores unreachable: refreshing the symbols local clients use")
+		case !d && degraded:
+			degraded = false
+			// The shared stores are back (maybe empty, after a restart):
+			// put this node's symbols back in the active set at once.
+			r.heartbeat(ctx)
+			r.pollActive(ctx)
+			r.opts.OnRecover()
+			r.opts.Logger.Info().Msg("shared stores reachable again")
 		}
 		r.refreshDue(ctx)
 	}

@@ -38,6 +38,14 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 
+	RedisURL           string
+	RedisPrefix        string
+	RedisCluster       bool
+	RedisShardedPubSub bool
+	LeaseTTL           time.Duration
+	RefreshSlots       int
+	BusShards          int
+
 	SimSeed      int64
 	SimSymbols   int
 	SimLatency   time.Duration
@@ -169,6 +177,13 @@ var settings = []setting{
 	{"shutdown-timeout", "QUOTEHUB_SHUTDOWN_TIMEOUT", "10s", "longest a graceful shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }), plain},
 	{"log-level", "QUOTEHUB_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel }), plain},
 	{"log-format", "QUOTEHUB_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, else json)", str(func(c *Config) *string { return &c.LogFormat }), plain},
+	{"redis-url", "QUOTEHUB_REDIS_URL", "", "Redis for cache, active set, bus and leases, e.g. redis://127.0.0.1:6379/0 (empty: embedded memory, one node)", str(func(c *Config) *string { return &c.RedisURL }), clearable},
+	{"redis-prefix", "QUOTEHUB_REDIS_PREFIX", "qh:", "prefix of every Redis key and channel (one cluster per prefix)", str(func(c *Config) *string { return &c.RedisPrefix }), plain},
+	{"redis-cluster", "QUOTEHUB_REDIS_CLUSTER", "false", "QUOTEHUB_REDIS_URL names a Redis Cluster (redis://host:port?addr=host2:port2...)", boolean(func(c *Config) *bool { return &c.RedisCluster }), isBool},
+	{"redis-sharded-pubsub", "QUOTEHUB_REDIS_SHARDED_PUBSUB", "false", "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+), for Redis Cluster", boolean(func(c *Config) *bool { return &c.RedisShardedPubSub }), isBool},
+	{"lease-ttl", "QUOTEHUB_LEASE_TTL", "6s", "refresh lease time to live; a dead node's symbols are taken over within about 1.5 of it", dur(func(c *Config) *time.Duration { return &c.LeaseTTL }), plain},
+	{"refresh-slots", "QUOTEHUB_REFRESH_SLOTS", "64", "slots symbols hash onto for refresh ownership; the same on every node", integer(func(c *Config) *int { return &c.RefreshSlots }), plain},
+	{"bus-shards", "QUOTEHUB_BUS_SHARDS", "16", "pub/sub shards (one subscriber connection each); the same on every node", integer(func(c *Config) *int { return &c.BusShards }), plain},
 	{"sim-seed", "QUOTEHUB_SIM_SEED", "1", "seed of the sim provider's random walk", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		c.SimSeed = n
@@ -239,6 +254,31 @@ func (c *Config) validate() error {
 	}
 	if c.SimFailRate < 0 || c.SimFailRate > 1 {
 		errs = append(errs, errors.New("QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"))
+	}
+	positive("QUOTEHUB_LEASE_TTL", c.LeaseTTL)
+	if c.LeaseTTL > 0 && c.LeaseTTL < 300*time.Millisecond {
+		errs = append(errs, errors.New("QUOTEHUB_LEASE_TTL must be at least 300ms"))
+	}
+	if c.RefreshSlots < 1 || c.RefreshSlots > 16384 {
+		errs = append(errs, errors.New("QUOTEHUB_REFRESH_SLOTS must be within 1..16384"))
+	}
+	if c.BusShards < 1 || c.BusShards > 1024 {
+		errs = append(errs, errors.New("QUOTEHUB_BUS_SHARDS must be within 1..1024"))
+	}
+	if c.RedisURL == "" && (c.RedisCluster || c.RedisShardedPubSub) {
+		errs = append(errs, errors.New("QUOTEHUB_REDIS_CLUSTER and QUOTEHUB_REDIS_SHARDED_PUBSUB need QUOTEHUB_REDIS_URL"))
+	}
+	if c.RedisURL != "" && c.RedisPrefix == "" {
+		errs = append(errs, errors.New("QUOTEHUB_REDIS_PREFIX must not be empty"))
+	}
+	for _, r := range c.NodeID {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
+			errs = append(errs, fmt.Errorf("QUOTEHUB_NODE_ID %q: use letters, digits and - _ . :", c.NodeID))
+			break
+		}
+	}
+	if len(c.NodeID) > 64 {
+		errs = append(errs, errors.New("QUOTEHUB_NODE_ID is longer than 64 characters"))
 	}
 	if c.Heartbeat >= c.ActiveWindow {
 		errs = append(errs, errors.New("QUOTEHUB_HEARTBEAT must be shorter than QUOTEHUB_ACTIVE_WINDOW, or watched symbols would drop out"))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,19 @@ import (
 	"quotehub/refresher/upstream/sim"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // testNode is a real node (the same wiring as the binary) serving on a
 // loopback port.
@@ -384,3 +397,9 @@ func symbolsFrame(op, id string, syms []string) string {
 	b, _ := json.Marshal(map[string]any{"op": op, "id": id, "symbols": syms})
 	return string(b)
 }
+
+// decodeFrame decodes a server frame; it returns the decoding error.
+func decodeFrame(data []byte, f *frame) error { return json.Unmarshal(data, f) }
+
+// decodeBody decodes a JSON response body.
+func decodeBody(resp *http.Response, into any) error { return json.NewDecoder(resp.Body).Decode(into) }

@@ -22,15 +22,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
-
-	"quotehub"
-	"quotehub/hub"
-	"quotehub/refresher"
-	"quotehub/refresher/upstream/sim"
-	"quotehub/store/memory"
-	"quotehub/web"
 )
 
 func main() {
@@ -100,110 +92,6 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	log.Info().Msg("stopped")
 	return err
-}
-
-// node is one wired quotehub node.
-type node struct {
-	catalog   *memory.Catalog
-	hub       *hub.Hub
-	refresher *refresher.Refresher
-	web       *web.Server
-	sims      []*sim.Provider
-
-	serveErr      chan error
-	stopRefresher context.CancelFunc
-	refDone       chan struct{}
-}
-
-// start runs the refresher and serves on ln.
-func (n *node) start(ln net.Listener) {
-	ctx, cancel := context.WithCancel(context.Background())
-	n.stopRefresher = cancel
-	n.refDone = make(chan struct{})
-	go func() { defer close(n.refDone); n.refresher.Run(ctx) }()
-	n.serveErr = make(chan error, 1)
-	go func() { n.serveErr <- n.web.Serve(ln) }()
-}
-
-// shutdown stops the node in order: stop accepting and report not ready;
-// close every WebSocket with 1001 and end every SSE stream; let plain
-// requests end; then stop the refresher. It gives up at the timeout.
-func (n *node) shutdown(timeout time.Duration, log *zerolog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	webDone := make(chan error, 1)
-	go func() { webDone <- n.web.Shutdown(ctx) }()
-	if err := n.hub.Shutdown(ctx); err != nil {
-		log.Warn().Err(err).Int("connections", n.hub.Connections()).Msg("connections still open at the shutdown deadline")
-	}
-	if err := <-webDone; err != nil {
-		log.Warn().Err(err).Msg("requests still running at the shutdown deadline")
-	}
-	n.stopRefresher()
-	select {
-	case <-n.refDone:
-	case <-ctx.Done():
-		log.Warn().Msg("fetches still running at the shutdown deadline")
-	}
-}
-
-// build wires the embedded default stores, the providers, the refresher,
-// the hub and the web server.
-func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, error) {
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	symbols := sim.Catalog()
-	if cfg.SimSymbols > 0 {
-		symbols = append(symbols, sim.Synthetic(cfg.SimSymbols)...)
-	}
-	catalog := memory.NewCatalog(symbols)
-	cache := memory.NewCache()
-	bus := memory.NewBus()
-	active := memory.NewActiveSet()
-
-	var sources []refresher.Source
-	var sims []*sim.Provider
-	for range cfg.Providers { // validated: sim only
-		p := sim.New(sim.Options{
-			Symbols: symbols, Seed: cfg.SimSeed, Latency: cfg.SimLatency, FailRate: cfg.SimFailRate,
-			Down: cfg.SimDown, ChangeEveryFetch: cfg.SimEveryTick,
-		})
-		sims = append(sims, p)
-		sources = append(sources, refresher.Source{Provider: p, Interval: cfg.RefreshInterval})
-	}
-
-	var h *hub.Hub
-	refLog := log.With().Str("component", "refresher").Logger()
-	ref, err := refresher.New(refresher.Options{
-		Cache: cache, Bus: bus, Active: active, Catalog: catalog, Sources: sources,
-		Local:     func() []string { return h.Symbols() },
-		Freshness: cfg.Freshness, ActiveWindow: cfg.ActiveWindow, Heartbeat: cfg.Heartbeat,
-		FetchTimeout: cfg.FetchTimeout, UpstreamTimeout: cfg.UpstreamTimeout,
-		Metrics: refresher.NewMetrics(reg), Logger: &refLog,
-	})
-	if err != nil {
-		return nil, err
-	}
-	hubLog := log.With().Str("component", "hub").Logger()
-	h = hub.New(hub.Options{
-		Cache: cache, Catalog: catalog, Node: cfg.NodeID,
-		MaxSymbols: cfg.MaxSymbols, MaxMessageBytes: cfg.MaxMessageBytes, MaxConnections: cfg.MaxConnections,
-		OpsPerSecond: cfg.OpsPerSecond, OpsBurst: int(2 * cfg.OpsPerSecond), SlowTimeout: cfg.SlowConsumer,
-		OnActive: func(s string) { bus.Watch(s); ref.Activate(s) },
-		OnIdle:   func(s string) { bus.Unwatch(s); ref.Deactivate(s) },
-		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
-	})
-	bus.Handle(h.Publish)
-	srv, err := web.New(web.Options{
-		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg,
-		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
-		SSEKeepalive: cfg.SSEKeepalive, Logger: log,
-		Checks: map[string]quotehub.HealthChecker{},
-	})
-	if err != nil {
-		_ = h.Shutdown(context.Background())
-		return nil, err
-	}
-	return &node{catalog: catalog, hub: h, refresher: ref, web: srv, sims: sims}, nil
 }
 
 func newLogger(cfg Config, w io.Writer) zerolog.Logger {

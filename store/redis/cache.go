@@ -28,9 +28,11 @@ const DefaultQuoteTTL = 7 * 24 * time.Hour
 // quote's JSON (j), its seq (s) and its fetched_at (f); writes go through a
 // Lua script that enforces the seq fence atomically.
 type Cache struct {
-	rdb  redis.UniversalClient
-	keys Keys
-	ttl  string
+	rdb      redis.UniversalClient
+	keys     Keys
+	ttl      string
+	fallback quotehub.Cache
+	onError  func(error)
 }
 
 // NewCache returns a cache under prefix. ttl ≤ 0 means DefaultQuoteTTL.
@@ -39,6 +41,16 @@ func NewCache(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Cach
 		ttl = DefaultQuoteTTL
 	}
 	return &Cache{rdb: rdb, keys: Keys{prefix}, ttl: strconv.FormatInt(ttl.Milliseconds(), 10)}
+}
+
+// WithFallback makes the cache keep a local copy of everything it writes
+// (and of what the caller feeds the fallback, such as quotes from the bus)
+// and answer from it while Redis is unreachable. Writes that only reach
+// the fallback succeed, so a node cut off from Redis keeps serving and
+// pushing what it has; onError hears every Redis error that was hidden.
+func (c *Cache) WithFallback(fallback quotehub.Cache, onError func(error)) *Cache {
+	c.fallback, c.onError = fallback, onError
+	return c
 }
 
 // Get implements quotehub.Cache.
@@ -52,6 +64,15 @@ func (c *Cache) Get(ctx context.Context, symbol string) (quotehub.Quote, bool, e
 
 // GetMany implements quotehub.Cache with one pipelined round trip.
 func (c *Cache) GetMany(ctx context.Context, symbols []string) ([]quotehub.Quote, error) {
+	qs, err := c.getMany(ctx, symbols)
+	if err != nil && c.fallback != nil {
+		c.onError(err)
+		return c.fallback.GetMany(ctx, symbols)
+	}
+	return qs, err
+}
+
+func (c *Cache) getMany(ctx context.Context, symbols []string) ([]quotehub.Quote, error) {
 	out := make([]quotehub.Quote, len(symbols))
 	if len(symbols) == 0 {
 		return out, nil
@@ -95,6 +116,19 @@ func (c *Cache) Put(ctx context.Context, q quotehub.Quote) (bool, error) {
 // PutMany implements quotehub.Cache: one pipelined round trip of the
 // compare-and-set script.
 func (c *Cache) PutMany(ctx context.Context, quotes []quotehub.Quote) ([]bool, error) {
+	written, err := c.putMany(ctx, quotes)
+	if c.fallback == nil {
+		return written, err
+	}
+	local, ferr := c.fallback.PutMany(ctx, quotes)
+	if err != nil {
+		c.onError(err)
+		return local, ferr
+	}
+	return written, nil
+}
+
+func (c *Cache) putMany(ctx context.Context, quotes []quotehub.Quote) ([]bool, error) {
 	written := make([]bool, len(quotes))
 	if len(quotes) == 0 {
 		return written, nil

@@ -14,6 +14,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,29 +59,39 @@ func (k Keys) symbolOf(channel string) (string, bool) {
 	return sym, ok
 }
 
-// Connect opens a client for a redis:// or rediss:// URL (a URL with
-// several addresses, or QUOTEHUB_REDIS_CLUSTER, makes a cluster client)
-// and checks it answers within timeout.
-func Connect(ctx context.Context, url string, cluster bool, timeout time.Duration) (redis.UniversalClient, error) {
-	var rdb redis.UniversalClient
+// Dial returns a client for a redis:// or rediss:// URL (a cluster client
+// when cluster is set: redis://host:port?addr=host2:port2…) without
+// talking to the server; only a URL that does not parse is an error.
+func Dial(url string, cluster bool) (redis.UniversalClient, error) {
 	if cluster {
 		opts, err := redis.ParseClusterURL(url)
 		if err != nil {
 			return nil, fmt.Errorf("redis cluster URL: %w", err)
 		}
-		rdb = redis.NewClusterClient(opts)
-	} else {
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			return nil, fmt.Errorf("redis URL: %w", err)
-		}
-		rdb = redis.NewClient(opts)
+		return redis.NewClusterClient(opts), nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
+
+// ErrUnreachable wraps the error of a Redis that did not answer Connect.
+var ErrUnreachable = errors.New("redis unreachable")
+
+// Connect is Dial plus a PING within timeout. If the server does not
+// answer, it returns the client anyway with an error wrapping
+// ErrUnreachable, so the caller may go on (go-redis keeps reconnecting).
+func Connect(ctx context.Context, url string, cluster bool, timeout time.Duration) (redis.UniversalClient, error) {
+	rdb, err := Dial(url, cluster)
+	if err != nil {
+		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("redis at %s: %w", redactURL(url), err)
+		return rdb, fmt.Errorf("%w at %s: %w", ErrUnreachable, redactURL(url), err)
 	}
 	return rdb, nil
 }

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// quotehubBinary builds the real binary once per test run.
+func quotehubBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "quotehub-bin-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "quotehub")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc is one quotehub process.
+type proc struct {
+	t    *testing.T
+	name string
+	addr string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+	mu   sync.Mutex
+}
+
+// startProc runs the binary with env (QUOTEHUB_* on top of test defaults)
+// and waits until it answers /healthz. It is stopped when the test ends.
+func startProc(t *testing.T, name string, env map[string]string) *proc {
+	t.Helper()
+	bin := quotehubBinary(t)
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	vars := map[string]string{
+		"QUOTEHUB_ADDR": addr, "QUOTEHUB_ADMIN_ADDR": "", "QUOTEHUB_NODE_ID": name, "QUOTEHUB_LOG_LEVEL": "warn",
+		"QUOTEHUB_LOG_FORMAT": "json", "QUOTEHUB_SHUTDOWN_TIMEOUT": "5s",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &proc{t: t, name: name, addr: addr, cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p, p
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, p.output())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited at start:\n%s", name, p.output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer within 20 s:\n%s", name, p.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// stop sends SIGTERM and waits; SIGKILL after 10 s.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Errorf("%s did not exit within 10 s of SIGTERM", p.name)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// kill9 kills the process the hard way.
+func (p *proc) kill9() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// node returns a testNode view of the process for the HTTP/WS helpers.
+func (p *proc) node() *testNode { return &testNode{t: p.t, addr: p.addr} }
+
+// scrape returns the sum of a metric's samples whose label set includes
+// want (name{...} value lines of the text format).
+func (p *proc) scrape(name string, want ...string) float64 {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		p.t.Fatalf("%s /metrics: %v", p.name, err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(want); i += 2 {
+			ok = ok && strings.Contains(line, want[i]+`="`+want[i+1]+`"`)
+		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err == nil {
+			sum += f
+		}
+	}
+	return sum
+}
+
+// redisServer is a private redis-server for tests that stop and restart
+// Redis, so they never disturb the shared one.
+type redisServer struct {
+	t    *testing.T
+	port int
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startRedis(t *testing.T, port int) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server is required under CI=true (run scripts/services.sh): %v", err)
+		}
+		t.Skipf("no redis-server: %v", err)
+	}
+	if port == 0 {
+		port = freePort(t)
+	}
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &redisServer{t: t, port: port, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(r.done) }()
+	t.Cleanup(r.kill)
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("private redis-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r
+}
+
+func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *redisServer) kill() {
+	select {
+	case <-r.done:
+	default:
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+}
+
+// sharedRedis returns the URL of the Redis the tests share and a fresh
+// prefix; the prefix's keys are deleted when the test ends. Without Redis
+// the test is skipped, except under CI=true, where it fails.
+func sharedRedis(t *testing.T) (url, prefix string, rdb *goredis.Client) {
+	t.Helper()
+	addr := os.Getenv("QUOTEHUB_TEST_REDIS")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb = goredis.NewClient(&goredis.Options{Addr: addr})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Redis at %s is required under CI=true (run scripts/services.sh): %v", addr, err)
+		}
+		t.Skipf("no Redis at %s: %v", addr, err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix = "qhtest:" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		rdb.Close()
+	})
+	return "redis://" + addr + "/0", prefix, rdb
+}

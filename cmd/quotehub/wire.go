@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"quotehub"
+	"quotehub/hub"
+	"quotehub/refresher"
+	"quotehub/refresher/upstream/sim"
+	"quotehub/store/memory"
+	"quotehub/store/redis"
+	"quotehub/web"
+)
+
+// node is one wired quotehub node.
+type node struct {
+	catalog   *memory.Catalog
+	stores    *stores
+	hub       *hub.Hub
+	refresher *refresher.Refresher
+	web       *web.Server
+	sims      []*sim.Provider
+
+	serveErr chan error
+	stopBg   context.CancelFunc
+	bgDone   chan struct{}
+}
+
+// stores are the shared stores of a node: the embedded memory ones, or
+// Redis for a cluster.
+type stores struct {
+	cache  quotehub.Cache
+	active quotehub.ActiveSet
+	bus    interface {
+		quotehub.Bus
+		Handle(func([]quotehub.Quote))
+	}
+	local     *memory.Cache // a local copy of what the node sees, fed by the bus (Redis only)
+	owns      func(string) bool
+	degraded  func() bool
+	fetchLock quotehub.FetchLock
+	resync    func()
+	checks    map[string]quotehub.HealthChecker
+	run       []func(context.Context) // background loops, stopped at shutdown
+	close     []func()                // run in order after the loops stopped
+}
+
+// openStores picks the stores from the configuration.
+func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*stores, error) {
+	if cfg.RedisURL == "" {
+		return &stores{
+			cache: memory.NewCache(), active: memory.NewActiveSet(), bus: memory.NewBus(),
+			checks: map[string]quotehub.HealthChecker{},
+		}, nil
+	}
+	goredis.SetLogger(redisLogger{log.With().Str("component", "go-redis").Logger()})
+	rdb, err := redis.Connect(context.Background(), cfg.RedisURL, cfg.RedisCluster, 3*time.Second)
+	switch {
+	case errors.Is(err, redis.ErrUnreachable):
+		// Not fatal: the node starts degraded, reports not ready, and
+		// go-redis keeps trying. A URL that does not parse is fatal.
+		log.Warn().Err(err).Msg("Redis unreachable at start; serving degraded until it answers")
+	case err != nil:
+		return nil, err
+	}
+	m := redis.NewMetrics(reg)
+	local := memory.NewCache()
+	storeLog := log.With().Str("component", "redis").Logger()
+	warn := storeLog.Sample(&zerolog.BurstSampler{Burst: 3, Period: 10 * time.Second})
+	cache := redis.NewCache(rdb, cfg.RedisPrefix, 0).WithFallback(local, func(err error) {
+		warn.Warn().Err(err).Msg("Redis cache unreachable; answering from the local copy")
+	})
+	bus := redis.NewBus(rdb, redis.BusOptions{
+		Prefix: cfg.RedisPrefix, Shards: cfg.BusShards, Sharded: cfg.RedisShardedPubSub, Cache: cache,
+		Metrics: m, Logger: &storeLog,
+	})
+	own := redis.NewOwnership(rdb, redis.OwnershipOptions{
+		Prefix: cfg.RedisPrefix, Node: cfg.NodeID, Slots: cfg.RefreshSlots, TTL: cfg.LeaseTTL, Metrics: m, Logger: &storeLog,
+	})
+	return &stores{
+		cache: cache, active: redis.NewActiveSet(rdb, cfg.RedisPrefix), bus: bus, local: local,
+		owns: own.Owns, degraded: func() bool { return !own.Connected() },
+		fetchLock: redis.NewFetchLock(rdb, cfg.RedisPrefix, cfg.NodeID, m),
+		resync:    func() { bus.Resync("recovered") },
+		checks:    map[string]quotehub.HealthChecker{"redis": redis.Health{RDB: rdb}},
+		run:       []func(context.Context){own.Run, func(ctx context.Context) { bus.Start(ctx); <-ctx.Done() }},
+		close:     []func(){func() { _ = bus.Close() }, func() { _ = rdb.Close() }},
+	}, nil
+}
+
+// build wires the stores, the providers, the refresher, the hub and the
+// web server.
+func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, error) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	symbols := sim.Catalog()
+	if cfg.SimSymbols > 0 {
+		symbols = append(symbols, sim.Synthetic(cfg.SimSymbols)...)
+	}
+	catalog := memory.NewCatalog(symbols)
+	st, err := openStores(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+
+	var sources []refresher.Source
+	var sims []*sim.Provider
+	for range cfg.Providers { // validated: sim only
+		p := sim.New(sim.Options{
+			Symbols: symbols, Seed: cfg.SimSeed, Latency: cfg.SimLatency, FailRate: cfg.SimFailRate,
+			Down: cfg.SimDown, ChangeEveryFetch: cfg.SimEveryTick,
+		})
+		sims = append(sims, p)
+		sources = append(sources, refresher.Source{Provider: p, Interval: cfg.RefreshInterval})
+	}
+
+	var h *hub.Hub
+	refLog := log.With().Str("component", "refresher").Logger()
+	ref, err := refresher.New(refresher.Options{
+		Cache: st.cache, Bus: st.bus, Active: st.active, Catalog: catalog, Sources: sources,
+		Local: func() []string { return h.Symbols() }, Owns: st.owns, Degraded: st.degraded,
+		FetchLock: st.fetchLock, OnRecover: st.resync,
+		Freshness: cfg.Freshness, ActiveWindow: cfg.ActiveWindow, Heartbeat: cfg.Heartbeat,
+		FetchTimeout: cfg.FetchTimeout, UpstreamTimeout: cfg.UpstreamTimeout,
+		Metrics: refresher.NewMetrics(reg), Logger: &refLog,
+	})
+	if err != nil {
+		st.closeAll()
+		return nil, err
+	}
+	hubLog := log.With().Str("component", "hub").Logger()
+	h = hub.New(hub.Options{
+		Cache: st.cache, Catalog: catalog, Node: cfg.NodeID,
+		MaxSymbols: cfg.MaxSymbols, MaxMessageBytes: cfg.MaxMessageBytes, MaxConnections: cfg.MaxConnections,
+		OpsPerSecond: cfg.OpsPerSecond, OpsBurst: int(2 * cfg.OpsPerSecond), SlowTimeout: cfg.SlowConsumer,
+		OnActive: func(s string) { st.bus.Watch(s); ref.Activate(s) },
+		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
+		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
+	})
+	if st.local != nil {
+		local := st.local
+		st.bus.Handle(func(qs []quotehub.Quote) {
+			_, _ = local.PutMany(context.Background(), qs)
+			h.Publish(qs)
+		})
+	} else {
+		st.bus.Handle(h.Publish)
+	}
+	srv, err := web.New(web.Options{
+		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg,
+		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
+		SSEKeepalive: cfg.SSEKeepalive, Logger: log, Checks: st.checks,
+	})
+	if err != nil {
+		_ = h.Shutdown(context.Background())
+		st.closeAll()
+		return nil, err
+	}
+	return &node{catalog: catalog, stores: st, hub: h, refresher: ref, web: srv, sims: sims}, nil
+}
+
+func (st *stores) closeAll() {
+	for _, c := range st.close {
+		c()
+	}
+}
+
+// start runs the background loops and the refresher, and serves on ln.
+func (n *node) start(ln net.Listener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopBg = cancel
+	n.bgDone = make(chan struct{})
+	loops := append([]func(context.Context){n.refresher.Run}, n.stores.run...)
+	done := make(chan struct{}, len(loops))
+	for _, run := range loops {
+		go func() { run(ctx); done <- struct{}{} }()
+	}
+	go func() {
+		for range loops {
+			<-done
+		}
+		close(n.bgDone)
+	}()
+	n.serveErr = make(chan error, 1)
+	go func() { n.serveErr <- n.web.Serve(ln) }()
+}
+
+// shutdown stops the node in order: stop accepting and report not ready;
+// close every WebSocket with 1001 and end every SSE stream; let plain
+// requests end; stop the refresher and hand its leases over; close the
+// stores. It gives up waiting at the timeout.
+func (n *node) shutdown(timeout time.Duration, log *zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	webDone := make(chan error, 1)
+	go func() { webDone <- n.web.Shutdown(ctx) }()
+	if err := n.hub.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Int("connections", n.hub.Connections()).Msg("connections still open at the shutdown deadline")
+	}
+	if err := <-webDone; err != nil {
+		log.Warn().Err(err).Msg("requests still running at the shutdown deadline")
+	}
+	n.stopBg()
+	select {
+	case <-n.bgDone:
+	case <-ctx.Done():
+		log.Warn().Msg("fetches still running at the shutdown deadline")
+	}
+	n.stores.closeAll()
+}
+
+// redisLogger sends go-redis's own log lines (reconnects, dropped pub/sub
+// messages) to zerolog.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msgf(format, v...)
+}
