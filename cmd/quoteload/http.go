@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// socketsChecked counts sockets that went through loopbackOnly (tests use
+// it to prove that a refused target opened none).
+var socketsChecked atomic.Int64
+
+// loopbackOnly is every dialer's Control hook: it runs after the socket is
+// created and before it connects, and refuses any resolved address that is
+// not loopback (a name such as localhost that resolves elsewhere, or a
+// redirect, never gets a connection).
+func loopbackOnly(network, address string, _ syscall.RawConn) error {
+	socketsChecked.Add(1)
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("refusing to connect to non-loopback address %s", address)
+	}
+	return nil
+}
+
+// newRunner builds the run's HTTP clients: one transport per source
+// address, all dialling through loopbackOnly and never following
+// redirects.
+func newRunner(cfg Config, base *url.URL) *runner {
+	r := &runner{cfg: cfg, base: base}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for i := range cfg.Sources {
+		d := &net.Dialer{Timeout: cfg.ConnectTimeout, Control: loopbackOnly}
+		if cfg.Sources > 1 {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+		}
+		t := &http.Transport{
+			DialContext:           d.DialContext,
+			MaxIdleConnsPerHost:   cfg.Conns + 1,
+			IdleConnTimeout:       30 * time.Second,
+			DisableCompression:    true,
+			ResponseHeaderTimeout: cfg.ConnectTimeout,
+			TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		}
+		r.trans = append(r.trans, t)
+		r.clients = append(r.clients, &http.Client{Transport: t, CheckRedirect: noRedirect})
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}
+	r.metrics = &http.Client{
+		Transport: &http.Transport{
+			DialContext:        d.DialContext,
+			DisableKeepAlives:  true,
+			DisableCompression: true,
+		},
+		CheckRedirect: noRedirect,
+		Timeout:       5 * time.Second,
+	}
+	return r
+}
+
+// client returns connection i's HTTP client (source address 1 + i mod N).
+func (r *runner) client(i int) *http.Client { return r.clients[i%len(r.clients)] }
+
+// closeIdle closes the idle connections of every transport.
+func (r *runner) closeIdle() {
+	for _, t := range r.trans {
+		t.CloseIdleConnections()
+	}
+	r.metrics.CloseIdleConnections()
+}
+
+// runHTTP runs one read worker: GET /v1/quotes/{symbol} in a loop over the
+// worker's symbols, paced to its share of -rate, until the run stops.
+// Starting the worker is its "connection"; connect latency is not measured.
+func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
+	st := &c.st
+	st.connected = true
+	connected(true)
+	urls := make([]string, len(c.syms))
+	for j, s := range c.syms {
+		u := *r.base
+		u.Path += "/v1/quotes/" + s
+		urls[j] = u.String()
+	}
+	client := r.client(c.id)
+	var interval time.Duration
+	next := time.Now()
+	if r.cfg.Rate > 0 {
+		interval = time.Duration(float64(r.cfg.Conns) / r.cfg.Rate * float64(time.Second))
+		next = next.Add(interval * time.Duration(c.id) / time.Duration(r.cfg.Conns)) // spread the workers
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var body bytes.Buffer
+	var qs []quoteRec
+	for n := 0; ; n++ {
+		if r.stopping.Load() || r.stopCtx.Err() != nil {
+			return
+		}
+		if interval > 0 {
+			if wait := time.Until(next); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-r.stopCtx.Done():
+					return
+				}
+			}
+			next = next.Add(interval)
+			if late := time.Since(next); late > time.Second {
+				next = next.Add(late) // do not burst to catch up after a stall
+			}
+		}
+		t0 := time.Now()
+		req, err := http.NewRequestWithContext(r.stopCtx, http.MethodGet, urls[n%len(urls)], nil)
+		if err != nil {
+			st.addErr("request")
+			return
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body.Reset()
+			_, err = body.ReadFrom(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+		}
+		done := time.Now()
+		if err != nil {
+			if r.stopping.Load() || r.stopCtx.Err() != nil {
+				return
+			}
+			if isTimeout(err) {
+				st.addErr("request_timeout")
+			} else {
+				st.addErr("request")
+			}
+			// Do not spin on a refused connection.
+			timer.Reset(10 * time.Millisecond)
+			select {
+			case <-timer.C:
+			case <-r.stopCtx.Done():
+				return
+			}
+			continue
+		}
+		measuring := r.phase.Load() == phaseMeasure
+		if measuring {
+			st.frames++ // requests
+			st.bytes += uint64(body.Len())
+			st.lat.Record(done.Sub(t0).Microseconds())
+			st.addStatus(resp.StatusCode)
+		}
+		if resp.StatusCode != http.StatusOK {
+			st.addErr(fmt.Sprintf("http_%d", resp.StatusCode))
+			continue
+		}
+		qs = scanQuotes(qs[:0], body.Bytes())
+		if len(qs) != 1 {
+			st.addErr("http_bad_quote")
+			continue
+		}
+		st.checkSeq(&qs[0])
+		if measuring {
+			st.deliveries++
+		}
+	}
+}
+
+// serverSample is what one read of the server's /metrics gave.
+type serverSample struct {
+	At         time.Time
+	RSS        float64 // process_resident_memory_bytes
+	CPU        float64 // process_cpu_seconds_total
+	Goroutines float64 // go_goroutines
+	Delivered  float64 // quotehub_quotes_delivered_total, all transports
+	Conns      map[string]float64
+	has        map[string]bool
+}
+
+// scrape reads the server's /metrics.
+func (r *runner) scrape(ctx context.Context) (*serverSample, error) {
+	u := *r.base
+	u.Path += "/metrics"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.metrics.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u.String(), resp.Status)
+	}
+	s, err := parseMetrics(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	s.At = time.Now()
+	return s, nil
+}
+
+// parseMetrics reads the few series quoteload reports from Prometheus text.
+func parseMetrics(rd io.Reader) (*serverSample, error) {
+	s := &serverSample{Conns: map[string]float64{}, has: map[string]bool{}}
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, labels, rest := line, "", ""
+		if i := strings.IndexAny(line, "{ "); i >= 0 {
+			name, rest = line[:i], line[i:]
+			if rest[0] == '{' {
+				j := strings.LastIndexByte(rest, '}')
+				if j < 0 {
+					continue
+				}
+				labels, rest = rest[1:j], rest[j+1:]
+			}
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "process_resident_memory_bytes":
+			s.RSS = v
+		case "process_cpu_seconds_total":
+			s.CPU = v
+		case "go_goroutines":
+			s.Goroutines = v
+		case "quotehub_quotes_delivered_total":
+			s.Delivered += v
+		case "quotehub_connections":
+			s.Conns[labelValue(labels, "transport")] += v
+		default:
+			continue
+		}
+		s.has[name] = true
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if !s.has["process_resident_memory_bytes"] && !s.has["quotehub_connections"] && !s.has["go_goroutines"] {
+		return nil, errors.New("no quotehub or process metrics in /metrics")
+	}
+	return s, nil
+}
+
+// labelValue returns the value of label name in a Prometheus label list
+// (name="value",...); "" when absent.
+func labelValue(labels, name string) string {
+	for labels != "" {
+		eq := strings.IndexByte(labels, '=')
+		if eq < 0 || eq+1 >= len(labels) || labels[eq+1] != '"' {
+			return ""
+		}
+		key := strings.TrimSpace(strings.TrimPrefix(labels[:eq], ","))
+		rest := labels[eq+2:]
+		var val strings.Builder
+		i := 0
+		for ; i < len(rest) && rest[i] != '"'; i++ {
+			if rest[i] == '\\' && i+1 < len(rest) {
+				i++
+				switch rest[i] {
+				case 'n':
+					val.WriteByte('\n')
+				default:
+					val.WriteByte(rest[i])
+				}
+				continue
+			}
+			val.WriteByte(rest[i])
+		}
+		if key == name {
+			return val.String()
+		}
+		if i+1 >= len(rest) {
+			return ""
+		}
+		labels = rest[i+1:]
+	}
+	return ""
+}

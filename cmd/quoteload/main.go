@@ -1,0 +1,782 @@
+// Command quoteload is a load generator for quotehub. It speaks the wire
+// protocol (WebSocket, SSE or HTTP reads) from the client side only, opens a
+// bounded number of connections to a quotehub on this machine, measures
+// what arrives for a bounded time and prints a report.
+//
+// Each connection i subscribes to k symbols spread deterministically over a
+// universe of S symbols (symbol (i*k + j) mod S for j < k), so every symbol
+// has about N*k/S subscribers. For every pushed quote it records the
+// delivery latency (receive time − fetched_at; fetched_at is in
+// milliseconds, so latencies are ±1 ms) and checks that seq never goes
+// backwards per connection and symbol. Around the measured window it reads
+// the server's /metrics for its memory, CPU, goroutines and own delivery
+// count.
+//
+// Only loopback targets are allowed (127.0.0.0/8, ::1, localhost): any other
+// host is refused before a socket is opened, and every socket checks its
+// resolved address again before it connects.
+//
+// Usage:
+//
+//	go build -o /tmp/quotehub ./cmd/quotehub
+//	/tmp/quotehub -addr 127.0.0.1:18080 -admin-addr= -sim-symbols 1000 \
+//	    -sim-every-tick -refresh-interval 100ms -log-level warn &
+//	go run ./cmd/quoteload -url http://127.0.0.1:18080 -mode ws \
+//	    -conns 1000 -symbols 10 -universe 1000 -duration 10s -json report.json
+//
+// The run goes through four phases: ramp-up (connections opened at
+// -connect-rate), warm-up (-warmup, not measured), the measured window
+// (-duration) and shutdown (WebSockets closed with 1000, streams cancelled).
+// Ctrl-C ends the run early and still prints the report; a second Ctrl-C
+// kills the process. Every run has a hard deadline of ramp + warm-up +
+// duration + 30 s. Beyond ~28,000 connections, use -sources so that
+// connections bind several 127.0.0.x source addresses.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Limits on what one run may ask for.
+const (
+	maxDuration = 10 * time.Minute
+	maxWarmup   = 5 * time.Minute
+	maxConns    = 1_000_000
+	maxSources  = 254
+	// fdMargin is how many descriptors besides the connections a run needs
+	// (stdio, the metrics client, the Go runtime).
+	fdMargin = 64
+)
+
+// Config is one load run.
+type Config struct {
+	URL             string        // base URL of the server (loopback only)
+	Mode            string        // ws, sse or http
+	Conns           int           // connections (http: concurrent workers)
+	Symbols         int           // symbols per connection
+	Universe        int           // symbols to choose from: Prefix + 000001 … Universe
+	Prefix          string        // synthetic symbol prefix
+	SymbolList      []string      // explicit universe; overrides Universe and Prefix
+	ConnectRate     float64       // connections opened per second during ramp-up; 0 = as fast as possible
+	ConnectTimeout  time.Duration // per connection: dial + handshake (+ welcome)
+	DialConcurrency int           // connection attempts in flight at once
+	Duration        time.Duration // measured window
+	Warmup          time.Duration // time after ramp-up that is not measured
+	Sources         int           // 127.0.0.x source addresses to spread connections over
+	Rate            float64       // http mode: target requests per second in total; 0 = as fast as possible
+	Label           string        // free text copied into the report
+	Log             io.Writer     // progress messages; nil discards them
+}
+
+// DefaultConfig returns the defaults of the command-line flags.
+func DefaultConfig() Config {
+	return Config{
+		URL:             "http://127.0.0.1:8080",
+		Mode:            "ws",
+		Conns:           100,
+		Symbols:         10,
+		Universe:        1000,
+		Prefix:          "SYN-",
+		ConnectRate:     1000,
+		ConnectTimeout:  10 * time.Second,
+		DialConcurrency: 256,
+		Duration:        10 * time.Second,
+		Warmup:          time.Second,
+		Sources:         1,
+	}
+}
+
+func main() {
+	cfg, jsonPath, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quoteload:", err)
+		os.Exit(2)
+	}
+	cfg.Log = os.Stderr
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process
+	}()
+	rep, err := Run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quoteload:", err)
+		os.Exit(1)
+	}
+	if jsonPath != "-" {
+		rep.WriteText(os.Stdout)
+	}
+	if jsonPath != "" {
+		if err := writeJSON(rep, jsonPath); err != nil {
+			fmt.Fprintln(os.Stderr, "quoteload:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// writeJSON writes the report to path ("-" = stdout).
+func writeJSON(rep *Report, path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if path == "-" {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+const usageHead = `quoteload: load generator for quotehub (loopback targets only).
+
+Opens -conns connections (WebSocket, SSE, or HTTP read workers) to a quotehub
+on this machine, each subscribed to -symbols symbols spread over the universe
+(connection i gets symbols (i*k + j) mod S), measures for -duration after
+ramp-up and -warmup, and prints deliveries/s, delivery latency (receive time −
+fetched_at, ±1 ms), seq regressions, connect latency, errors and the server's
+RSS/CPU/goroutines from /metrics. Ctrl-C ends the run early with a report.
+
+Example:
+  quoteload -url http://127.0.0.1:18080 -mode ws -conns 1000 -symbols 10 \
+      -universe 1000 -duration 10s -json report.json
+
+Flags:
+`
+
+// parseFlags parses the command line into a Config and the -json path.
+func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("quoteload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.PrintDefaults()
+	}
+	var symbolList, jsonPath string
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the quotehub to load (must be loopback: 127.0.0.0/8, ::1 or localhost)")
+	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse) or http (GET /v1/quotes/{symbol})")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections to open (http mode: concurrent request workers)")
+	fs.IntVar(&cfg.Symbols, "symbols", cfg.Symbols, "symbols per connection (k); http workers cycle through theirs")
+	fs.IntVar(&cfg.Universe, "universe", cfg.Universe, "universe size S: symbols are chosen from PREFIX000001 … PREFIX<S> (6-digit zero padding)")
+	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "prefix of the synthetic symbol names")
+	fs.StringVar(&symbolList, "symbol-list", "", "comma-separated explicit universe (A,B,C); replaces -universe and -prefix")
+	fs.Float64Var(&cfg.ConnectRate, "connect-rate", cfg.ConnectRate, "connections opened per second during ramp-up (ws, sse; http workers all start at once); 0 = as fast as possible")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "per connection: dial + handshake (+ welcome) must finish within this")
+	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "connection attempts in flight at once during ramp-up")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time after ramp-up and warm-up (max 10m)")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time after ramp-up that is not measured (max 5m)")
+	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "number of source addresses 127.0.0.1 … 127.0.0.N; when N > 1, connection i binds 127.0.0.(1 + i mod N), allowing > 28k connections (max 254)")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "http mode: target requests per second in total; 0 = as fast as possible")
+	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")
+	fs.StringVar(&cfg.Label, "label", "", "free text copied into the report")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", err
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	if symbolList != "" {
+		for s := range strings.SplitSeq(symbolList, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.SymbolList = append(cfg.SymbolList, s)
+			}
+		}
+		if len(cfg.SymbolList) == 0 {
+			return cfg, "", errors.New("-symbol-list names no symbol")
+		}
+	}
+	return cfg, jsonPath, nil
+}
+
+// validate checks cfg and returns the parsed target URL. It does no I/O.
+func (cfg *Config) validate() (*url.URL, error) {
+	u, err := checkTarget(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	switch cfg.Mode {
+	case "ws", "sse", "http":
+	default:
+		return nil, fmt.Errorf("-mode %q: want ws, sse or http", cfg.Mode)
+	}
+	if cfg.Conns < 1 || cfg.Conns > maxConns {
+		return nil, fmt.Errorf("-conns %d: want 1 … %d", cfg.Conns, maxConns)
+	}
+	if cfg.SymbolList == nil {
+		if cfg.Universe < 1 || cfg.Universe > 999_999 {
+			return nil, fmt.Errorf("-universe %d: want 1 … 999999", cfg.Universe)
+		}
+	}
+	if cfg.Symbols < 1 || cfg.Symbols > cfg.universeSize() {
+		return nil, fmt.Errorf("-symbols %d: want 1 … %d (the universe size)", cfg.Symbols, cfg.universeSize())
+	}
+	if cfg.Duration <= 0 || cfg.Duration > maxDuration {
+		return nil, fmt.Errorf("-duration %v: want > 0 and at most %v", cfg.Duration, maxDuration)
+	}
+	if cfg.Warmup < 0 || cfg.Warmup > maxWarmup {
+		return nil, fmt.Errorf("-warmup %v: want 0 … %v", cfg.Warmup, maxWarmup)
+	}
+	if cfg.ConnectRate < 0 {
+		return nil, fmt.Errorf("-connect-rate %g: want >= 0", cfg.ConnectRate)
+	}
+	if cfg.ConnectTimeout <= 0 || cfg.ConnectTimeout > time.Minute {
+		return nil, fmt.Errorf("-connect-timeout %v: want > 0 and at most 1m", cfg.ConnectTimeout)
+	}
+	if cfg.DialConcurrency < 1 {
+		return nil, fmt.Errorf("-dial-concurrency %d: want >= 1", cfg.DialConcurrency)
+	}
+	if cfg.Sources < 1 || cfg.Sources > maxSources {
+		return nil, fmt.Errorf("-sources %d: want 1 … %d", cfg.Sources, maxSources)
+	}
+	if cfg.Sources > 1 {
+		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.To4() == nil {
+			return nil, fmt.Errorf("-sources %d binds 127.0.0.x source addresses; the target %s is IPv6", cfg.Sources, u.Hostname())
+		}
+	}
+	if cfg.Rate < 0 {
+		return nil, fmt.Errorf("-rate %g: want >= 0", cfg.Rate)
+	}
+	if cfg.Rate > 0 && cfg.Mode != "http" {
+		return nil, errors.New("-rate applies to -mode http only")
+	}
+	return u, nil
+}
+
+// universeSize is the number of symbols connections choose from.
+func (cfg *Config) universeSize() int {
+	if cfg.SymbolList != nil {
+		return len(cfg.SymbolList)
+	}
+	return cfg.Universe
+}
+
+// universe returns the symbol names, normalised as the server sends them
+// back (trimmed, ASCII upper case), without duplicates.
+func (cfg *Config) universe() ([]string, error) {
+	if cfg.SymbolList == nil {
+		out := make([]string, cfg.Universe)
+		for i := range out {
+			out[i] = normSymbol(fmt.Sprintf("%s%06d", cfg.Prefix, i+1))
+		}
+		return out, nil
+	}
+	seen := make(map[string]bool, len(cfg.SymbolList))
+	var out []string
+	for _, s := range cfg.SymbolList {
+		s = normSymbol(s)
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) < cfg.Symbols {
+		return nil, fmt.Errorf("-symbol-list has %d distinct symbols, fewer than -symbols %d", len(out), cfg.Symbols)
+	}
+	return out, nil
+}
+
+// normSymbol trims ASCII white space and upper-cases ASCII letters only, as
+// the protocol normalises symbols.
+func normSymbol(s string) string {
+	s = strings.Trim(s, " \t\r\n")
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// connSymbols returns connection i's k symbols: (i*k + j) mod S.
+func connSymbols(universe []string, i, k int) []string {
+	out := make([]string, k)
+	s := len(universe)
+	base := (i % s) * (k % s) % s // (i*k) mod S without overflow
+	for j := range out {
+		out[j] = universe[(base+j)%s]
+	}
+	return out
+}
+
+// checkTarget parses raw and refuses any host that is not loopback:
+// 127.0.0.0/8, ::1 or the name localhost. It does no I/O.
+func checkTarget(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("-url %q: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("-url %q: scheme must be http or https (ws, wss accepted)", raw)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("-url %q: user info is not supported", raw)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil, fmt.Errorf("-url %q: no host", raw)
+	}
+	if !isLoopbackHost(host) {
+		return nil, fmt.Errorf("-url %q: refusing non-loopback target %q: quoteload only loads servers on this machine (127.0.0.0/8, ::1 or localhost)", raw, host)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawQuery, u.Fragment, u.RawPath = "", "", ""
+	return u, nil
+}
+
+// isLoopbackHost reports whether host is a loopback IP literal or the name
+// localhost.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		return false // zoned IPv6: never loopback
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ensureFileLimit raises the soft open-file limit to the hard limit and
+// fails when conns connections would still not fit.
+func ensureFileLimit(conns int) error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("reading the open-file limit: %w", err)
+	}
+	if rl.Cur < rl.Max {
+		raised := rl
+		raised.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
+			rl = raised
+		}
+	}
+	need := uint64(conns) + fdMargin
+	if need > rl.Cur {
+		return fmt.Errorf("%d connections need about %d open files but this process may open only %d (hard limit %d): "+
+			"raise the limit (ulimit -n, or LimitNOFILE / limits.conf) or split the load over several quoteload processes",
+			conns, need, rl.Cur, rl.Max)
+	}
+	return nil
+}
+
+// Run phases; connections read the current one on every frame to decide
+// whether it is measured.
+const (
+	phaseRamp int32 = iota
+	phaseWarmup
+	phaseMeasure
+	phaseDone
+)
+
+// shutdownGrace is how long the run waits for connections to close after
+// the hard deadline forced them shut.
+const shutdownGrace = 5 * time.Second
+
+// Run performs one load run and returns its report. It refuses non-loopback
+// targets before any I/O. Cancelling ctx (Ctrl-C) ends the run early: the
+// connections are closed and the report covers what was measured. Run
+// returns only after every connection it opened is closed and every
+// goroutine it started has ended (or, should one hang, after the hard
+// deadline plus a grace period, with a warning in the report).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	base, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	universe, err := cfg.universe()
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureFileLimit(cfg.Conns); err != nil {
+		return nil, err
+	}
+	r := newRunner(cfg, base)
+	defer r.closeIdle()
+
+	rampBudget := cfg.ConnectTimeout + 5*time.Second
+	if cfg.ConnectRate > 0 && cfg.Mode != "http" {
+		rampBudget += time.Duration(float64(cfg.Conns) / cfg.ConnectRate * float64(time.Second))
+	}
+	hardBudget := rampBudget + cfg.Warmup + cfg.Duration + 30*time.Second
+	hardCtx, hardCancel := context.WithTimeout(context.Background(), hardBudget)
+	defer hardCancel()
+	stopCtx, stopCancel := context.WithCancel(hardCtx)
+	defer stopCancel()
+	r.stopCtx = stopCtx
+
+	rep := newReport(cfg, base, len(universe))
+	started := time.Now()
+	rep.StartedAt = started.UTC()
+
+	// Server baseline, before any connection is opened.
+	baseline, err := r.scrape(hardCtx)
+	if err != nil {
+		rep.warnf("server metrics unavailable (%v): no server figures", err)
+	}
+
+	conns := make([]*conn, cfg.Conns)
+	for i := range conns {
+		conns[i] = &conn{id: i, syms: connSymbols(universe, i, cfg.Symbols), done: make(chan struct{})}
+	}
+
+	// Ramp-up.
+	r.logf("ramp-up: %d %s connections at %s", cfg.Conns, cfg.Mode, rateText(cfg.ConnectRate))
+	rampCtx, rampCancel := context.WithTimeout(stopCtx, rampBudget)
+	defer rampCancel()
+	unhook := context.AfterFunc(ctx, rampCancel)
+	launched := r.ramp(rampCtx, conns)
+	rampCancel()
+	unhook()
+	rep.RampSeconds = time.Since(started).Seconds()
+	r.logf("ramp-up done in %.2fs: %d connected, %d failed", rep.RampSeconds, r.nOK.Load(), int64(cfg.Conns)-r.nOK.Load())
+	if hardCtx.Err() != nil {
+		rep.HardDeadlineHit = true
+	}
+
+	// Warm-up and the measured window.
+	var s0, s1 *serverSample
+	var t0, t1 time.Time
+	if ctx.Err() == nil && hardCtx.Err() == nil {
+		r.phase.Store(phaseWarmup)
+		if cfg.Warmup > 0 {
+			r.logf("warm-up %v", cfg.Warmup)
+			sleepCtx(ctx, hardCtx, cfg.Warmup)
+		}
+	}
+	if ctx.Err() == nil && hardCtx.Err() == nil {
+		if baseline != nil {
+			if s0, err = r.scrape(hardCtx); err != nil {
+				rep.warnf("server metrics at window start: %v", err)
+			}
+		}
+		r.logf("measuring %v", cfg.Duration)
+		cpu0 := processCPU()
+		t0 = time.Now()
+		r.phase.Store(phaseMeasure)
+		if r.measure(ctx, hardCtx, cfg.Duration) {
+			rep.warnf("every connection was lost: the window ended early")
+		}
+		r.phase.Store(phaseDone)
+		t1 = time.Now()
+		rep.ClientCPUSeconds = processCPU() - cpu0
+		rep.ClientCPUCores = rep.ClientCPUSeconds / t1.Sub(t0).Seconds()
+		if s0 != nil {
+			if s1, err = r.scrape(hardCtx); err != nil {
+				rep.warnf("server metrics at window end: %v", err)
+			}
+		}
+	}
+	r.phase.Store(phaseDone)
+	if ctx.Err() != nil {
+		rep.Interrupted = true
+		rep.warnf("interrupted: the run ended early")
+	}
+	if hardCtx.Err() != nil {
+		rep.HardDeadlineHit = true
+	}
+
+	// Shutdown: close every connection, wait for every goroutine.
+	r.logf("closing %d connections", r.nOK.Load())
+	closeStart := time.Now()
+	unfinished := r.shutdown(hardCtx, stopCancel, conns[:launched])
+	rep.CloseSeconds = time.Since(closeStart).Seconds()
+	if unfinished > 0 {
+		rep.warnf("%d connections did not end within the hard deadline plus %v; their figures are left out", unfinished, shutdownGrace)
+	}
+	if rep.HardDeadlineHit {
+		rep.warnf("hard deadline (%v) reached: connections were closed abruptly", hardBudget.Round(time.Millisecond))
+	}
+
+	if !t0.IsZero() {
+		rep.MeasuredSeconds = t1.Sub(t0).Seconds()
+	}
+	rep.WarmupSeconds = cfg.Warmup.Seconds()
+	rep.addConns(conns, launched)
+	rep.addServer(baseline, s0, s1)
+	rep.finish()
+	return rep, nil
+}
+
+// processCPU returns the user + system CPU time this process has used, in
+// seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// measure waits out the measured window: d, or until a context ends, or
+// until every connection that was up has been lost (it then reports true).
+func (r *runner) measure(ctx, hardCtx context.Context, d time.Duration) (allLost bool) {
+	end := time.NewTimer(d)
+	defer end.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-end.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-hardCtx.Done():
+			return false
+		case <-tick.C:
+			if up := r.nOK.Load(); up > 0 && r.nDropped.Load() >= up {
+				return true
+			}
+		}
+	}
+}
+
+// rateText formats a connect rate for the progress log.
+func rateText(rate float64) string {
+	if rate <= 0 {
+		return "full speed"
+	}
+	return fmt.Sprintf("%g/s", rate)
+}
+
+// sleepCtx sleeps for d or until either context ends.
+func sleepCtx(a, b context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.Done():
+	case <-b.Done():
+	}
+}
+
+// runner is the state shared by one run's connections.
+type runner struct {
+	cfg     Config
+	base    *url.URL
+	clients []*http.Client // one per source address
+	trans   []*http.Transport
+	metrics *http.Client
+
+	phase    atomic.Int32
+	stopping atomic.Bool     // set before connections are closed on purpose
+	stopCtx  context.Context // cancelled at shutdown: ends SSE streams and HTTP workers
+	nOK      atomic.Int64    // connections that completed their handshake
+	nFail    atomic.Int64    // connection attempts that failed
+	nDropped atomic.Int64    // connections lost before the run closed them
+}
+
+// conn is one connection (http mode: one worker). Its stats are written
+// only by its own goroutine and read after done is closed.
+type conn struct {
+	id   int
+	syms []string
+	st   connStats
+	done chan struct{}
+
+	mu      sync.Mutex
+	closeFn func() // graceful close (WebSocket 1000); set once connected
+	killFn  func() // abrupt close
+}
+
+// setClosers registers c's close functions unless the run is already
+// stopping, in which case it reports false and the caller closes at once.
+func (r *runner) setClosers(c *conn, closeFn, killFn func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.stopping.Load() {
+		return false
+	}
+	c.closeFn, c.killFn = closeFn, killFn
+	return true
+}
+
+// closers returns c's registered close functions (nil before connected).
+func (c *conn) closers() (closeFn, killFn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeFn, c.killFn
+}
+
+func (r *runner) logf(format string, args ...any) {
+	if r.cfg.Log != nil {
+		fmt.Fprintf(r.cfg.Log, "quoteload: "+format+"\n", args...)
+	}
+}
+
+// ramp starts the connections at the configured rate, at most
+// DialConcurrency attempts in flight, and waits until every started one has
+// connected or failed. It stops starting connections when ctx ends and
+// returns how many it started (conns[:n]); the rest are never opened.
+func (r *runner) ramp(ctx context.Context, conns []*conn) (n int) {
+	var rampWG sync.WaitGroup
+	sem := make(chan struct{}, r.cfg.DialConcurrency)
+	start := time.Now()
+	var interval time.Duration
+	if r.cfg.ConnectRate > 0 && r.cfg.Mode != "http" {
+		interval = time.Duration(float64(time.Second) / r.cfg.ConnectRate)
+	}
+	progress := time.NewTicker(2 * time.Second)
+	defer progress.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+
+	run := r.runWS
+	switch r.cfg.Mode {
+	case "sse":
+		run = r.runSSE
+	case "http":
+		run = r.runHTTP
+	}
+loop:
+	for i, c := range conns {
+		if interval > 0 {
+			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					break loop
+				}
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		select {
+		case <-progress.C:
+			r.logf("ramp-up: %d/%d connected, %d failed", r.nOK.Load(), len(conns), r.nFail.Load())
+		default:
+		}
+		var once sync.Once
+		connected := func(ok bool) {
+			once.Do(func() {
+				if ok {
+					r.nOK.Add(1)
+				} else {
+					r.nFail.Add(1)
+				}
+				<-sem
+				rampWG.Done()
+			})
+		}
+		rampWG.Add(1)
+		n = i + 1
+		go func() {
+			defer close(c.done)
+			defer connected(false) // a no-op when already reported
+			run(ctx, c, connected)
+		}()
+	}
+	waitDone := make(chan struct{})
+	go func() {
+		rampWG.Wait()
+		close(waitDone)
+	}()
+	for {
+		select {
+		case <-waitDone:
+			return n
+		case <-progress.C:
+			r.logf("ramp-up: %d/%d connected, %d failed", r.nOK.Load(), len(conns), r.nFail.Load())
+		}
+	}
+}
+
+// shutdown closes every started connection (WebSockets with 1000, streams
+// and workers by cancelling stopCtx) and waits for their goroutines. When
+// hardCtx ends first, the remaining connections are closed abruptly. It
+// returns how many goroutines had still not ended after that.
+func (r *runner) shutdown(hardCtx context.Context, stopCancel context.CancelFunc, conns []*conn) (unfinished int) {
+	r.stopping.Store(true)
+	stopCancel()
+
+	// Graceful WebSocket closes, a bounded number at a time.
+	work := make(chan *conn)
+	var closers sync.WaitGroup
+	for range min(128, max(1, len(conns))) {
+		closers.Add(1)
+		go func() {
+			defer closers.Done()
+			for c := range work {
+				if closeFn, _ := c.closers(); closeFn != nil {
+					closeFn()
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, c := range conns {
+			select {
+			case work <- c:
+			case <-hardCtx.Done():
+				return
+			}
+		}
+	}()
+
+	allDone := make(chan struct{})
+	go func() {
+		for _, c := range conns {
+			<-c.done
+		}
+		closers.Wait()
+		close(allDone)
+	}()
+	select {
+	case <-allDone:
+		return 0
+	case <-hardCtx.Done():
+	}
+	for _, c := range conns {
+		if _, killFn := c.closers(); killFn != nil {
+			killFn()
+		}
+	}
+	grace := time.NewTimer(shutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-allDone:
+		return 0
+	case <-grace.C:
+	}
+	for _, c := range conns {
+		select {
+		case <-c.done:
+		default:
+			unfinished++
+		}
+	}
+	return unfinished
+}

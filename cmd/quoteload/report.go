@@ -1,0 +1,414 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// connStats is one connection's tally. Only its own goroutine writes it;
+// the report reads it after that goroutine has ended, so it needs no locks.
+type connStats struct {
+	connected  bool
+	dropped    bool // ended before the run closed it
+	connectDur time.Duration
+
+	deliveries uint64 // quotes received in the measured window
+	frames     uint64 // WS messages / SSE events / HTTP responses in the window
+	bytes      uint64
+	lat        Hist // µs: delivery latency (ws, sse) or request latency (http)
+
+	seqRegressions uint64
+	seqRepeats     uint64
+	symIdx         map[string]int // symbol → index into lastSeq
+	lastSeq        []int64
+
+	errs   map[string]uint64
+	status map[int]uint64 // http mode, measured window
+}
+
+func (s *connStats) addErr(kind string) {
+	if s.errs == nil {
+		s.errs = make(map[string]uint64)
+	}
+	s.errs[kind]++
+}
+
+func (s *connStats) addStatus(code int) {
+	if s.status == nil {
+		s.status = make(map[int]uint64)
+	}
+	s.status[code]++
+}
+
+// checkSeq compares q's seq with the last one this connection saw for the
+// symbol: lower is a regression, equal a repeat (allowed for a snapshot
+// re-sent on subscribe; reported, not an error).
+func (s *connStats) checkSeq(q *quoteRec) {
+	if !q.HasSeq {
+		s.addErr("quote_without_seq")
+		return
+	}
+	i, ok := s.symIdx[string(q.Symbol)] // no allocation on lookup
+	if !ok {
+		if s.symIdx == nil {
+			s.symIdx = make(map[string]int)
+		}
+		s.symIdx[string(q.Symbol)] = len(s.lastSeq)
+		s.lastSeq = append(s.lastSeq, q.Seq)
+		return
+	}
+	switch last := s.lastSeq[i]; {
+	case q.Seq < last:
+		s.seqRegressions++
+	case q.Seq == last:
+		s.seqRepeats++
+	default:
+		s.lastSeq[i] = q.Seq
+	}
+}
+
+// recordQuotes checks the seq of every quote and, in the measured window,
+// counts it and records its latency: nowUs (receive time, Unix µs) −
+// fetched_at (Unix ms).
+func (s *connStats) recordQuotes(qs []quoteRec, nowUs int64, measuring bool) {
+	for i := range qs {
+		q := &qs[i]
+		s.checkSeq(q)
+		if !measuring {
+			continue
+		}
+		s.deliveries++
+		if q.HasFetchedAt {
+			s.lat.Record(nowUs - q.FetchedAt*1000)
+		} else {
+			s.addErr("quote_without_fetched_at")
+		}
+	}
+}
+
+// Report is the outcome of one run; it is printed as a table and written
+// as JSON with -json.
+type Report struct {
+	Label     string    `json:"label,omitempty"`
+	Mode      string    `json:"mode"`
+	URL       string    `json:"url"`
+	StartedAt time.Time `json:"started_at"`
+
+	Conns          int     `json:"conns"` // requested (http: workers)
+	Connected      int     `json:"conns_connected"`
+	Failed         int     `json:"conns_failed"`
+	Dropped        int     `json:"conns_dropped"` // connected, then lost before the end
+	SymbolsPerConn int     `json:"symbols_per_conn"`
+	Universe       int     `json:"universe"`
+	Sources        int     `json:"sources"`
+	ConnectRate    float64 `json:"connect_rate"`
+	TargetRate     float64 `json:"target_rate,omitempty"` // http mode
+
+	RampSeconds     float64 `json:"ramp_seconds"`
+	WarmupSeconds   float64 `json:"warmup_seconds"`
+	MeasuredSeconds float64 `json:"measured_seconds"`
+	CloseSeconds    float64 `json:"close_seconds"`
+	Interrupted     bool    `json:"interrupted"`
+	HardDeadlineHit bool    `json:"hard_deadline_hit"`
+
+	Deliveries       uint64  `json:"deliveries"` // quotes received in the window (http: 200 responses with a quote)
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	Frames           uint64  `json:"frames"` // WS messages, SSE events, or HTTP responses
+	FramesPerSec     float64 `json:"frames_per_sec"`
+	Bytes            uint64  `json:"bytes"`
+	BytesPerSec      float64 `json:"bytes_per_sec"`
+
+	// Latency is the delivery latency (receive time − fetched_at; fetched_at
+	// has 1 ms resolution, so ±1 ms) or, in http mode, the request latency.
+	Latency        *Summary `json:"latency_ms"`
+	LatencyNote    string   `json:"latency_note"`
+	ConnectLatency *Summary `json:"connect_latency_ms,omitempty"`
+
+	HTTP *HTTPFigures `json:"http,omitempty"`
+
+	Errors         map[string]uint64 `json:"errors"`
+	SeqRegressions uint64            `json:"seq_regressions"`
+	SeqRepeats     uint64            `json:"seq_repeats"`
+
+	// ClientCPUSeconds is the CPU quoteload itself used in the window: when
+	// client and server share the machine, a client near its cores' limit
+	// bounds what the server can show.
+	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+	ClientCPUCores   float64 `json:"client_cpu_cores"`
+
+	Server   *ServerFigures `json:"server,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+}
+
+// Summary is a latency distribution in milliseconds.
+type Summary struct {
+	Count uint64  `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p99_9"`
+	Max   float64 `json:"max"`
+}
+
+// HTTPFigures are the http-mode totals of the measured window.
+type HTTPFigures struct {
+	Requests       uint64            `json:"requests"`
+	RequestsPerSec float64           `json:"requests_per_sec"`
+	Status         map[string]uint64 `json:"status"`
+}
+
+// ServerFigures are read from the server's /metrics before any connection
+// (baseline) and at the start and end of the measured window.
+type ServerFigures struct {
+	RSSBaselineBytes     float64            `json:"rss_baseline_bytes"`
+	RSSStartBytes        float64            `json:"rss_start_bytes"`
+	RSSEndBytes          float64            `json:"rss_end_bytes"`
+	RSSPerConnBytes      float64            `json:"rss_per_conn_bytes"` // (end − baseline) / connected
+	CPUSeconds           float64            `json:"cpu_seconds"`        // used during the window
+	CPUCores             float64            `json:"cpu_cores"`
+	GoroutinesStart      float64            `json:"goroutines_start"`
+	GoroutinesEnd        float64            `json:"goroutines_end"`
+	Connections          map[string]float64 `json:"connections"` // at window end, by transport
+	DeliveredDelta       float64            `json:"delivered_delta"`
+	CPUMicrosPerDelivery float64            `json:"cpu_us_per_delivery"` // http mode: per request
+	WindowSeconds        float64            `json:"window_seconds"`      // between the two scrapes
+}
+
+func newReport(cfg Config, base *url.URL, universe int) *Report {
+	rep := &Report{
+		Label: cfg.Label, Mode: cfg.Mode, URL: base.String(),
+		Conns: cfg.Conns, SymbolsPerConn: cfg.Symbols, Universe: universe,
+		Sources: cfg.Sources, ConnectRate: cfg.ConnectRate,
+		Errors: map[string]uint64{},
+	}
+	if cfg.Mode == "http" {
+		rep.TargetRate = cfg.Rate
+		rep.LatencyNote = "request latency (send to body read)"
+	} else {
+		rep.LatencyNote = "receive time - fetched_at; fetched_at is in ms, so values are ±1 ms"
+	}
+	return rep
+}
+
+func (rep *Report) warnf(format string, args ...any) {
+	rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, args...))
+}
+
+// addConns merges the stats of the connections whose goroutines ended
+// (conns[:launched]); the rest were never started.
+func (rep *Report) addConns(conns []*conn, launched int) {
+	var lat, connLat Hist
+	status := map[int]uint64{}
+	for i, c := range conns {
+		if i >= launched {
+			rep.Errors["not_started"]++
+			continue
+		}
+		select {
+		case <-c.done:
+		default:
+			continue // still running: its stats cannot be read safely
+		}
+		st := &c.st
+		if st.connected {
+			rep.Connected++
+			if rep.Mode != "http" {
+				connLat.Record(st.connectDur.Microseconds())
+			}
+		}
+		if st.dropped {
+			rep.Dropped++
+		}
+		rep.Deliveries += st.deliveries
+		rep.Frames += st.frames
+		rep.Bytes += st.bytes
+		rep.SeqRegressions += st.seqRegressions
+		rep.SeqRepeats += st.seqRepeats
+		lat.Merge(&st.lat)
+		for k, v := range st.errs {
+			rep.Errors[k] += v
+		}
+		for k, v := range st.status {
+			status[k] += v
+		}
+	}
+	rep.Failed = rep.Conns - rep.Connected
+	rep.Latency = summarize(&lat)
+	if rep.Mode != "http" {
+		rep.ConnectLatency = summarize(&connLat)
+	} else {
+		rep.HTTP = &HTTPFigures{Requests: rep.Frames, Status: map[string]uint64{}}
+		for k, v := range status {
+			rep.HTTP.Status[strconv.Itoa(k)] = v
+		}
+	}
+	if lat.Overflow() > 0 {
+		rep.warnf("%d latencies above %v were counted as %v in the percentiles", lat.Overflow(), time.Duration(HistMax)*time.Microsecond, time.Duration(HistMax)*time.Microsecond)
+	}
+}
+
+// summarize turns a µs histogram into a millisecond Summary.
+func summarize(h *Hist) *Summary {
+	ms := func(us float64) float64 { return us / 1000 }
+	return &Summary{
+		Count: h.Count(), Mean: ms(h.Mean()),
+		P50: ms(h.Quantile(0.5)), P90: ms(h.Quantile(0.9)), P99: ms(h.Quantile(0.99)),
+		P999: ms(h.Quantile(0.999)), Max: ms(float64(h.Max())),
+	}
+}
+
+// addServer derives the server figures from the three /metrics samples.
+func (rep *Report) addServer(baseline, s0, s1 *serverSample) {
+	if baseline == nil {
+		return
+	}
+	f := &ServerFigures{RSSBaselineBytes: baseline.RSS, Connections: map[string]float64{}}
+	rep.Server = f
+	if s0 == nil || s1 == nil {
+		return
+	}
+	f.RSSStartBytes, f.RSSEndBytes = s0.RSS, s1.RSS
+	f.GoroutinesStart, f.GoroutinesEnd = s0.Goroutines, s1.Goroutines
+	maps.Copy(f.Connections, s1.Conns)
+	f.WindowSeconds = s1.At.Sub(s0.At).Seconds()
+	f.CPUSeconds = s1.CPU - s0.CPU
+	if f.WindowSeconds > 0 {
+		f.CPUCores = f.CPUSeconds / f.WindowSeconds
+	}
+	f.DeliveredDelta = s1.Delivered - s0.Delivered
+	if f.DeliveredDelta > 0 {
+		f.CPUMicrosPerDelivery = f.CPUSeconds * 1e6 / f.DeliveredDelta
+	} else if rep.Mode == "http" && rep.Deliveries > 0 {
+		f.CPUMicrosPerDelivery = f.CPUSeconds * 1e6 / float64(rep.Deliveries) // per request
+	}
+	if rep.Connected > 0 && baseline.RSS > 0 {
+		f.RSSPerConnBytes = (s1.RSS - baseline.RSS) / float64(rep.Connected)
+	}
+}
+
+// finish computes the rates.
+func (rep *Report) finish() {
+	if d := rep.MeasuredSeconds; d > 0 {
+		rep.DeliveriesPerSec = float64(rep.Deliveries) / d
+		rep.FramesPerSec = float64(rep.Frames) / d
+		rep.BytesPerSec = float64(rep.Bytes) / d
+		if rep.HTTP != nil {
+			rep.HTTP.RequestsPerSec = float64(rep.HTTP.Requests) / d
+		}
+	}
+}
+
+// WriteText prints the report as an aligned table.
+func (rep *Report) WriteText(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
+	title := "quoteload report"
+	if rep.Label != "" {
+		title += ": " + rep.Label
+	}
+	fmt.Fprintln(tw, title)
+	row("mode", "%s  %s  (started %s)", rep.Mode, rep.URL, rep.StartedAt.Format(time.RFC3339))
+	unit := "conns"
+	if rep.Mode == "http" {
+		unit = "workers"
+	}
+	row(unit, "%d connected, %d failed, %d dropped  (of %d; %d symbols each, universe %d, %d source addr)",
+		rep.Connected, rep.Failed, rep.Dropped, rep.Conns, rep.SymbolsPerConn, rep.Universe, rep.Sources)
+	row("timing", "ramp %.2fs (connect-rate %s), warmup %.2fs, measured %.2fs, close %.2fs",
+		rep.RampSeconds, rateText(rep.ConnectRate), rep.WarmupSeconds, rep.MeasuredSeconds, rep.CloseSeconds)
+	if rep.HTTP != nil {
+		codes := slices.Sorted(maps.Keys(rep.HTTP.Status))
+		var parts []string
+		for _, k := range codes {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, rep.HTTP.Status[k]))
+		}
+		target := "max"
+		if rep.TargetRate > 0 {
+			target = fmt.Sprintf("%g/s", rep.TargetRate)
+		}
+		row("requests", "%d  (%.1f/s, target %s)  status %s", rep.HTTP.Requests, rep.HTTP.RequestsPerSec, target, orNone(strings.Join(parts, " ")))
+		row("quotes read", "%d  (%.1f/s)", rep.Deliveries, rep.DeliveriesPerSec)
+	} else {
+		row("deliveries", "%d  (%.1f/s)", rep.Deliveries, rep.DeliveriesPerSec)
+		row("frames", "%d  (%.1f/s, %.2f quotes/frame)", rep.Frames, rep.FramesPerSec, ratio(float64(rep.Deliveries), float64(rep.Frames)))
+	}
+	row("bytes", "%d  (%.2f MB/s)", rep.Bytes, rep.BytesPerSec/1e6)
+	if l := rep.Latency; l != nil && l.Count == 0 {
+		row("latency ms", "no samples in the measured window")
+	} else if l != nil {
+		row("latency ms", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f  (n=%d)", l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
+		row("", "%s", rep.LatencyNote)
+	}
+	if l := rep.ConnectLatency; l != nil {
+		what := "dial+handshake+welcome"
+		if rep.Mode == "sse" {
+			what = "until response headers"
+		}
+		row("connect ms", "p50 %.2f  p99 %.2f  max %.2f  (%s, n=%d)", l.P50, l.P99, l.Max, what, l.Count)
+	}
+	if rep.Mode == "http" {
+		row("seq", "%d regressions, %d repeats  (re-reading an unchanged quote repeats its seq)", rep.SeqRegressions, rep.SeqRepeats)
+	} else {
+		row("seq", "%d regressions, %d repeats", rep.SeqRegressions, rep.SeqRepeats)
+	}
+	var errs []string
+	for _, k := range slices.Sorted(maps.Keys(rep.Errors)) {
+		errs = append(errs, fmt.Sprintf("%s=%d", k, rep.Errors[k]))
+	}
+	row("errors", "%s", orNone(strings.Join(errs, " ")))
+	row("client CPU", "%.2fs = %.2f cores (quoteload itself, measured window)", rep.ClientCPUSeconds, rep.ClientCPUCores)
+	if s := rep.Server; s != nil {
+		if s.WindowSeconds > 0 {
+			row("server RSS", "%s baseline, %s at start, %s at end  →  %s per connection",
+				mib(s.RSSBaselineBytes), mib(s.RSSStartBytes), mib(s.RSSEndBytes), kib(s.RSSPerConnBytes))
+			per := "delivered quote"
+			if rep.Mode == "http" {
+				per = "request"
+			}
+			perText := "no deliveries"
+			if s.CPUMicrosPerDelivery > 0 {
+				perText = fmt.Sprintf("%.2f µs per %s", s.CPUMicrosPerDelivery, per)
+			}
+			row("server CPU", "%.2fs in %.2fs = %.2f cores  →  %s", s.CPUSeconds, s.WindowSeconds, s.CPUCores, perText)
+			var conns []string
+			for _, k := range slices.Sorted(maps.Keys(s.Connections)) {
+				conns = append(conns, fmt.Sprintf("%s=%.0f", k, s.Connections[k]))
+			}
+			row("server misc", "goroutines %.0f → %.0f, connections %s, delivered (server count) %.0f vs %d received",
+				s.GoroutinesStart, s.GoroutinesEnd, orNone(strings.Join(conns, " ")), s.DeliveredDelta, rep.Deliveries)
+		} else {
+			row("server RSS", "%s baseline (no measured window)", mib(s.RSSBaselineBytes))
+		}
+	} else {
+		row("server", "no figures (/metrics unavailable)")
+	}
+	for _, w := range rep.Warnings {
+		row("warning", "%s", w)
+	}
+	tw.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/(1<<10)) }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsReadLimit is the largest server frame a connection accepts (a quotes
+// frame of 200 symbols is about 50 KB).
+const wsReadLimit = 16 << 20
+
+// wsURL is the WebSocket URL that subscribes to syms at connect.
+func (r *runner) wsURL(syms []string) string {
+	u := *r.base
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	default:
+		u.Scheme = "ws"
+	}
+	u.Path += "/v1/ws"
+	u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(syms, ","))
+	return u.String()
+}
+
+// runWS runs one WebSocket connection: dial, handshake and welcome (the
+// connect latency) within the connect timeout, then read frames until the
+// run closes the connection with 1000.
+func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
+	st := &c.st
+	t0 := time.Now()
+	dctx, cancel := context.WithTimeout(rampCtx, r.cfg.ConnectTimeout)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.syms), &websocket.DialOptions{HTTPClient: r.client(c.id)})
+	if err != nil {
+		st.addErr(connectErrKind(err, resp, dctx, rampCtx))
+		connected(false)
+		return
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(wsReadLimit)
+
+	// The welcome frame ends the connect phase.
+	var buf []byte
+	buf, typ, err := readMessage(dctx, ws, buf)
+	if err != nil {
+		st.addErr(connectErrKind(err, nil, dctx, rampCtx))
+		connected(false)
+		return
+	}
+	if kind, _ := frameKind(buf); typ != websocket.MessageText || kind != "welcome" {
+		st.addErr("handshake_no_welcome")
+		connected(false)
+		return
+	}
+	st.connectDur = time.Since(t0)
+	st.connected = true
+	cancel()
+	if !r.setClosers(c,
+		func() { _ = ws.Close(websocket.StatusNormalClosure, "load test done") },
+		func() { _ = ws.CloseNow() }) {
+		connected(true)
+		_ = ws.Close(websocket.StatusNormalClosure, "load test done")
+		return
+	}
+	connected(true)
+
+	subscribed := false
+	var qs []quoteRec
+	for {
+		buf, typ, err = readMessage(context.Background(), ws, buf)
+		if err != nil {
+			code := websocket.CloseStatus(err)
+			switch {
+			case !r.stopping.Load():
+				st.dropped = true
+				r.nDropped.Add(1)
+				if code != -1 {
+					st.addErr(fmt.Sprintf("close_%d", code))
+				} else {
+					st.addErr("read")
+				}
+			case code != -1 && code != websocket.StatusNormalClosure && code != websocket.StatusGoingAway:
+				st.addErr(fmt.Sprintf("close_%d", code))
+			}
+			return
+		}
+		now := time.Now().UnixMicro()
+		measuring := r.phase.Load() == phaseMeasure
+		if measuring {
+			st.frames++
+			st.bytes += uint64(len(buf))
+		}
+		if typ != websocket.MessageText {
+			st.addErr("binary_frame")
+			continue
+		}
+		kind, cf := frameKind(buf)
+		switch kind {
+		case "quotes":
+			if cf != nil {
+				qs = scanQuotes(qs[:0], cf.Quotes)
+			} else {
+				qs = scanQuotes(qs[:0], buf)
+			}
+			if !subscribed {
+				st.addErr("quote_before_subscribed")
+			}
+			st.recordQuotes(qs, now, measuring)
+		case "subscribed":
+			subscribed = true
+			for _, rj := range cf.Rejected {
+				st.addErr("rejected_" + rj.Code)
+			}
+		case "error":
+			st.addErr("error_frame_" + cf.Code)
+		case "pong", "unsubscribed":
+		default:
+			st.addErr("unexpected_frame")
+		}
+	}
+}
+
+// readMessage reads one whole message into buf (reused, grown as needed).
+func readMessage(ctx context.Context, ws *websocket.Conn, buf []byte) ([]byte, websocket.MessageType, error) {
+	typ, rd, err := ws.Reader(ctx)
+	if err != nil {
+		return buf, 0, err
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(512, cap(buf)))...)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, typ, nil
+		}
+		if err != nil {
+			return buf, typ, err
+		}
+	}
+}
+
+// connectErrKind names a failed connection attempt: handshake_<status>
+// when the server answered with an HTTP error, connect_timeout,
+// connect_cancelled (the run ended), dial (TCP connect failed) or
+// handshake (anything else before the connection was up).
+func connectErrKind(err error, resp *http.Response, dctx, rampCtx context.Context) string {
+	var opErr *net.OpError
+	switch {
+	case resp != nil && resp.StatusCode != http.StatusSwitchingProtocols && resp.StatusCode != 0:
+		return fmt.Sprintf("handshake_%d", resp.StatusCode)
+	case websocket.CloseStatus(err) != -1: // closed before welcome, e.g. 1013 over the limit
+		return fmt.Sprintf("handshake_close_%d", websocket.CloseStatus(err))
+	case rampCtx.Err() != nil && !errors.Is(rampCtx.Err(), context.DeadlineExceeded):
+		return "connect_cancelled"
+	case dctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return "connect_timeout"
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return "dial"
+	default:
+		return "handshake"
+	}
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
