@@ -434,6 +434,7 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 	if r.opts.Degraded() {
 		candidates, owns = r.localInterest(ctx), func(string) bool { return true }
 	}
+	var cold []string
 	r.mu.Lock()
 	for _, sym := range candidates {
 		if !owns(sym) {
@@ -447,9 +448,14 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		if !open && st.market == quotehub.MarketClosed {
 			continue
 		}
+		if st.market == "" && r.opts.FetchLock != nil {
+			cold = append(cold, sym)
+			continue
+		}
 		due[st.src] = append(due[st.src], sym)
 	}
 	r.mu.Unlock()
+	r.admitCold(ctx, cold, now, due)
 	for src, syms := range due {
 		batch := src.Provider.MaxBatch()
 		if batch <= 0 {
@@ -466,6 +472,36 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 			r.startFetch(ctx, src, syms[:n], true, now)
 			syms = syms[n:]
 		}
+	}
+}
+
+// admitCold decides, in a cluster, which symbols this node has never seen
+// a value of may be fetched now: one whose value has meanwhile reached the
+// cache (another node's read fetched it) is scheduled from it; one whose
+// fetch lock another node holds is tried again shortly; the rest are
+// fetched under the lock, so a cold symbol costs the upstream one fetch
+// cluster-wide however it became active.
+func (r *Refresher) admitCold(ctx context.Context, cold []string, now time.Time, due map[*source][]string) {
+	if len(cold) == 0 {
+		return
+	}
+	r.primeFromCache(ctx, cold)
+	for _, sym := range cold {
+		r.mu.Lock()
+		st := r.state[sym]
+		primed := st == nil || st.market != ""
+		r.mu.Unlock()
+		if primed {
+			continue
+		}
+		ok, err := r.opts.FetchLock.TryLock(ctx, sym, r.opts.FetchTimeout)
+		if err == nil && !ok {
+			r.mu.Lock()
+			st.nextDue = now.Add(min(st.src.Interval, 250*time.Millisecond))
+			r.mu.Unlock()
+			continue
+		}
+		due[st.src] = append(due[st.src], sym)
 	}
 }
 

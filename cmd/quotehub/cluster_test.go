@@ -309,3 +309,39 @@ func TestClusterRedisOutage(t *testing.T) {
 	}
 	cancel()
 }
+
+// TestClusterSingleFlight: cold reads of one symbol on every node at once
+// cost the upstream one fetch in the whole cluster.
+func TestClusterSingleFlight(t *testing.T) {
+	url, prefix, _ := sharedRedis(t)
+	env := map[string]string{
+		"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix, "QUOTEHUB_REFRESH_INTERVAL": "10s",
+		"QUOTEHUB_SIM_LATENCY": "300ms", "QUOTEHUB_SIM_SYMBOLS": "5", "QUOTEHUB_LEASE_TTL": "1s",
+	}
+	nodes := []*proc{startProc(t, "a", env), startProc(t, "b", env), startProc(t, "c", env)}
+	fetched := func() float64 {
+		var sum float64
+		for _, p := range nodes {
+			sum += p.scrape("quotehub_upstream_symbols_fetched_total")
+		}
+		return sum
+	}
+	before := fetched()
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var q map[string]any
+			resp := getJSON(t, "http://"+nodes[i%3].addr+"/v1/quotes/SYN-000003", &q)
+			if resp.StatusCode != 200 || q["symbol"] != "SYN-000003" {
+				t.Errorf("cold read on %s: %d %v", nodes[i%3].name, resp.StatusCode, q)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(500 * time.Millisecond) // room for a second fetch to show up, if there were one
+	if got := fetched() - before; got != 1 {
+		t.Errorf("the upstream was asked %v times for 60 cold reads on 3 nodes, want 1", got)
+	}
+}
