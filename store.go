@@ -131,3 +131,34 @@ type Reading struct {
 	// closed market), for Cache-Control; zero when stale.
 	MaxAge time.Duration
 }
+
+// Streamer is an optional capability of a Provider that can push quotes
+// over a long-lived connection instead of being polled (Upbit's WebSocket).
+// The refresher runs Stream, tells it which symbols to follow, writes every
+// quote it emits through the same path as a polled one, and polls the
+// symbols instead while Connected is false.
+type Streamer interface {
+	// Stream connects, follows the symbols last given to Follow, and calls
+	// emit with the quotes it receives (every field but Seq and FetchedAt
+	// set), reconnecting with backoff, until ctx ends. emit must not be
+	// called after Stream returns.
+	Stream(ctx context.Context, emit func([]Quote)) error
+	// Follow replaces the set of followed symbols; it must not block.
+	Follow(symbols []string)
+	// Connected reports whether the stream is up and following.
+	Connected() bool
+}
+
+// Backoff is an upstream error that asks the caller to wait before the
+// next request (a 429 with Retry-After, an Upbit 418 ban, an exhausted
+// request budget).
+type Backoff struct {
+	Err   error
+	After time.Duration
+}
+
+// Error implements the error interface.
+func (b *Backoff) Error() string { return b.Err.Error() + " (retry after " + b.After.String() + ")" }
+
+// Unwrap returns the underlying error.
+func (b *Backoff) Unwrap() error { return b.Err }
