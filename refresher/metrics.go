@@ -13,6 +13,7 @@ type Metrics struct {
 	ActiveSymbols    *prometheus.GaugeVec
 	Owned            prometheus.Gauge
 	Errors           *prometheus.CounterVec
+	Streamed         *prometheus.CounterVec
 }
 
 // NewMetrics creates the refresher's collectors and registers them with reg
@@ -44,13 +45,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "quotehub_refresh_owned_symbols", Help: "Active symbols this node refreshes.",
 		}),
+		Streamed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quotehub_upstream_stream_quotes_total", Help: "Quotes pushed by streaming upstreams.",
+		}, []string{"provider"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quotehub_refresher_errors_total", Help: "Store errors met by the refresher, by operation.",
 		}, []string{"op"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.UpstreamRequests, m.SymbolsFetched, m.FetchDuration, m.Rejected, m.Published,
-			m.CacheReads, m.ActiveSymbols, m.Owned, m.Errors)
+			m.CacheReads, m.ActiveSymbols, m.Owned, m.Errors, m.Streamed)
 	}
 	return m
 }

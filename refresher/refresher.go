@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +28,13 @@ type Source struct {
 	Interval time.Duration
 	// Concurrency bounds the provider's requests in flight. Default 4.
 	Concurrency int
+	// Push streams quotes instead of polling them, when the provider is a
+	// quotehub.Streamer: the refresher follows the owned active symbols
+	// through the stream and polls them only while the stream is down, for
+	// symbols without a value yet, or when a symbol has been silent on the
+	// stream for StreamSilence (default 30 s).
+	Push          bool
+	StreamSilence time.Duration
 }
 
 // Options configure a Refresher. Zero values take the documented defaults.
@@ -121,7 +130,9 @@ func (o *Options) setDefaults() error {
 
 type source struct {
 	Source
-	sem chan struct{}
+	sem      chan struct{}
+	streamer quotehub.Streamer // nil unless Push and the provider streams
+	followed string            // the symbol set last given to Follow, joined
 }
 
 // flight is one upstream fetch in progress for a symbol; readers that miss
@@ -133,11 +144,12 @@ type flight struct {
 
 // symState is what the refresher knows of one active symbol.
 type symState struct {
-	src     *source
-	cal     *quotehub.Calendar
-	nextDue time.Time
-	market  string // market of the stored value; "" when the refresher stored none
-	flight  *flight
+	src       *source
+	cal       *quotehub.Calendar
+	nextDue   time.Time
+	refreshed time.Time // last fetch or stream quote
+	market    string    // market of the stored value; "" when the refresher stored none
+	flight    *flight
 }
 
 // Refresher keeps active symbols fresh. Create it with New, start it with
@@ -181,7 +193,14 @@ func New(opts Options) (*Refresher, error) {
 		if _, dup := r.sources[name]; dup {
 			return nil, fmt.Errorf("refresher: provider %q given twice", name)
 		}
-		r.sources[name] = &source{Source: s, sem: make(chan struct{}, s.Concurrency)}
+		if s.StreamSilence <= 0 {
+			s.StreamSilence = 30 * time.Second
+		}
+		src := &source{Source: s, sem: make(chan struct{}, s.Concurrency)}
+		if st, ok := s.Provider.(quotehub.Streamer); ok && s.Push {
+			src.streamer = st
+		}
+		r.sources[name] = src
 	}
 	return r, nil
 }
@@ -249,6 +268,15 @@ func (r *Refresher) Run(ctx context.Context) {
 	hb := time.NewTicker(r.opts.Heartbeat)
 	defer hb.Stop()
 	defer r.wg.Wait()
+	for _, src := range r.sources {
+		if src.streamer != nil {
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				_ = src.streamer.Stream(ctx, func(qs []quotehub.Quote) { r.ingest(ctx, src, qs) })
+			}()
+		}
+	}
 
 	r.heartbeat(ctx)
 	r.pollActive(ctx)
@@ -361,6 +389,60 @@ func (r *Refresher) pollActive(ctx context.Context) {
 	}
 	r.opts.Metrics.Owned.Set(float64(owned))
 	r.primeFromCache(ctx, fresh)
+	r.follow(active)
+}
+
+// follow gives every streaming source the owned active symbols it serves,
+// when that set changed.
+func (r *Refresher) follow(active []string) {
+	if r.opts.Degraded() {
+		active = r.localInterest(context.Background())
+	}
+	per := map[*source][]string{}
+	r.mu.Lock()
+	for _, sym := range active {
+		if st := r.state[sym]; st != nil && st.src.streamer != nil && (r.opts.Degraded() || r.opts.Owns(sym)) {
+			per[st.src] = append(per[st.src], sym)
+		}
+	}
+	r.mu.Unlock()
+	for _, src := range r.sources {
+		if src.streamer == nil {
+			continue
+		}
+		syms := per[src]
+		sort.Strings(syms)
+		if key := strings.Join(syms, ","); key != src.followed {
+			src.followed = key
+			src.streamer.Follow(syms)
+		}
+	}
+}
+
+// ingest writes quotes pushed by a stream through the same path as polled
+// ones. Quotes of symbols this node does not (or no longer) refresh are
+// dropped.
+func (r *Refresher) ingest(ctx context.Context, src *source, quotes []quotehub.Quote) {
+	degraded := r.opts.Degraded()
+	wanted := func(sym string) bool {
+		r.mu.Lock()
+		st := r.state[sym]
+		r.mu.Unlock()
+		return st != nil && st.src == src && (degraded || r.opts.Owns(sym))
+	}
+	r.opts.Metrics.Streamed.WithLabelValues(src.Provider.Name()).Add(float64(len(quotes)))
+	markets, err := r.write(context.WithoutCancel(ctx), src.Provider.Name(), quotes, wanted)
+	if err != nil {
+		return
+	}
+	now := r.opts.Now()
+	r.mu.Lock()
+	for sym, mk := range markets {
+		if st := r.state[sym]; st != nil {
+			st.market, st.refreshed, st.nextDue = mk, now, now.Add(src.Interval)
+		}
+	}
+	r.mu.Unlock()
 }
 
 // primeFromCache schedules newly tracked symbols from what the cache holds:
@@ -447,6 +529,10 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		open := st.cal.IsOpen(now)
 		if !open && st.market == quotehub.MarketClosed {
 			continue
+		}
+		if st.src.streamer != nil && st.src.streamer.Connected() && st.market != "" &&
+			now.Sub(st.refreshed) < st.src.StreamSilence {
+			continue // the stream keeps it fresh
 		}
 		if st.market == "" && r.opts.FetchLock != nil {
 			cold = append(cold, sym)
@@ -597,64 +683,9 @@ func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, fligh
 		r.warn.Warn().Err(err).Str("provider", name).Int("symbols", len(syms)).Msg("upstream fetch failed")
 	}
 
-	got := make(map[string]bool, len(quotes))
-	var changed []quotehub.Quote
-	prev, cerr := r.opts.Cache.GetMany(ctx, syms)
-	if cerr != nil {
-		m.Errors.WithLabelValues("cache_get").Inc()
-	}
-	prevOf := make(map[string]*quotehub.Quote, len(prev))
-	for i := range prev {
-		if prev[i].Symbol != "" {
-			prevOf[prev[i].Symbol] = &prev[i]
-		}
-	}
-	fetchedAt := r.opts.Now().UnixMilli()
-	markets := make(map[string]string, len(quotes))
-	puts := make([]quotehub.Quote, 0, len(quotes))
-	for i := range quotes {
-		q := quotes[i]
-		if _, asked := flights[q.Symbol]; !asked || got[q.Symbol] {
-			continue // a provider must not answer what was not asked, nor twice
-		}
-		if verr := q.Validate(); verr != nil {
-			m.Rejected.WithLabelValues(name).Inc()
-			r.warn.Warn().Err(verr).Str("provider", name).Msg("dropping malformed quote")
-			continue
-		}
-		got[q.Symbol] = true
-		q.FetchedAt = fetchedAt
-		if p := prevOf[q.Symbol]; p != nil && p.SameValue(&q) {
-			q.Seq = p.Seq // confirmed: only fetched_at moves
-		} else if p != nil {
-			q.Seq = quotehub.NextSeq(p.Seq, fetchedAt)
-		} else {
-			q.Seq = quotehub.NextSeq(0, fetchedAt)
-		}
-		puts = append(puts, q)
-	}
-	written, perr := r.opts.Cache.PutMany(ctx, puts)
-	if perr != nil {
-		m.Errors.WithLabelValues("cache_put").Inc()
-		r.warn.Warn().Err(perr).Str("provider", name).Msg("cache write failed")
-		clear(got) // nothing was stored: readers must not find "done"
-		err = fmt.Errorf("cache write: %w", perr)
-	}
-	for i, q := range puts {
-		if perr != nil {
-			break
-		}
-		markets[q.Symbol] = q.Market
-		if p := prevOf[q.Symbol]; written[i] && (p == nil || q.Seq > p.Seq) {
-			changed = append(changed, q)
-		}
-	}
-	if len(changed) > 0 {
-		if perr := r.opts.Bus.Publish(ctx, changed); perr != nil {
-			m.Errors.WithLabelValues("publish").Inc()
-			r.warn.Warn().Err(perr).Msg("publish failed")
-		}
-		m.Published.Add(float64(len(changed)))
+	markets, werr := r.write(ctx, name, quotes, func(sym string) bool { _, asked := flights[sym]; return asked })
+	if werr != nil {
+		err = werr
 	}
 
 	next := start.Add(src.Interval)
@@ -665,10 +696,10 @@ func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, fligh
 			st.flight = nil
 			st.nextDue = next
 			if mk, ok := markets[sym]; ok {
-				st.market = mk
+				st.market, st.refreshed = mk, start
 			}
 		}
-		if !got[sym] {
+		if _, ok := markets[sym]; !ok {
 			f.err = symbolError(sym, err, perSymbol)
 		}
 	}
@@ -676,6 +707,76 @@ func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, fligh
 	for _, sym := range syms {
 		close(flights[sym].done)
 	}
+}
+
+// write validates quotes from provider name, gives each its seq (the same
+// one for an unchanged value, the next one for a change), writes them to
+// the cache in one PutMany and publishes the changed ones. Quotes for
+// symbols not wanted, second quotes of a symbol and malformed quotes are
+// dropped. It returns the market state of every symbol it stored; an error
+// means nothing was stored.
+func (r *Refresher) write(ctx context.Context, name string, quotes []quotehub.Quote, wanted func(string) bool) (map[string]string, error) {
+	m := r.opts.Metrics
+	seen := make(map[string]bool, len(quotes))
+	puts := make([]quotehub.Quote, 0, len(quotes))
+	syms := make([]string, 0, len(quotes))
+	for i := range quotes {
+		q := quotes[i]
+		if !wanted(q.Symbol) || seen[q.Symbol] {
+			continue // a provider must not answer what was not asked, nor twice
+		}
+		if verr := q.Validate(); verr != nil {
+			m.Rejected.WithLabelValues(name).Inc()
+			r.warn.Warn().Err(verr).Str("provider", name).Msg("dropping malformed quote")
+			continue
+		}
+		seen[q.Symbol] = true
+		puts = append(puts, q)
+		syms = append(syms, q.Symbol)
+	}
+	markets := make(map[string]string, len(puts))
+	if len(puts) == 0 {
+		return markets, nil
+	}
+	prev, err := r.opts.Cache.GetMany(ctx, syms)
+	if err != nil {
+		m.Errors.WithLabelValues("cache_get").Inc()
+		prev = make([]quotehub.Quote, len(syms)) // write as new; the cache's fence decides
+	}
+	fetchedAt := r.opts.Now().UnixMilli()
+	for i := range puts {
+		q, p := &puts[i], &prev[i]
+		q.FetchedAt = fetchedAt
+		switch {
+		case p.Symbol == "":
+			q.Seq = quotehub.NextSeq(0, fetchedAt)
+		case p.SameValue(q):
+			q.Seq = p.Seq // confirmed: only fetched_at moves
+		default:
+			q.Seq = quotehub.NextSeq(p.Seq, fetchedAt)
+		}
+	}
+	written, err := r.opts.Cache.PutMany(ctx, puts)
+	if err != nil {
+		m.Errors.WithLabelValues("cache_put").Inc()
+		r.warn.Warn().Err(err).Str("provider", name).Msg("cache write failed")
+		return markets, fmt.Errorf("cache write: %w", err)
+	}
+	var changed []quotehub.Quote
+	for i, q := range puts {
+		markets[q.Symbol] = q.Market
+		if written[i] && (prev[i].Symbol == "" || q.Seq > prev[i].Seq) {
+			changed = append(changed, q)
+		}
+	}
+	if len(changed) > 0 {
+		if err := r.opts.Bus.Publish(ctx, changed); err != nil {
+			m.Errors.WithLabelValues("publish").Inc()
+			r.warn.Warn().Err(err).Msg("publish failed")
+		}
+		m.Published.Add(float64(len(changed)))
+	}
+	return markets, nil
 }
 
 // symbolError is why sym got no quote from a fetch.
