@@ -275,6 +275,9 @@ func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() err
 			kaT.Reset(keepalive)
 			continue
 		}
+		if d := c.hub.opts.WriteDelay; d > 0 {
+			time.Sleep(d)
+		}
 		controls, quotes, ce, conflated := c.drain()
 		if conflated > 0 {
 			m.Conflated.Add(float64(conflated))

@@ -39,9 +39,14 @@ type Options struct {
 	// request over it gets a rate_limited error. Defaults 200/s and 400.
 	OpsPerSecond float64
 	OpsBurst     int
-	// MaxConnections is the most connections the hub holds; Admit refuses
-	// more. Default 100,000.
+	// MaxConnections is the most connections the hub holds; NewClient
+	// refuses more. Default 100,000.
 	MaxConnections int
+	// WriteDelay is how long a woken writer waits before it drains the
+	// outbox, so that the quotes of one refresh, which arrive in several
+	// batches, leave in one frame and one system call. It adds at most that
+	// much latency. Default 0 (write at once).
+	WriteDelay time.Duration
 	// OnActive is called when a symbol gets its first local subscriber, and
 	// OnIdle when it loses its last. They are called in order, under the
 	// registry lock of the symbol: they must be quick, must not block and

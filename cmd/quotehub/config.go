@@ -30,6 +30,7 @@ type Config struct {
 	MaxConnections  int
 	OpsPerSecond    float64
 	SlowConsumer    time.Duration
+	WriteDelay      time.Duration
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
 	SSEKeepalive    time.Duration
@@ -52,6 +53,7 @@ type Config struct {
 	SimFailRate  float64
 	SimDown      bool
 	SimEveryTick bool
+	SimBatch     int
 }
 
 // setting describes one configuration knob; the table below is the single
@@ -170,6 +172,7 @@ var settings = []setting{
 	{"max-connections", "QUOTEHUB_MAX_CONNECTIONS", "100000", "connections per node; more are refused (1013 / 429)", integer(func(c *Config) *int { return &c.MaxConnections }), plain},
 	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond }), plain},
 	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer }), plain},
+	{"write-delay", "QUOTEHUB_WRITE_DELAY", "0s", "how long a client's writer waits to gather more quotes into one frame (adds that much latency)", dur(func(c *Config) *time.Duration { return &c.WriteDelay }), plain},
 	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval }), plain},
 	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that does not answer a ping this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout }), plain},
 	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive }), plain},
@@ -193,6 +196,7 @@ var settings = []setting{
 	{"sim-latency", "QUOTEHUB_SIM_LATENCY", "0s", "delay the sim provider adds to every fetch (slow upstream)", dur(func(c *Config) *time.Duration { return &c.SimLatency }), plain},
 	{"sim-fail-rate", "QUOTEHUB_SIM_FAIL_RATE", "0", "fraction of sim fetches that fail (flaky upstream)", float(func(c *Config) *float64 { return &c.SimFailRate }), plain},
 	{"sim-down", "QUOTEHUB_SIM_DOWN", "false", "every sim fetch fails (upstream down)", boolean(func(c *Config) *bool { return &c.SimDown }), isBool},
+	{"sim-batch", "QUOTEHUB_SIM_BATCH", "100", "most symbols one sim fetch carries", integer(func(c *Config) *int { return &c.SimBatch }), plain},
 	{"sim-every-tick", "QUOTEHUB_SIM_EVERY_TICK", "false", "every sim symbol changes on every fetch (benchmarks)", boolean(func(c *Config) *bool { return &c.SimEveryTick }), isBool},
 }
 
@@ -251,6 +255,9 @@ func (c *Config) validate() error {
 	}
 	if c.OpsPerSecond <= 0 {
 		errs = append(errs, errors.New("QUOTEHUB_OPS_PER_SECOND must be positive"))
+	}
+	if c.SimBatch < 1 {
+		errs = append(errs, errors.New("QUOTEHUB_SIM_BATCH must be at least 1"))
 	}
 	if c.SimFailRate < 0 || c.SimFailRate > 1 {
 		errs = append(errs, errors.New("QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"))

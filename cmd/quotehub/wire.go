@@ -115,7 +115,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	for range cfg.Providers { // validated: sim only
 		p := sim.New(sim.Options{
 			Symbols: symbols, Seed: cfg.SimSeed, Latency: cfg.SimLatency, FailRate: cfg.SimFailRate,
-			Down: cfg.SimDown, ChangeEveryFetch: cfg.SimEveryTick,
+			Down: cfg.SimDown, ChangeEveryFetch: cfg.SimEveryTick, MaxBatch: cfg.SimBatch,
 		})
 		sims = append(sims, p)
 		sources = append(sources, refresher.Source{Provider: p, Interval: cfg.RefreshInterval})
@@ -140,9 +140,10 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		Cache: st.cache, Catalog: catalog, Node: cfg.NodeID,
 		MaxSymbols: cfg.MaxSymbols, MaxMessageBytes: cfg.MaxMessageBytes, MaxConnections: cfg.MaxConnections,
 		OpsPerSecond: cfg.OpsPerSecond, OpsBurst: int(2 * cfg.OpsPerSecond), SlowTimeout: cfg.SlowConsumer,
-		OnActive: func(s string) { st.bus.Watch(s); ref.Activate(s) },
-		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
-		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
+		WriteDelay: cfg.WriteDelay,
+		OnActive:   func(s string) { st.bus.Watch(s); ref.Activate(s) },
+		OnIdle:     func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
+		Metrics:    hub.NewMetrics(reg), Logger: &hubLog,
 	})
 	if st.local != nil {
 		local := st.local
