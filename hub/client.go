@@ -65,19 +65,26 @@ type Client struct {
 	num       uint64
 	id        string
 
-	mu         sync.Mutex
-	syms       map[string]*symState // every symbol ever subscribed; keeps seq across unsubscribe
-	nsubs      int
-	order      []*symState // symbols with a pending update, in arrival order
-	controls   [][]byte
-	closeReq   *CloseError
-	closed     bool
-	conflated  int
-	wake       chan struct{}
-	done       chan struct{}
-	closeOnce  sync.Once
-	abortOnce  sync.Once
-	writeStart atomic.Int64 // Unix ns when the current write began; 0 when idle
+	mu        sync.Mutex
+	syms      map[string]*symState // every symbol ever subscribed; keeps seq across unsubscribe
+	nsubs     int
+	order     []*symState // symbols with a pending update, in arrival order
+	controls  [][]byte
+	closeReq  *CloseError
+	closed    bool
+	conflated int
+	wake      chan struct{}
+	done      chan struct{}
+
+	// On-demand writer state (StartOnDemand), guarded by mu.
+	onDemand      bool
+	writerRunning bool
+	ended         bool
+	end           func(error)
+	writers       sync.WaitGroup
+	closeOnce     sync.Once
+	abortOnce     sync.Once
+	writeStart    atomic.Int64 // Unix ns when the current write began; 0 when idle
 
 	// Reader-side state, used only by the goroutine that reads requests.
 	errTimes []time.Time
@@ -161,6 +168,7 @@ func (c *Client) Close() {
 			c.hub.remove(st)
 		}
 		close(c.done)
+		c.writers.Wait() // an on-demand writer may be finishing a write
 		cs := c.hub.clientShard(c)
 		cs.mu.Lock()
 		delete(cs.m, c)
@@ -189,11 +197,21 @@ func (c *Client) offer(st *symState, u *Update, resend uint64) {
 		st.queued = true
 		c.order = append(c.order, st)
 	}
-	c.mu.Unlock()
-	c.notify()
+	c.wakeLocked()
 }
 
-func (c *Client) notify() {
+// wakeLocked wakes the writer (starting an on-demand one if none runs) and
+// unlocks c.mu.
+func (c *Client) wakeLocked() {
+	if c.onDemand {
+		start := c.claimWriterLocked()
+		c.mu.Unlock()
+		if start {
+			go c.writeOnDemand()
+		}
+		return
+	}
+	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -207,8 +225,7 @@ func (c *Client) SendControl(frame []byte) {
 	if !c.closed {
 		c.controls = append(c.controls, frame)
 	}
-	c.mu.Unlock()
-	c.notify()
+	c.wakeLocked()
 }
 
 // closeAfterFlush makes WriteLoop return ce once everything queued so far
@@ -218,8 +235,7 @@ func (c *Client) closeAfterFlush(ce *CloseError) {
 	if c.closeReq == nil {
 		c.closeReq = ce
 	}
-	c.mu.Unlock()
-	c.notify()
+	c.wakeLocked()
 }
 
 // drain takes everything pending. Only the writer calls it.
@@ -249,11 +265,9 @@ func (c *Client) drain() (controls [][]byte, quotes []*Update, ce *CloseError, c
 // nil), the hub shuts down (ErrShutdown), a write fails, or a close was
 // requested (*CloseError). keepalive, when positive, calls ka whenever
 // that long passes; with idleOnly, only after that long without a write.
+// It is the writer of transports that have a goroutine to spare for it
+// (SSE: the handler's own); see StartOnDemand for the other kind.
 func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() error) error {
-	m := c.hub.opts.Metrics
-	delivered := m.Delivered.WithLabelValues(c.transport)
-	frames := m.Frames.WithLabelValues(c.transport)
-	latency := m.Latency.WithLabelValues(c.transport)
 	var kaC <-chan time.Time
 	var kaT *time.Timer
 	if keepalive > 0 {
@@ -275,47 +289,123 @@ func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() err
 			kaT.Reset(keepalive)
 			continue
 		}
-		if d := c.hub.opts.WriteDelay; d > 0 {
-			time.Sleep(d)
+		wrote, ce, err := c.flush()
+		if err != nil {
+			return err
 		}
-		controls, quotes, ce, conflated := c.drain()
-		if conflated > 0 {
-			m.Conflated.Add(float64(conflated))
-		}
-		if len(controls) > 0 || len(quotes) > 0 {
-			now := c.hub.opts.Now()
-			c.writeStart.Store(now.UnixNano())
-			err := c.t.Write(controls, quotes)
-			c.writeStart.Store(0)
-			clear(controls)
-			c.outCtl = controls[:0]
-			if err != nil {
-				clear(quotes)
-				return err
-			}
-			frames.Inc()
-			if len(quotes) > 0 {
-				delivered.Add(float64(len(quotes)))
-				oldest := int64(0)
-				for _, u := range quotes {
-					if !u.Snapshot && (oldest == 0 || u.FetchedAt < oldest) {
-						oldest = u.FetchedAt
-					}
-				}
-				if oldest > 0 {
-					latency.Observe(max(0, float64(c.hub.opts.Now().UnixMilli()-oldest)/1000))
-				}
-			}
-			clear(quotes)
-			c.outQ = quotes[:0]
-			if idleOnly && kaT != nil {
-				kaT.Reset(keepalive)
-			}
+		if wrote && idleOnly && kaT != nil {
+			kaT.Reset(keepalive)
 		}
 		if ce != nil {
 			return ce
 		}
 	}
+}
+
+// StartOnDemand makes the client's writer a goroutine that exists only
+// while there is something to write: it starts on the first offer or
+// control frame, drains the outbox, and exits when it is empty. An idle
+// connection then costs no writer goroutine. When the writer ends for good
+// (a failed write, or a requested close such as the hub's shutdown, which
+// asks for 1001), it calls end with the error, once; end must not call
+// Close. Close waits for a running writer to finish.
+func (c *Client) StartOnDemand(end func(error)) {
+	c.mu.Lock()
+	c.onDemand, c.end = true, end
+	pending := len(c.controls) > 0 || len(c.order) > 0 || c.closeReq != nil
+	start := pending && c.claimWriterLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeOnDemand()
+	}
+}
+
+func (c *Client) onDemandMode() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.onDemand
+}
+
+// claimWriterLocked reports whether the caller should start an on-demand
+// writer, and marks one as running. c.mu is held.
+func (c *Client) claimWriterLocked() bool {
+	if !c.onDemand || c.writerRunning || c.closed || c.ended {
+		return false
+	}
+	c.writerRunning = true
+	c.writers.Add(1)
+	return true
+}
+
+// writeOnDemand drains the outbox until it is empty, then exits.
+func (c *Client) writeOnDemand() {
+	defer c.writers.Done()
+	for {
+		wrote, ce, err := c.flush()
+		if err == nil && ce != nil {
+			err = ce
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.ended = true // no writer ever again
+			c.mu.Unlock()
+			c.end(err)
+			return
+		}
+		if wrote {
+			continue
+		}
+		c.mu.Lock()
+		if len(c.controls) == 0 && len(c.order) == 0 && c.closeReq == nil || c.closed {
+			c.writerRunning = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// flush writes everything pending (after the write delay, if any) and
+// records the metrics. It reports whether it wrote anything, and the close
+// that was requested, if any.
+func (c *Client) flush() (wrote bool, ce *CloseError, err error) {
+	m := c.hub.opts.Metrics
+	if d := c.hub.opts.WriteDelay; d > 0 {
+		time.Sleep(d)
+	}
+	controls, quotes, ce, conflated := c.drain()
+	if conflated > 0 {
+		m.Conflated.Add(float64(conflated))
+	}
+	if len(controls) == 0 && len(quotes) == 0 {
+		return false, ce, nil
+	}
+	c.writeStart.Store(c.hub.opts.Now().UnixNano())
+	err = c.t.Write(controls, quotes)
+	c.writeStart.Store(0)
+	clear(controls)
+	c.outCtl = controls[:0]
+	defer func() {
+		clear(quotes)
+		c.outQ = quotes[:0]
+	}()
+	if err != nil {
+		return true, ce, err
+	}
+	m.Frames.WithLabelValues(c.transport).Inc()
+	if len(quotes) > 0 {
+		m.Delivered.WithLabelValues(c.transport).Add(float64(len(quotes)))
+		oldest := int64(0)
+		for _, u := range quotes {
+			if !u.Snapshot && (oldest == 0 || u.FetchedAt < oldest) {
+				oldest = u.FetchedAt
+			}
+		}
+		if oldest > 0 {
+			m.Latency.WithLabelValues(c.transport).Observe(max(0, float64(c.hub.opts.Now().UnixMilli()-oldest)/1000))
+		}
+	}
+	return true, ce, nil
 }
 
 // abortSlow closes a client that drained nothing for SlowTimeout.

@@ -156,12 +156,25 @@ func (h *Hub) Done() <-chan struct{} { return h.done }
 // Connections returns the number of open clients.
 func (h *Hub) Connections() int { return int(h.nconns.Load()) }
 
-// Shutdown makes every client's WriteLoop return ErrShutdown (so transports
-// close with 1001 and SSE streams end), then waits until every client has
-// closed or ctx ends.
+// Shutdown makes every client's writer end — a WriteLoop returns
+// ErrShutdown, an on-demand writer ends with a 1001 CloseError — so
+// transports close with 1001 and SSE streams end, then waits until every
+// client has closed or ctx ends.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.stop.Do(func() { close(h.done) })
 	h.wg.Wait()
+	// Persistent writers see done; on-demand writers are started to write
+	// what is queued and then close with 1001.
+	for i := range h.clients {
+		cs := &h.clients[i]
+		cs.mu.Lock()
+		for c := range cs.m {
+			if c.onDemandMode() {
+				c.closeAfterFlush(&CloseError{Code: CloseGoingAway, Reason: "node shutting down"})
+			}
+		}
+		cs.mu.Unlock()
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for h.nconns.Load() > 0 {

@@ -46,6 +46,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quotehub_writes_total", Help: "Writes (frames or flushed chunks) to client sockets.",
 		}, []string{"transport"}),
 	}
+	// Every transport's series exist from the start, so dashboards and
+	// alerts see zeros rather than nothing.
+	for _, t := range []string{"ws", "sse"} {
+		m.Connections.WithLabelValues(t)
+		m.Delivered.WithLabelValues(t)
+		m.Latency.WithLabelValues(t)
+		m.Frames.WithLabelValues(t)
+	}
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.Subscriptions, m.LocalActive, m.Delivered, m.Conflated,
 			m.SlowDisconnects, m.Latency, m.Frames)

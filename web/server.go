@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,8 @@ type Server struct {
 	log      zerolog.Logger
 	draining atomic.Bool
 	httpDur  *prometheus.HistogramVec
+	closing  chan struct{}  // bounds concurrent WebSocket close handshakes
+	streams  sync.WaitGroup // WebSocket reader goroutines
 }
 
 // New validates opts and builds the routes.
@@ -97,7 +100,8 @@ func New(opts Options) (*Server, error) {
 		l := zerolog.Nop()
 		opts.Logger = &l
 	}
-	s := &Server{opts: opts, e: echo.New(), log: opts.Logger.With().Str("component", "web").Logger()}
+	s := &Server{opts: opts, e: echo.New(), log: opts.Logger.With().Str("component", "web").Logger(),
+		closing: make(chan struct{}, 256)}
 	s.httpDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "quotehub_http_request_duration_seconds",
 		Help:    "Duration of HTTP requests other than streams, by route and status code.",
@@ -143,11 +147,22 @@ func (s *Server) Serve(ln net.Listener) error {
 // clients, ahead of Shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Shutdown stops accepting connections and waits for plain requests to end.
-// Streams must already be ending: shut the hub down first.
+// Shutdown stops accepting connections and waits for plain requests and
+// WebSocket goroutines to end, or ctx. Streams must already be ending:
+// shut the hub down too (concurrently or first).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
-	return s.e.Server.Shutdown(ctx)
+	err := s.e.Server.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
 }
 
 func (s *Server) getReady(c echo.Context) error {
