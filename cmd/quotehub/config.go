@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,20 @@ type Config struct {
 	LeaseTTL           time.Duration
 	RefreshSlots       int
 	BusShards          int
+
+	UpbitURL      string
+	UpbitWSURL    string
+	UpbitMode     string
+	UpbitRate     float64
+	UpbitBatch    int
+	UpbitTimeout  time.Duration
+	UpbitInterval time.Duration
+	YahooURL      string
+	YahooRate     float64
+	YahooBatch    int
+	YahooParallel int
+	YahooTimeout  time.Duration
+	YahooInterval time.Duration
 
 	SimSeed      int64
 	SimSymbols   int
@@ -160,7 +175,7 @@ var settings = []setting{
 	{"addr", "QUOTEHUB_ADDR", ":8080", "public listen address (WebSocket, SSE, HTTP)", str(func(c *Config) *string { return &c.Addr }), plain},
 	{"admin-addr", "QUOTEHUB_ADMIN_ADDR", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables", str(func(c *Config) *string { return &c.AdminAddr }), clearable},
 	{"node-id", "QUOTEHUB_NODE_ID", "", "this node's name in logs and welcome frames (default: host name + random suffix)", str(func(c *Config) *string { return &c.NodeID }), plain},
-	{"providers", "QUOTEHUB_PROVIDERS", "sim", "upstream providers to run (sim)", list(func(c *Config) *[]string { return &c.Providers }), plain},
+	{"providers", "QUOTEHUB_PROVIDERS", "sim", "upstream providers to run: sim, or upbit and/or yahoo (KRW-* markets from Upbit, stocks from Yahoo)", list(func(c *Config) *[]string { return &c.Providers }), plain},
 	{"freshness", "QUOTEHUB_FRESHNESS", "5s", "age under which a cached quote is fresh", dur(func(c *Config) *time.Duration { return &c.Freshness }), plain},
 	{"active-window", "QUOTEHUB_ACTIVE_WINDOW", "5m", "how long a symbol stays active after its last use", dur(func(c *Config) *time.Duration { return &c.ActiveWindow }), plain},
 	{"heartbeat", "QUOTEHUB_HEARTBEAT", "30s", "how often a node re-touches its active symbols", dur(func(c *Config) *time.Duration { return &c.Heartbeat }), plain},
@@ -187,6 +202,19 @@ var settings = []setting{
 	{"lease-ttl", "QUOTEHUB_LEASE_TTL", "6s", "refresh lease time to live; a dead node's symbols are taken over within about 1.5 of it", dur(func(c *Config) *time.Duration { return &c.LeaseTTL }), plain},
 	{"refresh-slots", "QUOTEHUB_REFRESH_SLOTS", "64", "slots symbols hash onto for refresh ownership; the same on every node", integer(func(c *Config) *int { return &c.RefreshSlots }), plain},
 	{"bus-shards", "QUOTEHUB_BUS_SHARDS", "16", "pub/sub shards (one subscriber connection each); the same on every node", integer(func(c *Config) *int { return &c.BusShards }), plain},
+	{"upbit-url", "QUOTEHUB_UPBIT_URL", "https://api.upbit.com", "Upbit REST base URL (point it at a proxy or a recorded fake)", str(func(c *Config) *string { return &c.UpbitURL }), plain},
+	{"upbit-ws-url", "QUOTEHUB_UPBIT_WS_URL", "wss://api.upbit.com/websocket/v1", "Upbit WebSocket URL", str(func(c *Config) *string { return &c.UpbitWSURL }), plain},
+	{"upbit-mode", "QUOTEHUB_UPBIT_MODE", "push", "push (WebSocket stream, REST while it is down) or poll (REST only)", str(func(c *Config) *string { return &c.UpbitMode }), plain},
+	{"upbit-rate", "QUOTEHUB_UPBIT_RATE", "10", "Upbit REST requests per second at most (Upbit allows 10 per IP)", float(func(c *Config) *float64 { return &c.UpbitRate }), plain},
+	{"upbit-batch", "QUOTEHUB_UPBIT_BATCH", "100", "markets per Upbit /v1/ticker request", integer(func(c *Config) *int { return &c.UpbitBatch }), plain},
+	{"upbit-timeout", "QUOTEHUB_UPBIT_TIMEOUT", "3s", "timeout of one Upbit request", dur(func(c *Config) *time.Duration { return &c.UpbitTimeout }), plain},
+	{"upbit-interval", "QUOTEHUB_UPBIT_INTERVAL", "0s", "refresh interval of Upbit symbols when polled (0: QUOTEHUB_REFRESH_INTERVAL)", dur(func(c *Config) *time.Duration { return &c.UpbitInterval }), plain},
+	{"yahoo-url", "QUOTEHUB_YAHOO_URL", "https://query1.finance.yahoo.com", "Yahoo Finance chart API base URL", str(func(c *Config) *string { return &c.YahooURL }), plain},
+	{"yahoo-rate", "QUOTEHUB_YAHOO_RATE", "5", "Yahoo requests per second at most (one request per symbol)", float(func(c *Config) *float64 { return &c.YahooRate }), plain},
+	{"yahoo-batch", "QUOTEHUB_YAHOO_BATCH", "20", "symbols per Yahoo fetch (each is its own request)", integer(func(c *Config) *int { return &c.YahooBatch }), plain},
+	{"yahoo-concurrency", "QUOTEHUB_YAHOO_CONCURRENCY", "4", "Yahoo requests in flight at most", integer(func(c *Config) *int { return &c.YahooParallel }), plain},
+	{"yahoo-timeout", "QUOTEHUB_YAHOO_TIMEOUT", "3s", "timeout of one Yahoo request", dur(func(c *Config) *time.Duration { return &c.YahooTimeout }), plain},
+	{"yahoo-interval", "QUOTEHUB_YAHOO_INTERVAL", "0s", "refresh interval of Yahoo symbols (0: QUOTEHUB_REFRESH_INTERVAL)", dur(func(c *Config) *time.Duration { return &c.YahooInterval }), plain},
 	{"sim-seed", "QUOTEHUB_SIM_SEED", "1", "seed of the sim provider's random walk", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		c.SimSeed = n
@@ -293,9 +321,34 @@ func (c *Config) validate() error {
 	if len(c.Providers) == 0 {
 		errs = append(errs, errors.New("QUOTEHUB_PROVIDERS names no provider"))
 	}
+	seen := map[string]bool{}
 	for _, p := range c.Providers {
-		if p != "sim" {
-			errs = append(errs, fmt.Errorf("QUOTEHUB_PROVIDERS: unknown provider %q (available: sim)", p))
+		switch {
+		case p != "sim" && p != "upbit" && p != "yahoo":
+			errs = append(errs, fmt.Errorf("QUOTEHUB_PROVIDERS: unknown provider %q (available: sim, upbit, yahoo)", p))
+		case seen[p]:
+			errs = append(errs, fmt.Errorf("QUOTEHUB_PROVIDERS names %q twice", p))
+		}
+		seen[p] = true
+	}
+	if c.UpbitMode != "push" && c.UpbitMode != "poll" {
+		errs = append(errs, fmt.Errorf("QUOTEHUB_UPBIT_MODE: %q is not push or poll", c.UpbitMode))
+	}
+	for name, r := range map[string]float64{"QUOTEHUB_UPBIT_RATE": c.UpbitRate, "QUOTEHUB_YAHOO_RATE": c.YahooRate} {
+		if r <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	for name, n := range map[string]int{"QUOTEHUB_UPBIT_BATCH": c.UpbitBatch, "QUOTEHUB_YAHOO_BATCH": c.YahooBatch, "QUOTEHUB_YAHOO_CONCURRENCY": c.YahooParallel} {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
+		}
+	}
+	positive("QUOTEHUB_UPBIT_TIMEOUT", c.UpbitTimeout)
+	positive("QUOTEHUB_YAHOO_TIMEOUT", c.YahooTimeout)
+	for name, u := range map[string]string{"QUOTEHUB_UPBIT_URL": c.UpbitURL, "QUOTEHUB_UPBIT_WS_URL": c.UpbitWSURL, "QUOTEHUB_YAHOO_URL": c.YahooURL} {
+		if pu, err := url.Parse(u); err != nil || pu.Scheme == "" || pu.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an absolute URL", name, u))
 		}
 	}
 	switch c.LogLevel {

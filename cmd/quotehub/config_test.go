@@ -253,7 +253,7 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{"negative fail rate names its variable", map[string]string{"QUOTEHUB_SIM_FAIL_RATE": "-0.1"}, []string{"QUOTEHUB_SIM_FAIL_RATE"}},
 		{"bad bool names its variable", map[string]string{"QUOTEHUB_SIM_DOWN": "maybe"}, []string{"QUOTEHUB_SIM_DOWN"}},
 		{"bad seed names its variable", map[string]string{"QUOTEHUB_SIM_SEED": "x1"}, []string{"QUOTEHUB_SIM_SEED"}},
-		{"unknown provider names its variable and the provider", map[string]string{"QUOTEHUB_PROVIDERS": "sim,upbit"}, []string{"QUOTEHUB_PROVIDERS", "upbit"}},
+		{"unknown provider names its variable and the provider", map[string]string{"QUOTEHUB_PROVIDERS": "sim,bloomberg"}, []string{"QUOTEHUB_PROVIDERS", "bloomberg"}},
 		{"empty provider list names its variable", map[string]string{"QUOTEHUB_PROVIDERS": " , "}, []string{"QUOTEHUB_PROVIDERS"}},
 		{"bad log level names its variable", map[string]string{"QUOTEHUB_LOG_LEVEL": "verbose"}, []string{"QUOTEHUB_LOG_LEVEL", "verbose"}},
 		{"upper-case log level names its variable", map[string]string{"QUOTEHUB_LOG_LEVEL": "INFO"}, []string{"QUOTEHUB_LOG_LEVEL"}},

@@ -100,31 +100,17 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 // web server.
 func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	symbols := sim.Catalog()
-	if cfg.SimSymbols > 0 {
-		symbols = append(symbols, sim.Synthetic(cfg.SimSymbols)...)
-	}
-	catalog := memory.NewCatalog(symbols)
+	up := openUpstreams(cfg, log, reg)
+	catalog := memory.NewCatalog(up.catalog)
 	st, err := openStores(cfg, log, reg)
 	if err != nil {
 		return nil, err
 	}
 
-	var sources []refresher.Source
-	var sims []*sim.Provider
-	for range cfg.Providers { // validated: sim only
-		p := sim.New(sim.Options{
-			Symbols: symbols, Seed: cfg.SimSeed, Latency: cfg.SimLatency, FailRate: cfg.SimFailRate,
-			Down: cfg.SimDown, ChangeEveryFetch: cfg.SimEveryTick, MaxBatch: cfg.SimBatch,
-		})
-		sims = append(sims, p)
-		sources = append(sources, refresher.Source{Provider: p, Interval: cfg.RefreshInterval})
-	}
-
 	var h *hub.Hub
 	refLog := log.With().Str("component", "refresher").Logger()
 	ref, err := refresher.New(refresher.Options{
-		Cache: st.cache, Bus: st.bus, Active: st.active, Catalog: catalog, Sources: sources,
+		Cache: st.cache, Bus: st.bus, Active: st.active, Catalog: catalog, Sources: up.sources, Route: up.route,
 		Local: func() []string { return h.Symbols() }, Owns: st.owns, Degraded: st.degraded,
 		FetchLock: st.fetchLock, OnRecover: st.resync,
 		Freshness: cfg.Freshness, ActiveWindow: cfg.ActiveWindow, Heartbeat: cfg.Heartbeat,
@@ -164,7 +150,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		st.closeAll()
 		return nil, err
 	}
-	return &node{catalog: catalog, stores: st, hub: h, refresher: ref, web: srv, sims: sims}, nil
+	return &node{catalog: catalog, stores: st, hub: h, refresher: ref, web: srv, sims: up.sims}, nil
 }
 
 func (st *stores) closeAll() {

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"quotehub/refresher/upstream/upbit/upbittest"
+	"quotehub/refresher/upstream/yahoo/yahootest"
+)
+
+// upstreamFakes starts the fake Upbit and Yahoo for a test.
+func upstreamFakes(t *testing.T) (*upbittest.Server, *yahootest.Server) {
+	t.Helper()
+	u := upbittest.New(upbittest.Options{TickEvery: 50 * time.Millisecond, PerSecond: 10})
+	y := yahootest.New(yahootest.Options{Budget: -1})
+	t.Cleanup(func() { u.Close(); y.Close() })
+	return u, y
+}
+
+func upstreamEnv(u *upbittest.Server, y *yahootest.Server, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"QUOTEHUB_PROVIDERS": "upbit,yahoo", "QUOTEHUB_UPBIT_URL": u.URL(), "QUOTEHUB_UPBIT_WS_URL": u.WSURL(),
+		"QUOTEHUB_YAHOO_URL": y.URL(), "QUOTEHUB_REFRESH_INTERVAL": "200ms", "QUOTEHUB_SIM_EVERY_TICK": "false",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// TestUpstreamsEndToEnd: with QUOTEHUB_PROVIDERS=upbit,yahoo a node serves
+// Upbit markets (streamed) and stocks (polled from Yahoo) from the fakes.
+func TestUpstreamsEndToEnd(t *testing.T) {
+	u, y := upstreamFakes(t)
+	n := startNode(t, upstreamEnv(u, y, nil))
+
+	var list struct {
+		Symbols []struct{ Symbol, Name, Exchange string } `json:"symbols"`
+	}
+	getJSON(t, n.url("/v1/symbols?q=KRW-BTC"), &list)
+	if len(list.Symbols) == 0 || list.Symbols[0].Symbol != "KRW-BTC" || list.Symbols[0].Exchange != "UPBIT" {
+		t.Fatalf("catalogue lacks Upbit's KRW-BTC: %+v", list)
+	}
+
+	c := dialWS(t, n, "?symbols=KRW-BTC,KRW-ETH,AAPL,005930.KS", nil)
+	c.next("welcome")
+	if s := c.next("subscribed"); len(s.Symbols) != 4 {
+		t.Fatalf("subscribed = %s", short(s.raw))
+	}
+	sources := map[string]string{}
+	counts := map[string]int{}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (counts["KRW-BTC"] < 5 || len(sources) < 4) {
+		f := c.must(5 * time.Second)
+		for _, q := range f.Quotes {
+			sym := q["symbol"].(string)
+			sources[sym] = q["source"].(string)
+			counts[sym]++
+		}
+	}
+	want := map[string]string{"KRW-BTC": "upbit", "KRW-ETH": "upbit", "AAPL": "yahoo", "005930.KS": "yahoo"}
+	for sym, src := range want {
+		if sources[sym] != src {
+			t.Errorf("%s came from %q, want %q", sym, sources[sym], src)
+		}
+	}
+	if counts["KRW-BTC"] < 5 {
+		t.Errorf("KRW-BTC: %d quotes, want a stream of them", counts["KRW-BTC"])
+	}
+	sub := strings.Join(u.LastSubscription(), ",")
+	if !strings.Contains(sub, "KRW-BTC") || !strings.Contains(sub, "KRW-ETH") {
+		t.Errorf("Upbit stream subscription = %q, want KRW-BTC and KRW-ETH", sub)
+	}
+	// Streamed symbols are not polled while the stream is up: at most the
+	// first REST fetch before the stream delivered.
+	before := u.TickerRequests()
+	time.Sleep(time.Second)
+	if got := u.TickerRequests() - before; got > 1 {
+		t.Errorf("%d Upbit REST requests in 1 s while the stream was up", got)
+	}
+	if y.RequestsFor("AAPL") == 0 || y.RequestsFor("005930.KS") == 0 {
+		t.Error("the stocks were not fetched from Yahoo")
+	}
+}
+
+// TestUpbitStreamFallsBackToPolling: while Upbit's WebSocket is down the
+// node polls REST at the refresh interval; when it is back, polling stops.
+func TestUpbitStreamFallsBackToPolling(t *testing.T) {
+	u, y := upstreamFakes(t)
+	n := startNode(t, upstreamEnv(u, y, map[string]string{"QUOTEHUB_PROVIDERS": "upbit"}))
+	c := dialWS(t, n, "?symbols=KRW-BTC", nil)
+	c.next("welcome")
+	c.next("subscribed")
+	eventually(t, 10*time.Second, "the stream", func() bool { return u.OpenStreams() == 1 })
+	u.SetSilent(true) // the socket stays open but delivers nothing...
+	u.DropStream()    // ...and is then dropped mid-message
+	before := u.TickerRequests()
+	eventually(t, 10*time.Second, "REST polling while the stream is down", func() bool { return u.TickerRequests() >= before+3 })
+	for i := 0; i < 3; i++ { // prices keep moving for the client
+		if f := c.next("quotes"); len(f.Quotes) == 0 {
+			t.Fatal("empty quotes frame")
+		}
+	}
+	u.SetSilent(false)
+	eventually(t, 15*time.Second, "the stream to be back", func() bool { return u.OpenStreams() == 1 })
+	time.Sleep(500 * time.Millisecond)
+	settled := u.TickerRequests()
+	time.Sleep(time.Second)
+	if got := u.TickerRequests() - settled; got > 1 {
+		t.Errorf("%d REST requests in 1 s after the stream came back", got)
+	}
+}
+
+// TestUpbitPollingCost: 36 KRW markets polled cost one REST request per
+// refresh interval, however large the catalogue.
+func TestUpbitPollingCost(t *testing.T) {
+	u, y := upstreamFakes(t)
+	n := startNode(t, upstreamEnv(u, y, map[string]string{
+		"QUOTEHUB_PROVIDERS": "upbit", "QUOTEHUB_UPBIT_MODE": "poll", "QUOTEHUB_REFRESH_INTERVAL": "250ms",
+	}))
+	markets := upbittest.MarketCodes("KRW")[:36]
+	c := dialWS(t, n, "?symbols="+strings.Join(markets, ","), nil)
+	c.next("welcome")
+	if s := c.next("subscribed"); len(s.Symbols) != 36 {
+		t.Fatalf("subscribed %d of 36", len(s.Symbols))
+	}
+	time.Sleep(time.Second)
+	r0, m0, t0 := u.TickerRequests(), u.MarketsRequested(), time.Now()
+	time.Sleep(3 * time.Second)
+	r1, m1, t1 := u.TickerRequests(), u.MarketsRequested(), time.Now()
+	intervals := t1.Sub(t0).Seconds() / 0.25
+	perInterval := float64(r1-r0) / intervals
+	t.Logf("Upbit REST, 36 active markets: %.2f requests per refresh interval, %.1f markets per request, %d 429s",
+		perInterval, float64(m1-m0)/float64(r1-r0), u.Status(429))
+	if perInterval < 0.8 || perInterval > 1.1 || m1-m0 != 36*(r1-r0) {
+		t.Errorf("%.2f requests per interval carrying %d markets for %d requests; want 1 request of 36 markets per interval",
+			perInterval, m1-m0, r1-r0)
+	}
+	if u.Status(429) != 0 || u.Status(418) != 0 {
+		t.Errorf("the fake answered %d 429s and %d 418s", u.Status(429), u.Status(418))
+	}
+}
+
+// TestUpstreamDownServesStale: with the upstream down, reads of cached
+// symbols answer stale values at once, the breaker stops the refresher from
+// hammering it, and cold reads fail with upstream_unavailable.
+func TestUpstreamDownServesStale(t *testing.T) {
+	u, y := upstreamFakes(t)
+	n := startNode(t, upstreamEnv(u, y, map[string]string{
+		"QUOTEHUB_PROVIDERS": "upbit", "QUOTEHUB_UPBIT_MODE": "poll", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
+		"QUOTEHUB_FRESHNESS": "300ms", "QUOTEHUB_FETCH_TIMEOUT": "500ms",
+	}))
+	var q readQuote
+	if resp := getJSON(t, n.url("/v1/quotes/KRW-BTC"), &q); resp.StatusCode != 200 {
+		t.Fatalf("read: %d", resp.StatusCode)
+	}
+	u.SetDown(true)
+	time.Sleep(2 * time.Second) // the breaker opens after a few failed refreshes
+	before := u.Requests()
+	time.Sleep(2 * time.Second)
+	if got := u.Requests() - before; got > 3 {
+		t.Errorf("%d requests to a down upstream in 2 s at a 100 ms interval; the breaker should hold them back", got)
+	}
+	start := time.Now()
+	resp := getJSON(t, n.url("/v1/quotes/KRW-BTC"), &q)
+	if resp.StatusCode != 200 || q.Stale == nil || !*q.Stale || time.Since(start) > 200*time.Millisecond {
+		t.Errorf("cached read with the upstream down: %d %+v in %s", resp.StatusCode, q, time.Since(start))
+	}
+	var e apiError
+	if resp := getJSON(t, n.url("/v1/quotes/KRW-ETH"), &e); resp.StatusCode != 503 || e.Error.Code != "upstream_unavailable" {
+		t.Errorf("cold read with the upstream down: %d %+v", resp.StatusCode, e)
+	}
+	if got := n.metric("quotehub_upstream_breaker_state", "provider", "upbit"); got != 2 {
+		t.Errorf("breaker state = %v, want 2 (open)", got)
+	}
+	u.SetDown(false)
+	eventually(t, 30*time.Second, "fresh values after the upstream came back", func() bool {
+		var q readQuote
+		resp := getJSON(t, n.url("/v1/quotes/KRW-BTC"), &q)
+		return resp.StatusCode == 200 && q.Stale != nil && !*q.Stale
+	})
+}

@@ -1,0 +1,62 @@
+package refresher_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"quotehub"
+	"quotehub/refresher"
+	"quotehub/refresher/upstream/resilient"
+	"quotehub/refresher/upstream/yahoo"
+	"quotehub/refresher/upstream/yahoo/yahootest"
+	"quotehub/store/memory"
+)
+
+// TestYahooStaysUnderItsRate: 200 active symbols, one request each, never
+// more requests in a second than the configured rate (plus the one the
+// token bucket starts with), and no request wasted.
+func TestYahooStaysUnderItsRate(t *testing.T) {
+	const n, rate = 200, 50
+	var syms []yahootest.Symbol
+	var cat []quotehub.SymbolInfo
+	for i := range n {
+		s := yahootest.DefaultSymbols()[0]
+		s.Symbol = fmt.Sprintf("Y%03d", i)
+		syms = append(syms, s)
+		cat = append(cat, quotehub.SymbolInfo{Symbol: s.Symbol, Exchange: s.Exchange, Currency: "USD"})
+	}
+	fake := yahootest.New(yahootest.Options{Symbols: syms, Budget: -1})
+	defer fake.Close()
+	p := yahoo.New(yahoo.Options{BaseURL: fake.URL(), RatePerSecond: rate, Concurrency: 8})
+	defer p.CloseIdleConnections()
+	e := start(t, resilient.Wrap(p, resilient.Options{}).AsProvider(), func(o *refresher.Options) {
+		o.Catalog = memory.NewCatalog(cat)
+		o.Sources[0].Interval = time.Hour // one fetch each: the test is about pacing
+		o.Sources[0].Concurrency = 8
+	})
+	for _, s := range cat {
+		e.activate(s.Symbol)
+	}
+	start := time.Now()
+	eventually(t, "every symbol fetched", func() bool {
+		for _, s := range cat {
+			if fake.RequestsFor(s.Symbol) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	t.Logf("Yahoo: %d symbols fetched in %s at a %d/s limit; peak %d requests in one second; %d requests in all",
+		n, took.Round(time.Millisecond), rate, fake.MaxPerSecond(), fake.Requests())
+	if peak := fake.MaxPerSecond(); peak > rate+1 {
+		t.Errorf("peak %d requests in one second, over the %d/s limit", peak, rate)
+	}
+	if got := fake.Requests(); got != n {
+		t.Errorf("%d requests for %d symbols", got, n)
+	}
+	if fake.Status(429) != 0 {
+		t.Errorf("%d 429s", fake.Status(429))
+	}
+}
