@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"quotehub"
+	"quotehub/internal/shard"
 )
 
 // Options configure a Hub. Zero values take the documented defaults.
@@ -108,7 +109,7 @@ const numShards = 64
 // Hub is the registry of clients and subscriptions of one node.
 type Hub struct {
 	opts    Options
-	shards  [numShards]shard
+	shards  [numShards]regShard
 	clients [16]clientShard
 	nconns  atomic.Int64
 	done    chan struct{}
@@ -116,8 +117,8 @@ type Hub struct {
 	wg      sync.WaitGroup
 }
 
-// shard holds the topics of the symbols that hash to it.
-type shard struct {
+// regShard holds the topics of the symbols that hash to it.
+type regShard struct {
 	mu     sync.RWMutex
 	topics map[string]*topic
 }
@@ -187,8 +188,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-func (h *Hub) shard(symbol string) *shard {
-	return &h.shards[fnv32(symbol)%numShards]
+func (h *Hub) shard(symbol string) *regShard {
+	return &h.shards[shard.Of(symbol, numShards)]
 }
 
 // Publish fans quotes out to their local subscribers. Each quote is encoded
@@ -310,14 +311,4 @@ func (h *Hub) sweep() {
 			c.abortSlow()
 		}
 	}
-}
-
-// fnv32 is FNV-1a; it spreads symbols over shards without allocating.
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
 }

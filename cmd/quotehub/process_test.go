@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +17,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"quotehub/store/redis/redistest"
 )
 
 var (
@@ -240,35 +240,10 @@ func (r *redisServer) kill() {
 	}
 }
 
-// sharedRedis returns the URL of the Redis the tests share and a fresh
-// prefix; the prefix's keys are deleted when the test ends. Without Redis
-// the test is skipped, except under CI=true, where it fails.
+// sharedRedis returns the URL of the Redis the tests share, a fresh prefix
+// and a client; the prefix's keys are deleted when the test ends.
 func sharedRedis(t *testing.T) (url, prefix string, rdb *goredis.Client) {
 	t.Helper()
-	addr := os.Getenv("QUOTEHUB_TEST_REDIS")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb = goredis.NewClient(&goredis.Options{Addr: addr})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Redis at %s is required under CI=true (run scripts/services.sh): %v", addr, err)
-		}
-		t.Skipf("no Redis at %s: %v", addr, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix = "qhtest:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		rdb.Close()
-	})
-	return "redis://" + addr + "/0", prefix, rdb
+	rdb, prefix = redistest.Open(t)
+	return "redis://" + redistest.Addr() + "/0", prefix, rdb
 }

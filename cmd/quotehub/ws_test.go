@@ -243,21 +243,7 @@ func TestSlowConsumer(t *testing.T) {
 	n := startNode(t, map[string]string{
 		"QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_REFRESH_INTERVAL": "10ms", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "500ms",
 	})
-	var syms []string
-	for i := range 200 {
-		syms = append(syms, fmt.Sprintf("SYN-%06d", i+1))
-	}
-	// A small receive buffer makes the server's socket fill quickly.
-	dialer := &net.Dialer{Control: smallRcvBuf}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/v1/ws?symbols="+strings.Join(syms, ","), &websocket.DialOptions{
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
+	dialSlowReader(t, n, 200) // and never read
 	eventually(t, 20*time.Second, "the slow consumer to be closed", func() bool {
 		return n.metric("quotehub_slow_consumer_disconnects_total") == 1 && n.hub.Connections() == 0
 	})
@@ -270,22 +256,8 @@ func TestSlowConsumer(t *testing.T) {
 // again, the newest value of every symbol, never a lower or repeated seq.
 func TestConflationConverges(t *testing.T) {
 	n := startNode(t, map[string]string{"QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_REFRESH_INTERVAL": "10ms"})
-	var syms []string
-	for i := range 200 {
-		syms = append(syms, fmt.Sprintf("SYN-%06d", i+1))
-	}
-	dialer := &net.Dialer{Control: smallRcvBuf}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/v1/ws?symbols="+strings.Join(syms, ","), &websocket.DialOptions{
-		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadLimit(1 << 24)
+	conn, syms := dialSlowReader(t, n, 200)
 	c := &wsClient{t: t, conn: conn, last: map[string]uint64{}, snap: map[string]bool{}}
-	t.Cleanup(func() { conn.CloseNow() })
 	time.Sleep(time.Second) // not reading
 	readFor := func(d time.Duration) {
 		for end := time.Now().Add(d); time.Now().Before(end); {
@@ -326,6 +298,29 @@ func TestConflationConverges(t *testing.T) {
 	if b := behind(); len(b) > 0 {
 		t.Errorf("client did not converge to the cache: %v", b)
 	}
+}
+
+// dialSlowReader connects a WebSocket client with a small receive buffer
+// (so the server's socket fills quickly when it does not read) subscribed
+// to the first k synthetic symbols, which it returns.
+func dialSlowReader(t *testing.T, n *testNode, k int) (*websocket.Conn, []string) {
+	t.Helper()
+	var syms []string
+	for i := range k {
+		syms = append(syms, fmt.Sprintf("SYN-%06d", i+1))
+	}
+	dialer := &net.Dialer{Control: smallRcvBuf}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/v1/ws?symbols="+strings.Join(syms, ","), &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadLimit(1 << 24)
+	t.Cleanup(func() { conn.CloseNow() })
+	return conn, syms
 }
 
 // TestVanishMidWrite: clients that drop their TCP connection while the

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"quotehub"
+	"quotehub/internal/shard"
 )
 
 var _ quotehub.Cache = (*Cache)(nil)
@@ -32,7 +33,7 @@ func NewCache() *Cache {
 }
 
 func (c *Cache) shard(symbol string) *cacheShard {
-	return &c.shards[fnv32(symbol)%cacheShards]
+	return &c.shards[shard.Of(symbol, cacheShards)]
 }
 
 // Get implements quotehub.Cache.
@@ -79,14 +80,4 @@ func (c *Cache) PutMany(ctx context.Context, quotes []quotehub.Quote) ([]bool, e
 		written[i], _ = c.Put(ctx, q)
 	}
 	return written, nil
-}
-
-// fnv32 is FNV-1a, inlined to avoid an allocation per call.
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"quotehub"
+	"quotehub/internal/shard"
 )
 
 var _ quotehub.Bus = (*Bus)(nil)
@@ -144,7 +145,7 @@ func (b *Bus) Close() error {
 }
 
 func (b *Bus) shard(symbol string) *busShard {
-	return b.shards[int(fnv32(symbol)%uint32(len(b.shards)))]
+	return b.shards[shard.Of(symbol, len(b.shards))]
 }
 
 // Watch implements quotehub.Bus.
@@ -425,14 +426,4 @@ func (s *busShard) pump(ch <-chan any) {
 			batch = batch[:0]
 		}
 	}
-}
-
-// fnv32 is FNV-1a.
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
 }

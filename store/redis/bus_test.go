@@ -10,6 +10,7 @@ import (
 
 	"quotehub"
 	"quotehub/store/redis"
+	"quotehub/store/redis/redistest"
 )
 
 type sink struct {
@@ -83,7 +84,7 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 	if err := b.Settle(ctx, "KRW-ETH"); err != nil {
 		t.Fatal(err)
 	}
-	admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	admin := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
 	defer admin.Close()
 	if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)

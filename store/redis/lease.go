@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"quotehub/internal/shard"
 )
 
 //go:embed lease_renew.lua
@@ -87,7 +89,7 @@ func NewOwnership(rdb redis.UniversalClient, opts OwnershipOptions) *Ownership {
 }
 
 // Slot returns the slot of a symbol.
-func (o *Ownership) Slot(symbol string) int { return int(fnv32(symbol) % uint32(o.opts.Slots)) }
+func (o *Ownership) Slot(symbol string) int { return shard.Of(symbol, o.opts.Slots) }
 
 // Owns reports whether this node holds a trusted lease on symbol's slot.
 func (o *Ownership) Owns(symbol string) bool {

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"quotehub/store/redis"
+	"quotehub/store/redis/redistest"
 )
 
 type runningOwnership struct {
@@ -92,7 +93,7 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 
 	// A crash (no release: its client is gone) is taken over once the
 	// leases expire: within two lease periods.
-	crashed := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379"})
+	crashed := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
 	d := startOwnership(t, crashed, prefix, "d", ttl)
 	waitUntil(t, 10*time.Second, "d to get its share", func() bool { return len(d.Held()) >= 5 })
 	ok, _ := partitioned([]*runningOwnership{nodes[0], nodes[1], d})
@@ -117,7 +118,7 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 // passed on its own clock, even though nothing told it it lost them.
 func TestOwnershipStopsTrustingUnrenewedLeases(t *testing.T) {
 	rdb, prefix := testRedis(t)
-	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1})
+	client := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(), MaxRetries: -1})
 	o := startOwnership(t, client, prefix, "solo", 300*time.Millisecond)
 	waitUntil(t, 5*time.Second, "all slots", func() bool { return len(o.Held()) == 16 })
 	if !o.Owns("KRW-BTC") || !o.Connected() {

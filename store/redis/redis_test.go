@@ -2,17 +2,14 @@ package redis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"quotehub"
 	"quotehub/store/redis"
+	"quotehub/store/redis/redistest"
 	"quotehub/store/storetest"
 )
 
@@ -20,38 +17,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testRedis returns a client of the real Redis the tests run against
-// (QUOTEHUB_TEST_REDIS, default 127.0.0.1:6379) and a prefix no other test
-// uses; the prefix's keys are deleted when the test ends. Without a Redis
-// the test is skipped, except under CI=true, where it fails.
+// testRedis is the real Redis under a prefix of the test's own.
 func testRedis(t *testing.T) (goredis.UniversalClient, string) {
 	t.Helper()
-	addr := os.Getenv("QUOTEHUB_TEST_REDIS")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		rdb.Close()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("Redis at %s is required under CI=true (run scripts/services.sh): %v", addr, err)
-		}
-		t.Skipf("no Redis at %s (run scripts/services.sh): %v", addr, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "qhtest:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		rdb.Close()
-	})
-	return rdb, prefix
+	return redistest.Open(t)
 }
 
 func TestCacheConformance(t *testing.T) {
