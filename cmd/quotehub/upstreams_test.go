@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -113,12 +114,21 @@ func TestUpbitStreamFallsBackToPolling(t *testing.T) {
 }
 
 // TestUpbitPollingCost: 36 KRW markets polled cost one REST request per
-// refresh interval, however large the catalogue.
+// refresh interval, however large the catalogue (here 10,000 more markets).
 func TestUpbitPollingCost(t *testing.T) {
-	u, y := upstreamFakes(t)
+	all := upbittest.DefaultMarkets()
+	for i := range 10000 {
+		all = append(all, upbittest.Market{Code: fmt.Sprintf("KRW-X%05d", i), KoreanName: "합성", EnglishName: "Synthetic", Price: 1000})
+	}
+	u := upbittest.New(upbittest.Options{Markets: all, PerSecond: 10})
+	y := yahootest.New(yahootest.Options{Budget: -1})
+	t.Cleanup(func() { u.Close(); y.Close() })
 	n := startNode(t, upstreamEnv(u, y, map[string]string{
 		"QUOTEHUB_PROVIDERS": "upbit", "QUOTEHUB_UPBIT_MODE": "poll", "QUOTEHUB_REFRESH_INTERVAL": "250ms",
 	}))
+	if got := n.catalog.Len(); got < 10036 {
+		t.Fatalf("catalogue has %d entries, want Upbit's 10,000+ markets", got)
+	}
 	markets := upbittest.MarketCodes("KRW")[:36]
 	c := dialWS(t, n, "?symbols="+strings.Join(markets, ","), nil)
 	c.next("welcome")
@@ -131,8 +141,8 @@ func TestUpbitPollingCost(t *testing.T) {
 	r1, m1, t1 := u.TickerRequests(), u.MarketsRequested(), time.Now()
 	intervals := t1.Sub(t0).Seconds() / 0.25
 	perInterval := float64(r1-r0) / intervals
-	t.Logf("Upbit REST, 36 active markets: %.2f requests per refresh interval, %.1f markets per request, %d 429s",
-		perInterval, float64(m1-m0)/float64(r1-r0), u.Status(429))
+	t.Logf("Upbit REST, 36 active of %d catalogued markets: %.2f requests per refresh interval, %.1f markets per request, %d 429s",
+		n.catalog.Len(), perInterval, float64(m1-m0)/float64(r1-r0), u.Status(429))
 	if perInterval < 0.8 || perInterval > 1.1 || m1-m0 != 36*(r1-r0) {
 		t.Errorf("%.2f requests per interval carrying %d markets for %d requests; want 1 request of 36 markets per interval",
 			perInterval, m1-m0, r1-r0)
