@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -41,10 +42,10 @@ func loopbackOnly(network, address string, _ syscall.RawConn) error {
 }
 
 // newRunner builds the run's HTTP clients: one transport per source
-// address, all dialling through loopbackOnly and never following
-// redirects.
-func newRunner(cfg Config, base *url.URL) *runner {
-	r := &runner{cfg: cfg, base: base}
+// address (each serves every node), all dialling through loopbackOnly and
+// never following redirects.
+func newRunner(cfg Config, bases []*url.URL) *runner {
+	r := &runner{cfg: cfg, bases: bases}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	for i := range cfg.Sources {
 		d := &net.Dialer{Timeout: cfg.ConnectTimeout, Control: loopbackOnly}
@@ -78,6 +79,18 @@ func newRunner(cfg Config, base *url.URL) *runner {
 // client returns connection i's HTTP client (source address 1 + i mod N).
 func (r *runner) client(i int) *http.Client { return r.clients[i%len(r.clients)] }
 
+// base returns connection i's node: the base URL i mod len(urls).
+func (r *runner) base(i int) *url.URL { return r.bases[i%len(r.bases)] }
+
+// nodeLabel is the prefix of a warning about node j: "" when there is only
+// one node (the single-node messages read as before), else "node <url>: ".
+func (r *runner) nodeLabel(j int) string {
+	if len(r.bases) == 1 {
+		return ""
+	}
+	return "node " + r.bases[j].String() + ": "
+}
+
 // closeIdle closes the idle connections of every transport.
 func (r *runner) closeIdle() {
 	for _, t := range r.trans {
@@ -95,7 +108,7 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 	connected(true)
 	urls := make([]string, len(c.syms))
 	for j, s := range c.syms {
-		u := *r.base
+		u := *r.base(c.id)
 		u.Path += "/v1/quotes/" + s
 		urls[j] = u.String()
 	}
@@ -184,18 +197,42 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 
 // serverSample is what one read of the server's /metrics gave.
 type serverSample struct {
-	At         time.Time
-	RSS        float64 // process_resident_memory_bytes
-	CPU        float64 // process_cpu_seconds_total
-	Goroutines float64 // go_goroutines
-	Delivered  float64 // quotehub_quotes_delivered_total, all transports
-	Conns      map[string]float64
-	has        map[string]bool
+	At            time.Time
+	RSS           float64 // process_resident_memory_bytes
+	CPU           float64 // process_cpu_seconds_total
+	Goroutines    float64 // go_goroutines
+	Delivered     float64 // quotehub_quotes_delivered_total, all transports
+	Subscriptions float64 // quotehub_subscriptions
+	Conns         map[string]float64
+	has           map[string]bool
 }
 
-// scrape reads the server's /metrics.
-func (r *runner) scrape(ctx context.Context) (*serverSample, error) {
-	u := *r.base
+// scrapeAll reads every node's /metrics at once and returns one sample per
+// node (nil where the read failed, reported through warn with the node's
+// label). With prev non-nil, only the nodes whose prev sample is non-nil are
+// read: a node without a baseline gets no later figures either.
+func (r *runner) scrapeAll(ctx context.Context, prev []*serverSample, warn func(node string, err error)) []*serverSample {
+	out := make([]*serverSample, len(r.bases))
+	errs := make([]error, len(r.bases))
+	var wg sync.WaitGroup
+	for j := range r.bases {
+		if prev != nil && prev[j] == nil {
+			continue
+		}
+		wg.Go(func() { out[j], errs[j] = r.scrape(ctx, j) })
+	}
+	wg.Wait()
+	for j, err := range errs {
+		if err != nil {
+			warn(r.nodeLabel(j), err)
+		}
+	}
+	return out
+}
+
+// scrape reads node j's /metrics.
+func (r *runner) scrape(ctx context.Context, j int) (*serverSample, error) {
+	u := *r.bases[j]
 	u.Path += "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -257,6 +294,8 @@ func parseMetrics(rd io.Reader) (*serverSample, error) {
 			s.Delivered += v
 		case "quotehub_connections":
 			s.Conns[labelValue(labels, "transport")] += v
+		case "quotehub_subscriptions":
+			s.Subscriptions += v
 		default:
 			continue
 		}

@@ -1,7 +1,7 @@
 // Command quoteload is a load generator for quotehub. It speaks the wire
 // protocol (WebSocket, SSE or HTTP reads) from the client side only, opens a
-// bounded number of connections to a quotehub on this machine, measures
-// what arrives for a bounded time and prints a report.
+// bounded number of connections to one or more quotehub nodes on this
+// machine, measures what arrives for a bounded time and prints a report.
 //
 // Each connection i subscribes to k symbols spread deterministically over a
 // universe of S symbols (symbol (i*k + j) mod S for j < k), so every symbol
@@ -11,6 +11,21 @@
 // backwards per connection and symbol. Around the measured window it reads
 // the server's /metrics for its memory, CPU, goroutines and own delivery
 // count.
+//
+// -url may list several base URLs, comma-separated (several nodes of one
+// cluster, or independent servers): connection i (http mode: worker i) goes
+// to URL i mod len(urls), and /metrics is read from every URL; the report
+// gives each node's figures and their sum.
+//
+// -mode churn measures connection churn instead of a steady load: for
+// -duration it opens WebSockets at -connect-rate, at most -dial-concurrency
+// attempts in flight, and each attempt runs one whole cycle — dial,
+// handshake, welcome, subscribed (optionally the first quotes frame, within
+// -churn-hold), close with 1000. It reports attempts, failures by kind, the
+// achieved connects/s, connect latency (dial → welcome) and cycle latency
+// (dial → subscribed), and the server's RSS, goroutines, connections and
+// subscriptions before the churn, at its end and after -settle, with a
+// verdict: is every node back to its baseline?
 //
 // Only loopback targets are allowed (127.0.0.0/8, ::1, localhost): any other
 // host is refused before a socket is opened, and every socket checks its
@@ -31,6 +46,18 @@
 // kills the process. Every run has a hard deadline of ramp + warm-up +
 // duration + 30 s. Beyond ~28,000 connections, use -sources so that
 // connections bind several 127.0.0.x source addresses.
+//
+// Churn:
+//
+//	go run ./cmd/quoteload -url http://127.0.0.1:18080 -mode churn \
+//	    -connect-rate 1000 -symbols 5 -universe 1000 -duration 20s
+//
+// A churn run has no ramp-up or warm-up: attempt i is started at
+// i / -connect-rate into the run (as soon as a slot is free with rate 0)
+// until -duration has passed; then the run waits for the attempts in
+// flight, reads /metrics ("end"), waits -settle and reads it again
+// ("settled"). Its hard deadline is duration + connect timeout + hold +
+// settle + 40 s.
 package main
 
 import (
@@ -58,6 +85,12 @@ const (
 	maxWarmup   = 5 * time.Minute
 	maxConns    = 1_000_000
 	maxSources  = 254
+	maxURLs     = 64
+	maxHold     = time.Minute
+	maxSettle   = 5 * time.Minute
+	// maxChurnAttempts bounds a churn run in count as -duration bounds it
+	// in time (10 m at 1000/s is 600,000 attempts).
+	maxChurnAttempts = 10_000_000
 	// fdMargin is how many descriptors besides the connections a run needs
 	// (stdio, the metrics client, the Go runtime).
 	fdMargin = 64
@@ -65,20 +98,22 @@ const (
 
 // Config is one load run.
 type Config struct {
-	URL             string        // base URL of the server (loopback only)
-	Mode            string        // ws, sse or http
-	Conns           int           // connections (http: concurrent workers)
+	URL             string        // base URL of the server (loopback only); several comma-separated for several nodes
+	Mode            string        // ws, sse, http or churn
+	Conns           int           // connections (http: concurrent workers; churn: unused)
 	Symbols         int           // symbols per connection
 	Universe        int           // symbols to choose from: Prefix + 000001 … Universe
 	Prefix          string        // synthetic symbol prefix
 	SymbolList      []string      // explicit universe; overrides Universe and Prefix
-	ConnectRate     float64       // connections opened per second during ramp-up; 0 = as fast as possible
-	ConnectTimeout  time.Duration // per connection: dial + handshake (+ welcome)
+	ConnectRate     float64       // connections opened per second during ramp-up (churn: for the whole run); 0 = as fast as possible
+	ConnectTimeout  time.Duration // per connection: dial + handshake (+ welcome; churn: + subscribed)
 	DialConcurrency int           // connection attempts in flight at once
-	Duration        time.Duration // measured window
+	Duration        time.Duration // measured window (churn: how long attempts are started)
 	Warmup          time.Duration // time after ramp-up that is not measured
 	Sources         int           // 127.0.0.x source addresses to spread connections over
 	Rate            float64       // http mode: target requests per second in total; 0 = as fast as possible
+	ChurnHold       time.Duration // churn mode: how long an attempt waits for its first quotes frame; 0 = not at all
+	Settle          time.Duration // churn mode: wait after the last close before the "settled" /metrics read
 	Label           string        // free text copied into the report
 	Log             io.Writer     // progress messages; nil discards them
 }
@@ -98,6 +133,7 @@ func DefaultConfig() Config {
 		Duration:        10 * time.Second,
 		Warmup:          time.Second,
 		Sources:         1,
+		Settle:          3 * time.Second,
 	}
 }
 
@@ -157,9 +193,21 @@ ramp-up and -warmup, and prints deliveries/s, delivery latency (receive time −
 fetched_at, ±1 ms), seq regressions, connect latency, errors and the server's
 RSS/CPU/goroutines from /metrics. Ctrl-C ends the run early with a report.
 
-Example:
+-url may list several nodes (comma-separated): connection i goes to URL
+i mod len(urls), and every node's /metrics is read and reported, with the sum.
+
+-mode churn opens and closes WebSockets at -connect-rate for -duration (each:
+dial, welcome, subscribed, optionally the first quotes within -churn-hold,
+close 1000) and reports connects/s, connect and cycle latency, failures by
+kind and whether the server's goroutines, connections, subscriptions and RSS
+are back to their baseline -settle after the last close.
+
+Examples:
   quoteload -url http://127.0.0.1:18080 -mode ws -conns 1000 -symbols 10 \
       -universe 1000 -duration 10s -json report.json
+  quoteload -url http://127.0.0.1:18080,http://127.0.0.1:18081 -mode sse -conns 200
+  quoteload -url http://127.0.0.1:18080 -mode churn -connect-rate 1000 \
+      -symbols 5 -universe 1000 -duration 20s
 
 Flags:
 `
@@ -174,20 +222,22 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		fs.PrintDefaults()
 	}
 	var symbolList, jsonPath string
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the quotehub to load (must be loopback: 127.0.0.0/8, ::1 or localhost)")
-	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse) or http (GET /v1/quotes/{symbol})")
-	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections to open (http mode: concurrent request workers)")
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the quotehub to load, or several comma-separated (connection i goes to URL i mod n); each must be loopback: 127.0.0.0/8, ::1 or localhost")
+	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse), http (GET /v1/quotes/{symbol}), or churn (WebSocket connect/subscribe/close cycles at -connect-rate)")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections to open (http mode: concurrent request workers; churn mode: unused)")
 	fs.IntVar(&cfg.Symbols, "symbols", cfg.Symbols, "symbols per connection (k); http workers cycle through theirs")
 	fs.IntVar(&cfg.Universe, "universe", cfg.Universe, "universe size S: symbols are chosen from PREFIX000001 … PREFIX<S> (6-digit zero padding)")
 	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "prefix of the synthetic symbol names")
 	fs.StringVar(&symbolList, "symbol-list", "", "comma-separated explicit universe (A,B,C); replaces -universe and -prefix")
-	fs.Float64Var(&cfg.ConnectRate, "connect-rate", cfg.ConnectRate, "connections opened per second during ramp-up (ws, sse; http workers all start at once); 0 = as fast as possible")
-	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "per connection: dial + handshake (+ welcome) must finish within this")
-	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "connection attempts in flight at once during ramp-up")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time after ramp-up and warm-up (max 10m)")
-	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time after ramp-up that is not measured (max 5m)")
+	fs.Float64Var(&cfg.ConnectRate, "connect-rate", cfg.ConnectRate, "connections opened per second during ramp-up (ws, sse; http workers all start at once; churn: connect cycles started per second for the whole run); 0 = as fast as possible")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "per connection: dial + handshake (+ welcome; churn: + subscribed) must finish within this")
+	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "connection attempts in flight at once during ramp-up (churn: whole cycles in flight, close included)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured time after ramp-up and warm-up (churn: how long new attempts are started) (max 10m)")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time after ramp-up that is not measured (max 5m; not used by churn)")
 	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "number of source addresses 127.0.0.1 … 127.0.0.N; when N > 1, connection i binds 127.0.0.(1 + i mod N), allowing > 28k connections (max 254)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "http mode: target requests per second in total; 0 = as fast as possible")
+	fs.DurationVar(&cfg.ChurnHold, "churn-hold", cfg.ChurnHold, "churn mode: after subscribed, wait up to this long for the snapshot / first quotes frame before closing (max 1m); 0 = close at once")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "churn mode: wait this long after the last close before reading /metrics for the back-to-baseline verdict (max 5m)")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")
 	fs.StringVar(&cfg.Label, "label", "", "free text copied into the report")
 	if err := fs.Parse(args); err != nil {
@@ -209,16 +259,17 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	return cfg, jsonPath, nil
 }
 
-// validate checks cfg and returns the parsed target URL. It does no I/O.
-func (cfg *Config) validate() (*url.URL, error) {
-	u, err := checkTarget(cfg.URL)
+// validate checks cfg and returns the parsed target URLs (one per node, in
+// the order given). It does no I/O.
+func (cfg *Config) validate() ([]*url.URL, error) {
+	bases, err := checkTargets(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
 	switch cfg.Mode {
-	case "ws", "sse", "http":
+	case "ws", "sse", "http", "churn":
 	default:
-		return nil, fmt.Errorf("-mode %q: want ws, sse or http", cfg.Mode)
+		return nil, fmt.Errorf("-mode %q: want ws, sse, http or churn", cfg.Mode)
 	}
 	if cfg.Conns < 1 || cfg.Conns > maxConns {
 		return nil, fmt.Errorf("-conns %d: want 1 … %d", cfg.Conns, maxConns)
@@ -250,8 +301,10 @@ func (cfg *Config) validate() (*url.URL, error) {
 		return nil, fmt.Errorf("-sources %d: want 1 … %d", cfg.Sources, maxSources)
 	}
 	if cfg.Sources > 1 {
-		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.To4() == nil {
-			return nil, fmt.Errorf("-sources %d binds 127.0.0.x source addresses; the target %s is IPv6", cfg.Sources, u.Hostname())
+		for _, u := range bases {
+			if ip := net.ParseIP(u.Hostname()); ip != nil && ip.To4() == nil {
+				return nil, fmt.Errorf("-sources %d binds 127.0.0.x source addresses; the target %s is IPv6", cfg.Sources, u.Hostname())
+			}
 		}
 	}
 	if cfg.Rate < 0 {
@@ -260,7 +313,16 @@ func (cfg *Config) validate() (*url.URL, error) {
 	if cfg.Rate > 0 && cfg.Mode != "http" {
 		return nil, errors.New("-rate applies to -mode http only")
 	}
-	return u, nil
+	if cfg.ChurnHold < 0 || cfg.ChurnHold > maxHold {
+		return nil, fmt.Errorf("-churn-hold %v: want 0 … %v", cfg.ChurnHold, maxHold)
+	}
+	if cfg.ChurnHold > 0 && cfg.Mode != "churn" {
+		return nil, errors.New("-churn-hold applies to -mode churn only")
+	}
+	if cfg.Settle < 0 || cfg.Settle > maxSettle {
+		return nil, fmt.Errorf("-settle %v: want 0 … %v", cfg.Settle, maxSettle)
+	}
+	return bases, nil
 }
 
 // universeSize is the number of symbols connections choose from.
@@ -318,6 +380,36 @@ func connSymbols(universe []string, i, k int) []string {
 		out[j] = universe[(base+j)%s]
 	}
 	return out
+}
+
+// checkTargets splits raw at commas and checks every URL with checkTarget:
+// one URL that is not loopback refuses the whole list. Empty entries are
+// ignored; a URL named twice is refused (its node's figures would count
+// twice). It does no I/O.
+func checkTargets(raw string) ([]*url.URL, error) {
+	var out []*url.URL
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(raw, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		u, err := checkTarget(part)
+		if err != nil {
+			return nil, err
+		}
+		if seen[u.String()] {
+			return nil, fmt.Errorf("-url lists %s twice", u)
+		}
+		seen[u.String()] = true
+		out = append(out, u)
+	}
+	switch {
+	case len(out) == 0:
+		return nil, fmt.Errorf("-url %q names no URL", raw)
+	case len(out) > maxURLs:
+		return nil, fmt.Errorf("-url lists %d URLs: at most %d", len(out), maxURLs)
+	}
+	return out, nil
 }
 
 // checkTarget parses raw and refuses any host that is not loopback:
@@ -401,13 +493,13 @@ const (
 const shutdownGrace = 5 * time.Second
 
 // Run performs one load run and returns its report. It refuses non-loopback
-// targets before any I/O. Cancelling ctx (Ctrl-C) ends the run early: the
-// connections are closed and the report covers what was measured. Run
-// returns only after every connection it opened is closed and every
-// goroutine it started has ended (or, should one hang, after the hard
-// deadline plus a grace period, with a warning in the report).
+// targets (any of the -url list) before any I/O. Cancelling ctx (Ctrl-C)
+// ends the run early: the connections are closed and the report covers what
+// was measured. Run returns only after every connection it opened is closed
+// and every goroutine it started has ended (or, should one hang, after the
+// hard deadline plus a grace period, with a warning in the report).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	base, err := cfg.validate()
+	bases, err := cfg.validate()
 	if err != nil {
 		return nil, err
 	}
@@ -415,10 +507,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Mode == "churn" {
+		return runChurn(ctx, cfg, bases, universe)
+	}
 	if err := ensureFileLimit(cfg.Conns); err != nil {
 		return nil, err
 	}
-	r := newRunner(cfg, base)
+	r := newRunner(cfg, bases)
 	defer r.closeIdle()
 
 	rampBudget := cfg.ConnectTimeout + 5*time.Second
@@ -432,15 +527,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer stopCancel()
 	r.stopCtx = stopCtx
 
-	rep := newReport(cfg, base, len(universe))
+	rep := newReport(cfg, bases, len(universe))
 	started := time.Now()
 	rep.StartedAt = started.UTC()
 
-	// Server baseline, before any connection is opened.
-	baseline, err := r.scrape(hardCtx)
-	if err != nil {
-		rep.warnf("server metrics unavailable (%v): no server figures", err)
-	}
+	// Server baseline, before any connection is opened: one sample per
+	// node, nil where /metrics could not be read.
+	baseline := r.scrapeAll(hardCtx, nil, func(node string, err error) {
+		rep.warnf("%sserver metrics unavailable (%v): no server figures", node, err)
+	})
 
 	conns := make([]*conn, cfg.Conns)
 	for i := range conns {
@@ -462,7 +557,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// Warm-up and the measured window.
-	var s0, s1 *serverSample
+	var s0, s1 []*serverSample
 	var t0, t1 time.Time
 	if ctx.Err() == nil && hardCtx.Err() == nil {
 		r.phase.Store(phaseWarmup)
@@ -472,11 +567,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	if ctx.Err() == nil && hardCtx.Err() == nil {
-		if baseline != nil {
-			if s0, err = r.scrape(hardCtx); err != nil {
-				rep.warnf("server metrics at window start: %v", err)
-			}
-		}
+		s0 = r.scrapeAll(hardCtx, baseline, func(node string, err error) {
+			rep.warnf("%sserver metrics at window start: %v", node, err)
+		})
 		r.logf("measuring %v", cfg.Duration)
 		cpu0 := processCPU()
 		t0 = time.Now()
@@ -488,11 +581,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		t1 = time.Now()
 		rep.ClientCPUSeconds = processCPU() - cpu0
 		rep.ClientCPUCores = rep.ClientCPUSeconds / t1.Sub(t0).Seconds()
-		if s0 != nil {
-			if s1, err = r.scrape(hardCtx); err != nil {
-				rep.warnf("server metrics at window end: %v", err)
-			}
-		}
+		s1 = r.scrapeAll(hardCtx, s0, func(node string, err error) {
+			rep.warnf("%sserver metrics at window end: %v", node, err)
+		})
 	}
 	r.phase.Store(phaseDone)
 	if ctx.Err() != nil {
@@ -580,7 +671,7 @@ func sleepCtx(a, b context.Context, d time.Duration) {
 // runner is the state shared by one run's connections.
 type runner struct {
 	cfg     Config
-	base    *url.URL
+	bases   []*url.URL     // one per node; connection i uses bases[i mod n]
 	clients []*http.Client // one per source address
 	trans   []*http.Transport
 	metrics *http.Client
@@ -591,6 +682,9 @@ type runner struct {
 	nOK      atomic.Int64    // connections that completed their handshake
 	nFail    atomic.Int64    // connection attempts that failed
 	nDropped atomic.Int64    // connections lost before the run closed them
+
+	inFlight    atomic.Int64 // churn: attempts in flight
+	maxInFlight atomic.Int64 // churn: the most attempts in flight at once
 }
 
 // conn is one connection (http mode: one worker). Its stats are written

@@ -98,11 +98,11 @@ func (s *connStats) recordQuotes(qs []quoteRec, nowUs int64, measuring bool) {
 type Report struct {
 	Label     string    `json:"label,omitempty"`
 	Mode      string    `json:"mode"`
-	URL       string    `json:"url"`
+	URL       string    `json:"url"` // the -url list, comma-separated when several
 	StartedAt time.Time `json:"started_at"`
 
-	Conns          int     `json:"conns"` // requested (http: workers)
-	Connected      int     `json:"conns_connected"`
+	Conns          int     `json:"conns"`           // requested (http: workers; churn: attempts)
+	Connected      int     `json:"conns_connected"` // churn: attempts that completed the whole cycle
 	Failed         int     `json:"conns_failed"`
 	Dropped        int     `json:"conns_dropped"` // connected, then lost before the end
 	SymbolsPerConn int     `json:"symbols_per_conn"`
@@ -143,8 +143,24 @@ type Report struct {
 	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
 	ClientCPUCores   float64 `json:"client_cpu_cores"`
 
-	Server   *ServerFigures `json:"server,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	// Server is the sum of the nodes' figures (with one -url, that node's).
+	Server *ServerFigures `json:"server,omitempty"`
+	// Nodes are every -url's own figures, in the order given: a list of one
+	// for a single URL.
+	Nodes []*NodeReport `json:"nodes"`
+	// Churn holds the figures of -mode churn (nil in the other modes).
+	Churn    *ChurnFigures `json:"churn,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+}
+
+// NodeReport is one node's (one -url's) share of a run: connection i went
+// to node i mod len(nodes).
+type NodeReport struct {
+	URL        string         `json:"url"`
+	Connected  int            `json:"conns_connected"` // churn: attempts that completed the whole cycle
+	Deliveries uint64         `json:"deliveries"`      // quotes received from it in the window (http: 200 responses with a quote)
+	Server     *ServerFigures `json:"server,omitempty"`
+	Churn      *ChurnServer   `json:"churn,omitempty"` // churn mode
 }
 
 // Summary is a latency distribution in milliseconds.
@@ -166,7 +182,10 @@ type HTTPFigures struct {
 }
 
 // ServerFigures are read from the server's /metrics before any connection
-// (baseline) and at the start and end of the measured window.
+// (baseline) and at the start and end of the measured window. For several
+// nodes, the report's total adds up the nodes' bytes, seconds, goroutines,
+// connections and deliveries (cores too: each node's over its own window;
+// window_seconds is the nodes' mean) and derives the ratios from the sums.
 type ServerFigures struct {
 	RSSBaselineBytes     float64            `json:"rss_baseline_bytes"`
 	RSSStartBytes        float64            `json:"rss_start_bytes"`
@@ -182,17 +201,26 @@ type ServerFigures struct {
 	WindowSeconds        float64            `json:"window_seconds"`      // between the two scrapes
 }
 
-func newReport(cfg Config, base *url.URL, universe int) *Report {
+func newReport(cfg Config, bases []*url.URL, universe int) *Report {
+	urls := make([]string, len(bases))
+	nodes := make([]*NodeReport, len(bases))
+	for j, u := range bases {
+		urls[j] = u.String()
+		nodes[j] = &NodeReport{URL: urls[j]}
+	}
 	rep := &Report{
-		Label: cfg.Label, Mode: cfg.Mode, URL: base.String(),
+		Label: cfg.Label, Mode: cfg.Mode, URL: strings.Join(urls, ","),
 		Conns: cfg.Conns, SymbolsPerConn: cfg.Symbols, Universe: universe,
 		Sources: cfg.Sources, ConnectRate: cfg.ConnectRate,
-		Errors: map[string]uint64{},
+		Errors: map[string]uint64{}, Nodes: nodes,
 	}
-	if cfg.Mode == "http" {
+	switch cfg.Mode {
+	case "http":
 		rep.TargetRate = cfg.Rate
 		rep.LatencyNote = "request latency (send to body read)"
-	} else {
+	case "churn":
+		rep.LatencyNote = "churn: no deliveries are measured; see churn.connect_latency_ms and churn.cycle_latency_ms"
+	default:
 		rep.LatencyNote = "receive time - fetched_at; fetched_at is in ms, so values are ±1 ms"
 	}
 	return rep
@@ -218,8 +246,10 @@ func (rep *Report) addConns(conns []*conn, launched int) {
 			continue // still running: its stats cannot be read safely
 		}
 		st := &c.st
+		node := rep.Nodes[c.id%len(rep.Nodes)]
 		if st.connected {
 			rep.Connected++
+			node.Connected++
 			if rep.Mode != "http" {
 				connLat.Record(st.connectDur.Microseconds())
 			}
@@ -228,6 +258,7 @@ func (rep *Report) addConns(conns []*conn, launched int) {
 			rep.Dropped++
 		}
 		rep.Deliveries += st.deliveries
+		node.Deliveries += st.deliveries
 		rep.Frames += st.frames
 		rep.Bytes += st.bytes
 		rep.SeqRegressions += st.seqRegressions
@@ -265,15 +296,83 @@ func summarize(h *Hist) *Summary {
 	}
 }
 
-// addServer derives the server figures from the three /metrics samples.
-func (rep *Report) addServer(baseline, s0, s1 *serverSample) {
-	if baseline == nil {
+// sampleAt returns samples[j], nil when samples is nil.
+func sampleAt(samples []*serverSample, j int) *serverSample {
+	if samples == nil {
+		return nil
+	}
+	return samples[j]
+}
+
+// addServer derives every node's server figures from its three /metrics
+// samples (one slice entry per node, nil where a read failed), and their
+// sum. A node without a baseline has no figures; one without both window
+// samples has its baseline only, and the sum's window figures leave it out
+// (with a warning).
+func (rep *Report) addServer(baseline, s0, s1 []*serverSample) {
+	sum := &ServerFigures{Connections: map[string]float64{}}
+	var withBaseline, windowed, connected int
+	var windowBaseline, deliveries float64
+	for j, n := range rep.Nodes {
+		f := rep.nodeServer(sampleAt(baseline, j), sampleAt(s0, j), sampleAt(s1, j), n.Connected, n.Deliveries)
+		n.Server = f
+		if f == nil {
+			continue
+		}
+		withBaseline++
+		sum.RSSBaselineBytes += f.RSSBaselineBytes
+		if f.WindowSeconds <= 0 {
+			continue
+		}
+		windowed++
+		windowBaseline += f.RSSBaselineBytes
+		connected += n.Connected
+		deliveries += float64(n.Deliveries)
+		sum.RSSStartBytes += f.RSSStartBytes
+		sum.RSSEndBytes += f.RSSEndBytes
+		sum.CPUSeconds += f.CPUSeconds
+		sum.CPUCores += f.CPUCores
+		sum.GoroutinesStart += f.GoroutinesStart
+		sum.GoroutinesEnd += f.GoroutinesEnd
+		for k, v := range f.Connections {
+			sum.Connections[k] += v
+		}
+		sum.DeliveredDelta += f.DeliveredDelta
+		sum.WindowSeconds += f.WindowSeconds
+	}
+	if withBaseline == 0 {
 		return
 	}
-	f := &ServerFigures{RSSBaselineBytes: baseline.RSS, Connections: map[string]float64{}}
-	rep.Server = f
-	if s0 == nil || s1 == nil {
+	rep.Server = sum
+	if withBaseline < len(rep.Nodes) {
+		rep.warnf("server totals cover %d of %d nodes (the others' /metrics were unavailable)", withBaseline, len(rep.Nodes))
+	}
+	if windowed == 0 {
 		return
+	}
+	if windowed < withBaseline {
+		rep.warnf("server window figures cover %d of %d nodes", windowed, withBaseline)
+	}
+	sum.WindowSeconds /= float64(windowed)
+	if sum.DeliveredDelta > 0 {
+		sum.CPUMicrosPerDelivery = sum.CPUSeconds * 1e6 / sum.DeliveredDelta
+	} else if rep.Mode == "http" && deliveries > 0 {
+		sum.CPUMicrosPerDelivery = sum.CPUSeconds * 1e6 / deliveries // per request
+	}
+	if connected > 0 && windowBaseline > 0 {
+		sum.RSSPerConnBytes = (sum.RSSEndBytes - windowBaseline) / float64(connected)
+	}
+}
+
+// nodeServer derives one node's figures from its samples; connected and
+// deliveries are what the client saw of that node. Nil without a baseline.
+func (rep *Report) nodeServer(baseline, s0, s1 *serverSample, connected int, deliveries uint64) *ServerFigures {
+	if baseline == nil {
+		return nil
+	}
+	f := &ServerFigures{RSSBaselineBytes: baseline.RSS, Connections: map[string]float64{}}
+	if s0 == nil || s1 == nil {
+		return f
 	}
 	f.RSSStartBytes, f.RSSEndBytes = s0.RSS, s1.RSS
 	f.GoroutinesStart, f.GoroutinesEnd = s0.Goroutines, s1.Goroutines
@@ -286,12 +385,13 @@ func (rep *Report) addServer(baseline, s0, s1 *serverSample) {
 	f.DeliveredDelta = s1.Delivered - s0.Delivered
 	if f.DeliveredDelta > 0 {
 		f.CPUMicrosPerDelivery = f.CPUSeconds * 1e6 / f.DeliveredDelta
-	} else if rep.Mode == "http" && rep.Deliveries > 0 {
-		f.CPUMicrosPerDelivery = f.CPUSeconds * 1e6 / float64(rep.Deliveries) // per request
+	} else if rep.Mode == "http" && deliveries > 0 {
+		f.CPUMicrosPerDelivery = f.CPUSeconds * 1e6 / float64(deliveries) // per request
 	}
-	if rep.Connected > 0 && baseline.RSS > 0 {
-		f.RSSPerConnBytes = (s1.RSS - baseline.RSS) / float64(rep.Connected)
+	if connected > 0 && baseline.RSS > 0 {
+		f.RSSPerConnBytes = (s1.RSS - baseline.RSS) / float64(connected)
 	}
+	return f
 }
 
 // finish computes the rates.
@@ -316,6 +416,11 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(tw, title)
 	row("mode", "%s  %s  (started %s)", rep.Mode, rep.URL, rep.StartedAt.Format(time.RFC3339))
+	if rep.Churn != nil {
+		rep.writeChurnText(row)
+		tw.Flush()
+		return
+	}
 	unit := "conns"
 	if rep.Mode == "http" {
 		unit = "workers"
@@ -367,8 +472,8 @@ func (rep *Report) WriteText(w io.Writer) {
 	row("client CPU", "%.2fs = %.2f cores (quoteload itself, measured window)", rep.ClientCPUSeconds, rep.ClientCPUCores)
 	if s := rep.Server; s != nil {
 		if s.WindowSeconds > 0 {
-			row("server RSS", "%s baseline, %s at start, %s at end  →  %s per connection",
-				mib(s.RSSBaselineBytes), mib(s.RSSStartBytes), mib(s.RSSEndBytes), kib(s.RSSPerConnBytes))
+			row("server RSS", "%s baseline, %s at start, %s at end  →  %s per connection%s",
+				mib(s.RSSBaselineBytes), mib(s.RSSStartBytes), mib(s.RSSEndBytes), kib(s.RSSPerConnBytes), rep.sumNote())
 			per := "delivered quote"
 			if rep.Mode == "http" {
 				per = "request"
@@ -385,15 +490,47 @@ func (rep *Report) WriteText(w io.Writer) {
 			row("server misc", "goroutines %.0f → %.0f, connections %s, delivered (server count) %.0f vs %d received",
 				s.GoroutinesStart, s.GoroutinesEnd, orNone(strings.Join(conns, " ")), s.DeliveredDelta, rep.Deliveries)
 		} else {
-			row("server RSS", "%s baseline (no measured window)", mib(s.RSSBaselineBytes))
+			row("server RSS", "%s baseline (no measured window)%s", mib(s.RSSBaselineBytes), rep.sumNote())
 		}
 	} else {
 		row("server", "no figures (/metrics unavailable)")
+	}
+	if len(rep.Nodes) > 1 {
+		for j, n := range rep.Nodes {
+			s := n.Server
+			switch {
+			case s == nil:
+				row(fmt.Sprintf("node %d", j+1), "%s  %d connected, %d deliveries; no server figures", n.URL, n.Connected, n.Deliveries)
+			case s.WindowSeconds <= 0:
+				row(fmt.Sprintf("node %d", j+1), "%s  %d connected, %d deliveries; RSS %s baseline", n.URL, n.Connected, n.Deliveries, mib(s.RSSBaselineBytes))
+			default:
+				row(fmt.Sprintf("node %d", j+1), "%s  %d connected, %d deliveries; RSS %s → %s, CPU %.2f cores, goroutines %.0f → %.0f, connections %s, delivered %.0f",
+					n.URL, n.Connected, n.Deliveries, mib(s.RSSBaselineBytes), mib(s.RSSEndBytes), s.CPUCores,
+					s.GoroutinesStart, s.GoroutinesEnd, orNone(connText(s.Connections)), s.DeliveredDelta)
+			}
+		}
 	}
 	for _, w := range rep.Warnings {
 		row("warning", "%s", w)
 	}
 	tw.Flush()
+}
+
+// sumNote marks the server rows of a several-node report as sums.
+func (rep *Report) sumNote() string {
+	if len(rep.Nodes) > 1 {
+		return fmt.Sprintf("  (sum of %d nodes)", len(rep.Nodes))
+	}
+	return ""
+}
+
+// connText formats connections by transport: "sse=0 ws=5".
+func connText(c map[string]float64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, fmt.Sprintf("%s=%.0f", k, c[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func orNone(s string) string {

@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// sseURL is the stream URL for syms.
-func (r *runner) sseURL(syms []string) string {
-	u := *r.base
+// sseURL is connection i's stream URL for syms (on node i mod n).
+func (r *runner) sseURL(i int, syms []string) string {
+	u := *r.base(i)
 	u.Path += "/v1/sse"
 	u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(syms, ","))
 	return u.String()
@@ -40,7 +40,7 @@ func (r *runner) runSSE(rampCtx context.Context, c *conn, connected func(bool)) 
 	defer cancel()
 	timeout := time.AfterFunc(r.cfg.ConnectTimeout, cancel)
 	unhook := context.AfterFunc(rampCtx, cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.sseURL(c.syms), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.sseURL(c.id, c.syms), nil)
 	if err != nil {
 		st.addErr("handshake")
 		connected(false)

@@ -18,9 +18,10 @@ import (
 // frame of 200 symbols is about 50 KB).
 const wsReadLimit = 16 << 20
 
-// wsURL is the WebSocket URL that subscribes to syms at connect.
-func (r *runner) wsURL(syms []string) string {
-	u := *r.base
+// wsURL is connection i's WebSocket URL (on node i mod n) that subscribes
+// to syms at connect.
+func (r *runner) wsURL(i int, syms []string) string {
+	u := *r.base(i)
 	switch u.Scheme {
 	case "https":
 		u.Scheme = "wss"
@@ -40,7 +41,7 @@ func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
 	t0 := time.Now()
 	dctx, cancel := context.WithTimeout(rampCtx, r.cfg.ConnectTimeout)
 	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.syms), &websocket.DialOptions{HTTPClient: r.client(c.id)})
+	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.id, c.syms), &websocket.DialOptions{HTTPClient: r.client(c.id)})
 	if err != nil {
 		st.addErr(connectErrKind(err, resp, dctx, rampCtx))
 		connected(false)
