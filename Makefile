@@ -33,9 +33,11 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./hub -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 
-# bench: the Go micro-benchmarks of the hot paths.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+# bench: the micro-benchmarks and a short, bounded run of every load
+# scenario (a few minutes); results are appended to docs/BENCHMARKS.md.
+# scripts/bench.sh runs the full sizes.
+bench: services
+	$(GO) run ./cmd/quotebench -size short
 
 clean:
 	rm -rf bin
