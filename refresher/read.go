@@ -140,6 +140,6 @@ func (r *Refresher) noteRead(sym string, now time.Time) {
 	}
 	r.mu.Unlock()
 	if fresh {
-		r.touchAsync(sym)
+		r.touchAsync(sym, true)
 	}
 }

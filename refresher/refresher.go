@@ -158,17 +158,19 @@ type Refresher struct {
 	opts    Options
 	sources map[string]*source
 	warn    zerolog.Logger // sampled, for per-fetch failures
+	streams bool           // some source streams
 	kick    chan struct{}
 	wg      sync.WaitGroup // fetch goroutines
 
-	mu       sync.Mutex
-	state    map[string]*symState
-	active   []string
-	lastRead map[string]time.Time // local HTTP reads within the window
-	touched  map[string]time.Time // when each read symbol was last touched
+	mu        sync.Mutex
+	state     map[string]*symState
+	active    []string
+	activeSet map[string]struct{}  // the members of active
+	lastRead  map[string]time.Time // local HTTP reads within the window
+	touched   map[string]time.Time // when each read symbol was last touched
 
 	touchMu sync.Mutex
-	touches map[string]struct{} // symbols to touch at the next flush
+	touches map[string]bool // symbols to touch at the next flush → wake
 }
 
 // New checks opts and returns a refresher that is not yet running.
@@ -179,7 +181,7 @@ func New(opts Options) (*Refresher, error) {
 	r := &Refresher{
 		opts: opts, sources: make(map[string]*source), kick: make(chan struct{}, 1),
 		state: make(map[string]*symState), lastRead: make(map[string]time.Time), touched: make(map[string]time.Time),
-		touches: make(map[string]struct{}),
+		touches: make(map[string]bool), activeSet: make(map[string]struct{}),
 	}
 	r.warn = opts.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
 	for _, s := range opts.Sources {
@@ -199,6 +201,7 @@ func New(opts Options) (*Refresher, error) {
 		src := &source{Source: s, sem: make(chan struct{}, s.Concurrency)}
 		if st, ok := s.Provider.(quotehub.Streamer); ok && s.Push {
 			src.streamer = st
+			r.streams = true
 		}
 		r.sources[name] = src
 	}
@@ -209,35 +212,44 @@ func New(opts Options) (*Refresher, error) {
 // subscriber, and wakes the loop so its first quote comes at once. It never
 // blocks: hub callbacks call it under the registry lock.
 func (r *Refresher) Activate(symbol string) {
-	r.touchAsync(symbol)
+	r.touchAsync(symbol, true)
 }
 
 // Deactivate records the moment a symbol lost its last local subscriber:
-// it stays active for the active window from now.
+// it stays active for the active window from now. The touch is written on
+// the loop's next tick; nothing needs to happen sooner.
 func (r *Refresher) Deactivate(symbol string) {
-	r.touchAsync(symbol)
+	r.touchAsync(symbol, false)
 }
 
 // touchAsync queues a touch of symbol for the loop, which writes all
 // queued touches in one call; the caller (often under the hub's registry
-// lock) never waits on the active set's store.
-func (r *Refresher) touchAsync(symbol string) {
+// lock) never waits on the active set's store. With wake, the symbol is a
+// new interest: the loop wakes and starts tracking it at once.
+func (r *Refresher) touchAsync(symbol string, wake bool) {
 	r.touchMu.Lock()
-	r.touches[symbol] = struct{}{}
+	r.touches[symbol] = r.touches[symbol] || wake
 	r.touchMu.Unlock()
-	r.Kick()
+	if wake {
+		r.Kick()
+	}
 }
 
-// flushTouches writes the queued touches in one call.
-func (r *Refresher) flushTouches(ctx context.Context) {
+// flushTouches writes the queued touches in one call and returns the ones
+// queued with wake.
+func (r *Refresher) flushTouches(ctx context.Context) []string {
 	r.touchMu.Lock()
 	if len(r.touches) == 0 {
 		r.touchMu.Unlock()
-		return
+		return nil
 	}
 	syms := make([]string, 0, len(r.touches))
-	for s := range r.touches {
+	var woken []string
+	for s, wake := range r.touches {
 		syms = append(syms, s)
+		if wake {
+			woken = append(woken, s)
+		}
 	}
 	clear(r.touches)
 	r.touchMu.Unlock()
@@ -245,6 +257,40 @@ func (r *Refresher) flushTouches(ctx context.Context) {
 		r.opts.Metrics.Errors.WithLabelValues("touch").Inc()
 		r.warn.Warn().Err(err).Int("symbols", len(syms)).Msg("touching the active set failed")
 	}
+	return woken
+}
+
+// addActive starts tracking symbols that just became active here, without
+// re-reading the whole active set (which a busy node would otherwise do
+// for every new subscription).
+func (r *Refresher) addActive(ctx context.Context, syms []string) {
+	var added []string
+	r.mu.Lock()
+	for _, s := range syms {
+		if _, ok := r.activeSet[s]; !ok {
+			r.activeSet[s] = struct{}{}
+			r.active = append(r.active, s)
+			added = append(added, s)
+		}
+	}
+	r.mu.Unlock()
+	if len(added) == 0 {
+		return
+	}
+	var fresh []string
+	for _, s := range added {
+		if _, created := r.ensureStateNew(ctx, s); created {
+			fresh = append(fresh, s)
+		}
+	}
+	r.primeFromCache(ctx, fresh)
+	r.follow(r.activeSnapshot())
+}
+
+func (r *Refresher) activeSnapshot() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.active...)
 }
 
 // Kick wakes the loop to re-read the active set now.
@@ -289,10 +335,9 @@ func (r *Refresher) Run(ctx context.Context) {
 		case <-hb.C:
 			r.heartbeat(ctx)
 		case <-r.kick:
-			r.flushTouches(ctx)
-			r.pollActive(ctx)
-			lastPoll = r.opts.Now()
+			r.addActive(ctx, r.flushTouches(ctx))
 		case <-ticker.C:
+			r.addActive(ctx, r.flushTouches(ctx))
 			if r.opts.Now().Sub(lastPoll) >= poll {
 				r.pollActive(ctx)
 				lastPoll = r.opts.Now()
@@ -370,6 +415,10 @@ func (r *Refresher) pollActive(ctx context.Context) {
 	}
 	r.mu.Lock()
 	r.active = active
+	clear(r.activeSet)
+	for _, s := range active {
+		r.activeSet[s] = struct{}{}
+	}
 	for sym, st := range r.state {
 		_, read := r.lastRead[sym]
 		if _, ok := keep[sym]; !ok && !read && st.flight == nil {
@@ -395,6 +444,9 @@ func (r *Refresher) pollActive(ctx context.Context) {
 // follow gives every streaming source the owned active symbols it serves,
 // when that set changed.
 func (r *Refresher) follow(active []string) {
+	if !r.streams {
+		return
+	}
 	if r.opts.Degraded() {
 		active = r.localInterest(context.Background())
 	}
