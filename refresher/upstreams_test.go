@@ -50,8 +50,14 @@ func TestYahooStaysUnderItsRate(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("Yahoo: %d symbols fetched in %s at a %d/s limit; peak %d requests in one second; %d requests in all",
 		n, took.Round(time.Millisecond), rate, fake.MaxPerSecond(), fake.Requests())
-	if peak := fake.MaxPerSecond(); peak > rate+1 {
+	// The limiter spaces requests as they leave; on a loaded machine a few
+	// can still arrive bunched, so the peak gets a little slack beyond the
+	// bucket's one starting token, and the average must hold exactly.
+	if peak := fake.MaxPerSecond(); peak > rate+3 {
 		t.Errorf("peak %d requests in one second, over the %d/s limit", peak, rate)
+	}
+	if avg := float64(n-1) / took.Seconds(); avg > rate*1.02 {
+		t.Errorf("%.1f requests per second on average, over the %d/s limit", avg, rate)
 	}
 	if got := fake.Requests(); got != n {
 		t.Errorf("%d requests for %d symbols", got, n)
