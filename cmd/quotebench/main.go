@@ -52,7 +52,7 @@ type size struct {
 
 var sizes = map[string]size{
 	"short": {
-		name: "short", fanoutClients: 2000, fanoutIntervals: ms(200, 100, 50), sseClients: 1000,
+		name: "short", fanoutClients: 2000, fanoutIntervals: ms(1000, 500, 200, 100), sseClients: 1000,
 		runFor: 4 * time.Second, idleConns: 5000, idleSources: 1, readClients: 1000, readRate: 20000,
 		churnRate: 500, churnFor: 10 * time.Second, clusterClients: 1000,
 	},
