@@ -79,6 +79,7 @@ type Client struct {
 	// On-demand writer state (StartOnDemand), guarded by mu.
 	onDemand      bool
 	writerRunning bool
+	wakePending   bool // an offer asked for a wake its caller has not made yet
 	ended         bool
 	end           func(error)
 	writers       sync.WaitGroup
@@ -182,11 +183,17 @@ func (c *Client) Close() {
 // for the symbol. resend names the one seq that may be queued again: the
 // seq a client held before it subscribed again (0 for live updates, whose
 // seq is never 0). It never blocks.
-func (c *Client) offer(st *symState, u *Update, resend uint64) {
+//
+// It does not wake the writer: it returns true when the caller must call
+// wakeWriter once it has offered everything it has (the first offer since the
+// writer last woke). A publish of a whole refresh thus fills every outbox
+// before any writer runs, so each client gets one frame, and the publisher
+// is not starved by thousands of writers it woke halfway.
+func (c *Client) offer(st *symState, u *Update, resend uint64) (mustWake bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !st.subscribed || u.Seq < st.seq || (u.Seq == st.seq && u.Seq != resend) {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	if st.pending != nil {
 		c.conflated++
@@ -197,6 +204,17 @@ func (c *Client) offer(st *symState, u *Update, resend uint64) {
 		st.queued = true
 		c.order = append(c.order, st)
 	}
+	if c.wakePending || (c.onDemand && c.writerRunning) {
+		return false // a wake is owed already, or the running writer will drain it
+	}
+	c.wakePending = true
+	return true
+}
+
+// wakeWriter wakes the writer after offers that asked for it.
+func (c *Client) wakeWriter() {
+	c.mu.Lock()
+	c.wakePending = false
 	c.wakeLocked()
 }
 

@@ -196,6 +196,7 @@ func (h *Hub) shard(symbol string) *regShard {
 // once, and only if the symbol has a subscriber here. It never blocks on a
 // client.
 func (h *Hub) Publish(quotes []quotehub.Quote) {
+	var wake []*Client
 	for i := range quotes {
 		q := &quotes[i]
 		s := h.shard(q.Symbol)
@@ -203,10 +204,16 @@ func (h *Hub) Publish(quotes []quotehub.Quote) {
 		if t := s.topics[q.Symbol]; t != nil {
 			u := &Update{Symbol: q.Symbol, Seq: q.Seq, FetchedAt: q.FetchedAt, JSON: q.AppendJSON(nil)}
 			for _, st := range t.subs {
-				st.c.offer(st, u, 0)
+				if st.c.offer(st, u, 0) {
+					wake = append(wake, st.c)
+				}
 			}
 		}
 		s.mu.RUnlock()
+	}
+	// Writers wake only now, with every quote of the batch in their outbox.
+	for _, c := range wake {
+		c.wakeWriter()
 	}
 }
 

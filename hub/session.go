@@ -128,7 +128,9 @@ func (c *Client) Attach(ctx context.Context, symbols []string) {
 		u := &Update{Symbol: q.Symbol, Seq: q.Seq, FetchedAt: q.FetchedAt, JSON: q.AppendJSON(nil), Snapshot: true}
 		// The snapshot may repeat the seq the client held before this
 		// subscribe (a re-subscribe re-sends it), never one delivered since.
-		c.offer(states[i], u, held[i])
+		if c.offer(states[i], u, held[i]) {
+			c.wakeWriter()
+		}
 	}
 }
 
