@@ -284,7 +284,7 @@ func (b *bench) secs() string { return strconv.Itoa(int(b.sz.runFor.Seconds())) 
 func (b *bench) fanout(mode string, n int) (float64, error) {
 	fmt.Fprintf(&b.md, "\n### fanout-%s: %d clients × 10 of 1,000 symbols, every symbol changing on every tick\n\n", mode, n)
 	fmt.Fprintf(&b.md, "| tick | offered/s | delivered/s | frames/s | p50 ms | p99 ms | p99.9 ms | server cores | server µs/quote | seq regressions |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	best, bestRate := 0.0, 0.0
+	best, bestRate, peak := 0.0, 0.0, 0.0
 	var cmds []string
 	for _, iv := range b.sz.fanoutIntervals {
 		p, err := b.node("fanout", nil, "-sim-symbols", "1000", "-sim-every-tick", "-sim-batch", "1000",
@@ -304,12 +304,19 @@ func (b *bench) fanout(mode string, n int) (float64, error) {
 		fmt.Fprintf(&b.md, "| %s | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.2f | %.2f | %d |\n", iv, offered, r.DeliveriesPS,
 			r.FramesPS, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Server.CPUCores, r.Server.CPUus, r.SeqRegressions)
 		say("%s tick %s: %.0f/s delivered, p99 %.1f ms", mode, iv, r.DeliveriesPS, r.Latency.P99)
-		if r.Latency.P99 > p99Limit || r.SeqRegressions > 0 || r.Connected < n {
+		if r.SeqRegressions > 0 || r.Connected < n {
 			break
 		}
-		best, bestRate = ticks, r.DeliveriesPS
+		peak = max(peak, r.DeliveriesPS)
+		if r.Latency.P99 <= p99Limit {
+			best, bestRate = ticks, r.DeliveriesPS
+		}
+		if r.DeliveriesPS < 0.8*offered && r.Latency.P99 > 4*p99Limit {
+			break // saturated: faster ticks only conflate more
+		}
 	}
-	fmt.Fprintf(&b.md, "\nHighest tick rate within p99 ≤ %.0f ms: %.1f/s, %.0f quotes delivered per second.\n\n", p99Limit, best, bestRate)
+	fmt.Fprintf(&b.md, "\nHighest tick rate within p99 ≤ %.0f ms: %.1f/s (%.0f quotes delivered per second); most delivered at any tick rate: %.0f/s.\n\n",
+		p99Limit, best, bestRate, peak)
 	writeCommands(&b.md, cmds)
 	return best, nil
 }
