@@ -196,7 +196,8 @@ func (h *Hub) shard(symbol string) *regShard {
 // once, and only if the symbol has a subscriber here. It never blocks on a
 // client.
 func (h *Hub) Publish(quotes []quotehub.Quote) {
-	var wake []*Client
+	wp := wakePool.Get().(*[]*Client)
+	wake := (*wp)[:0]
 	for i := range quotes {
 		q := &quotes[i]
 		s := h.shard(q.Symbol)
@@ -215,7 +216,14 @@ func (h *Hub) Publish(quotes []quotehub.Quote) {
 	for _, c := range wake {
 		c.wakeWriter()
 	}
+	clear(wake)
+	*wp = wake[:0]
+	wakePool.Put(wp)
 }
+
+// wakePool recycles Publish's list of writers to wake, so a publish to
+// thousands of subscribers does not grow a new slice every time.
+var wakePool = sync.Pool{New: func() any { s := make([]*Client, 0, 256); return &s }}
 
 // Symbols returns the symbols that have local subscribers.
 func (h *Hub) Symbols() []string {
