@@ -95,8 +95,8 @@ func (o *Ownership) Slot(symbol string) int { return shard.Of(symbol, o.opts.Slo
 func (o *Ownership) Owns(symbol string) bool {
 	slot := o.Slot(symbol)
 	o.mu.RLock()
+	defer o.mu.RUnlock()
 	l := o.held[slot]
-	o.mu.RUnlock()
 	return l != nil && time.Now().Before(l.until)
 }
 
