@@ -569,13 +569,18 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		candidates, owns = r.localInterest(ctx), func(string) bool { return true }
 	}
 	var cold []string
+	soon := make(map[*source][]string) // due within half an interval: they join a batch that goes now
 	r.mu.Lock()
 	for _, sym := range candidates {
 		if !owns(sym) {
 			continue
 		}
 		st := r.state[sym]
-		if st == nil || st.flight != nil || now.Before(st.nextDue) {
+		if st == nil || st.flight != nil {
+			continue
+		}
+		early := now.Before(st.nextDue)
+		if early && now.Add(st.src.Interval/2).Before(st.nextDue) {
 			continue
 		}
 		open := st.cal.IsOpen(now)
@@ -586,6 +591,10 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 			now.Sub(st.refreshed) < st.src.StreamSilence {
 			continue // the stream keeps it fresh
 		}
+		if early {
+			soon[st.src] = append(soon[st.src], sym)
+			continue
+		}
 		if st.market == "" && r.opts.FetchLock != nil {
 			cold = append(cold, sym)
 			continue
@@ -594,6 +603,14 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	r.admitCold(ctx, cold, now, due)
+	// Symbols that became active at different moments would otherwise keep
+	// their own phase and cost a request each per interval; pulling the
+	// nearly due ones into a batch that goes anyway merges the phases.
+	for src, syms := range soon {
+		if len(due[src]) > 0 {
+			due[src] = append(due[src], syms...)
+		}
+	}
 	for src, syms := range due {
 		batch := src.Provider.MaxBatch()
 		if batch <= 0 {
@@ -607,7 +624,7 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 				syms = nil // at the provider's concurrency: the rest wait for the next tick
 				continue
 			}
-			r.startFetch(ctx, src, syms[:n], true, now)
+			r.startFetch(ctx, src, syms[:n], true, now.Add(src.Interval/2))
 			syms = syms[n:]
 		}
 	}

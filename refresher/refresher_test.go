@@ -301,3 +301,44 @@ func TestReadMissUpstreamTimeout(t *testing.T) {
 		return testutil.ToFloat64(e.m.UpstreamRequests.WithLabelValues("fake", "error")) >= 1
 	})
 }
+
+// TestPhasesMerge: symbols that become active at different moments end up
+// refreshed together, one request per interval, not one request each.
+func TestPhasesMerge(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	p := &fakeProvider{batch: 10, fetch: func(_ context.Context, syms []string) ([]quotehub.Quote, error) {
+		mu.Lock()
+		sizes = append(sizes, len(syms))
+		mu.Unlock()
+		var qs []quotehub.Quote
+		for _, s := range syms {
+			qs = append(qs, good(s, 100))
+		}
+		return qs, nil
+	}}
+	e := start(t, p, func(o *refresher.Options) {
+		o.Sources[0].Interval = 200 * time.Millisecond
+		o.Catalog = memory.NewCatalog(catalog)
+	})
+	for _, s := range []string{"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE"} {
+		e.activate(s)
+		time.Sleep(35 * time.Millisecond) // each its own phase to begin with
+	}
+	time.Sleep(time.Second) // the phases merge
+	mu.Lock()
+	start := len(sizes)
+	mu.Unlock()
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	recent := sizes[start:]
+	if len(recent) < 4 || len(recent) > 6 {
+		t.Fatalf("%d requests in 1 s at a 200 ms interval (%v), want about 5", len(recent), recent)
+	}
+	for _, n := range recent {
+		if n != 5 {
+			t.Fatalf("request sizes %v after the phases had time to merge, want 5 each", recent)
+		}
+	}
+}
