@@ -66,8 +66,26 @@ type Server struct {
 	log      zerolog.Logger
 	draining atomic.Bool
 	httpDur  *prometheus.HistogramVec
-	closing  chan struct{}  // bounds concurrent WebSocket close handshakes
+	closing  chan struct{} // bounds concurrent WebSocket close handshakes
+	streamMu sync.Mutex
+	stopped  bool           // Shutdown began: no new reader goroutines
 	streams  sync.WaitGroup // WebSocket reader goroutines
+}
+
+// goStream runs f on a goroutine Shutdown waits for; after Shutdown began
+// it returns false and does not run f.
+func (s *Server) goStream(f func()) bool {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.streams.Add(1)
+	go func() {
+		defer s.streams.Done()
+		f()
+	}()
+	return true
 }
 
 // New validates opts and builds the routes.
@@ -153,6 +171,9 @@ func (s *Server) Drain() { s.draining.Store(true) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
 	err := s.e.Server.Shutdown(ctx)
+	s.streamMu.Lock()
+	s.stopped = true
+	s.streamMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.streams.Wait(); close(done) }()
 	select {

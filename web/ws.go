@@ -70,9 +70,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	// its own: net/http's per-request state (its buffers, the request, the
 	// handler's deep stack) is then freed instead of living as long as the
 	// connection.
-	s.streams.Add(1)
-	go func() {
-		defer s.streams.Done()
+	started := s.goStream(func() {
 		defer conn.CloseNow()
 		for {
 			typ, data, err := conn.Read(ctx)
@@ -85,7 +83,12 @@ func (s *Server) serveWS(c echo.Context) error {
 		_ = conn.CloseNow()
 		t.wait()
 		log.Debug().Msg("websocket closed")
-	}()
+	})
+	if !started { // the node is shutting down
+		client.Close()
+		_ = conn.Close(websocket.StatusGoingAway, "node shutting down")
+		t.wait()
+	}
 	return nil
 }
 
