@@ -280,3 +280,44 @@ func TestOperations(t *testing.T) {
 		t.Errorf("readyz while draining: %d %v", resp.StatusCode, ready)
 	}
 }
+
+// TestCORS: browsers on allowed origins may read and stream across
+// origins; others get no CORS grant; a method other than GET is refused.
+func TestCORS(t *testing.T) {
+	n := startNode(t, map[string]string{"QUOTEHUB_ALLOWED_ORIGINS": "*.example.com,https://exact.test"})
+	for _, tc := range []struct {
+		origin string
+		allow  bool
+	}{
+		{"https://app.example.com", true},
+		{"https://exact.test", true},
+		{"http://exact.test", false}, // the pattern names the scheme
+		{"https://evil.test", false},
+		{"http://" + n.addr, true}, // same host
+	} {
+		req, _ := http.NewRequest("GET", n.url("/v1/quotes/KRW-BTC"), nil)
+		req.Header.Set("Origin", tc.origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("Access-Control-Allow-Origin")
+		if (got == tc.origin) != tc.allow || (!tc.allow && got != "") {
+			t.Errorf("Origin %s: Access-Control-Allow-Origin %q, want allowed=%v", tc.origin, got, tc.allow)
+		}
+		if !strings.Contains(resp.Header.Get("Vary"), "Origin") {
+			t.Errorf("Origin %s: no Vary: Origin", tc.origin)
+		}
+	}
+	resp, err := http.Post(n.url("/v1/quotes/KRW-BTC"), "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e apiError
+	_ = decodeBody(resp, &e)
+	if resp.StatusCode != http.StatusMethodNotAllowed || e.Error.Code != "bad_request" {
+		t.Errorf("POST: %d %+v, want 405 bad_request", resp.StatusCode, e)
+	}
+}
