@@ -447,13 +447,14 @@ func (r *Refresher) follow(active []string) {
 	if !r.streams {
 		return
 	}
-	if r.opts.Degraded() {
+	degraded := r.opts.Degraded()
+	if degraded {
 		active = r.localInterest(context.Background())
 	}
 	per := map[*source][]string{}
 	r.mu.Lock()
 	for _, sym := range active {
-		if st := r.state[sym]; st != nil && st.src.streamer != nil && (r.opts.Degraded() || r.opts.Owns(sym)) {
+		if st := r.state[sym]; st != nil && st.src.streamer != nil && (degraded || r.opts.Owns(sym)) {
 			per[st.src] = append(per[st.src], sym)
 		}
 	}

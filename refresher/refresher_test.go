@@ -152,10 +152,12 @@ func TestClosedMarketIsNotPolled(t *testing.T) {
 	}
 }
 
-func TestBatches(t *testing.T) {
+// recordingProvider answers every symbol with a good quote and records
+// the size of every request.
+func recordingProvider(batch int) (*fakeProvider, *sync.Mutex, *[]int) {
 	var mu sync.Mutex
 	var sizes []int
-	p := &fakeProvider{batch: 2, fetch: func(_ context.Context, syms []string) ([]quotehub.Quote, error) {
+	p := &fakeProvider{batch: batch, fetch: func(_ context.Context, syms []string) ([]quotehub.Quote, error) {
 		mu.Lock()
 		sizes = append(sizes, len(syms))
 		mu.Unlock()
@@ -165,6 +167,11 @@ func TestBatches(t *testing.T) {
 		}
 		return qs, nil
 	}}
+	return p, &mu, &sizes
+}
+
+func TestBatches(t *testing.T) {
+	p, mu, sizes := recordingProvider(2)
 	e := start(t, p, func(o *refresher.Options) {
 		o.Sources[0].Interval = time.Hour
 		o.Catalog = memory.NewCatalog(catalog)
@@ -174,14 +181,14 @@ func TestBatches(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	total := 0
-	for _, n := range sizes {
+	for _, n := range *sizes {
 		if n > 2 {
 			t.Errorf("a request carried %d symbols; MaxBatch is 2", n)
 		}
 		total += n
 	}
-	if total != 5 || len(sizes) != 3 {
-		t.Errorf("requests %v, want 3 requests for 5 symbols", sizes)
+	if total != 5 || len(*sizes) != 3 {
+		t.Errorf("requests %v, want 3 requests for 5 symbols", *sizes)
 	}
 	for _, q := range e.got() {
 		if q.FetchedAt == 0 || q.Seq != uint64(q.FetchedAt) {
@@ -305,18 +312,7 @@ func TestReadMissUpstreamTimeout(t *testing.T) {
 // TestPhasesMerge: symbols that become active at different moments end up
 // refreshed together, one request per interval, not one request each.
 func TestPhasesMerge(t *testing.T) {
-	var mu sync.Mutex
-	var sizes []int
-	p := &fakeProvider{batch: 10, fetch: func(_ context.Context, syms []string) ([]quotehub.Quote, error) {
-		mu.Lock()
-		sizes = append(sizes, len(syms))
-		mu.Unlock()
-		var qs []quotehub.Quote
-		for _, s := range syms {
-			qs = append(qs, good(s, 100))
-		}
-		return qs, nil
-	}}
+	p, mu, sizes := recordingProvider(10)
 	e := start(t, p, func(o *refresher.Options) {
 		o.Sources[0].Interval = 200 * time.Millisecond
 		o.Catalog = memory.NewCatalog(catalog)
@@ -327,12 +323,12 @@ func TestPhasesMerge(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the phases merge
 	mu.Lock()
-	start := len(sizes)
+	start := len(*sizes)
 	mu.Unlock()
 	time.Sleep(time.Second)
 	mu.Lock()
 	defer mu.Unlock()
-	recent := sizes[start:]
+	recent := (*sizes)[start:]
 	if len(recent) < 4 || len(recent) > 6 {
 		t.Fatalf("%d requests in 1 s at a 200 ms interval (%v), want about 5", len(recent), recent)
 	}
