@@ -236,6 +236,7 @@ func TestEndToEnd(t *testing.T) {
 		})
 	}
 	if t.Failed() {
+		_ = srv.stop() // its output is written until it exits
 		t.Logf("progress log:\n%s\nserver output:\n%s", logBuf.String(), srv.out)
 	}
 }
