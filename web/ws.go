@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -23,13 +24,11 @@ import (
 // something to write, so an idle connection costs one small goroutine.
 // Whichever side ends first closes the socket, which ends the other.
 func (s *Server) serveWS(c echo.Context) error {
-	conn, err := websocket.Accept(leanHijack{c.Response()}, c.Request(), &websocket.AcceptOptions{
-		OriginPatterns: s.opts.AllowedOrigins,
-	})
+	t, err := acceptWS(c.Response(), c.Request(), s.opts.AllowedOrigins)
 	if err != nil {
 		return nil // Accept has answered (403 for a foreign origin, 4xx for a bad handshake)
 	}
-	t := &wsTransport{conn: conn}
+	conn := t.conn
 	client := s.opts.Hub.NewClient(t, "ws")
 	if client == nil {
 		_ = conn.Close(websocket.StatusCode(hub.CloseTryAgain), "node over its connection limit")
@@ -62,7 +61,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		// (a shutdown closes every connection together).
 		s.closing <- struct{}{}
 		defer func() { <-s.closing }()
-		_ = conn.Close(websocket.StatusCode(ce.Code), ce.Reason)
+		t.close(ce.Code, ce.Reason)
 	})
 	t.startPings(s.opts.PingInterval, s.opts.PongTimeout)
 
@@ -72,71 +71,234 @@ func (s *Server) serveWS(c echo.Context) error {
 	// connection.
 	started := s.goStream(func() {
 		defer conn.CloseNow()
-		for {
-			typ, data, err := conn.Read(ctx)
-			if err != nil {
-				break
-			}
+		t.read(ctx, func(typ websocket.MessageType, data []byte) {
 			client.HandleFrame(ctx, data, typ == websocket.MessageBinary)
-		}
+		})
 		client.Close() // waits for a writer that is still running
 		_ = conn.CloseNow()
 		t.wait()
 		log.Debug().Msg("websocket closed")
 	})
 	if !started { // the node is shutting down
+		close(t.readDone) // nothing reads: close does not wait for the peer's reply
 		client.Close()
-		_ = conn.Close(websocket.StatusGoingAway, "node shutting down")
+		t.close(hub.CloseGoingAway, "node shutting down")
 		t.wait()
 	}
 	return nil
 }
 
+// acceptWS completes a WebSocket handshake on a lean hijacked connection
+// and returns its transport.
+func acceptWS(w *echo.Response, r *http.Request, origins []string) (*wsTransport, error) {
+	h := &leanHijack{Response: w}
+	t := &wsTransport{readDone: make(chan struct{})}
+	conn, err := websocket.Accept(h, r, &websocket.AcceptOptions{
+		OriginPatterns: origins,
+		OnPongReceived: func(context.Context, []byte) { t.ponged() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.conn, t.wire = conn, h.wire
+	return t, nil
+}
+
+// read hands the peer's messages to handle until the connection ends.
+// Between messages it waits in wire.await, on a shallow stack:
+// coder/websocket's Read waits several frames deeper, which would double
+// the stack of every idle connection's reader goroutine.
+func (t *wsTransport) read(ctx context.Context, handle func(websocket.MessageType, []byte)) {
+	defer close(t.readDone) // before the caller's client.Close: its writer may be in t.close, waiting for this
+	for {
+		if err := t.wire.await(t.ponged); err != nil {
+			return
+		}
+		typ, data, err := t.conn.Read(ctx)
+		if err != nil {
+			return
+		}
+		handle(typ, data)
+	}
+}
+
 // Buffer sizes of a hijacked WebSocket connection. net/http hands over a
-// 4 KiB reader and a fresh 4 KiB writer; client frames are small (at most
-// max_message_bytes, usually tens of bytes), so a small reader saves memory
-// on every idle connection, while the writer stays large enough for a
-// frame of quotes to leave in one system call.
+// 4 KiB reader and a fresh 4 KiB writer; both would live as long as the
+// connection. Client frames are rare and small, and a larger message just
+// takes a few reads, so a small reader saves memory on every idle
+// connection; it holds any whole control frame (131 bytes), which
+// wsWire.await needs. coder/websocket's writer only carries control frames
+// (127 bytes at most, unmasked), because the transport writes its frames
+// to the wire itself.
 const (
-	wsReadBuffer  = 512
-	wsWriteBuffer = 4096
+	wsReadBuffer  = 256
+	wsWriteBuffer = 128
 )
 
 // leanHijack gives coder/websocket's Accept a hijacked connection with
-// wsReadBuffer and wsWriteBuffer bufio buffers instead of net/http's.
-type leanHijack struct{ *echo.Response }
+// wsReadBuffer and wsWriteBuffer bufio buffers instead of net/http's, and
+// routes its writes through a wsWire, which it keeps for the transport.
+type leanHijack struct {
+	*echo.Response
+	wire *wsWire
+}
 
 // Hijack implements http.Hijacker. Bytes net/http had already read past
 // the handshake are carried over into the new reader's buffer.
-func (l leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := l.Response.Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
-	pre := append([]byte(nil), buffered...)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), max(wsReadBuffer, len(pre)))
-	if len(pre) > 0 {
+	var r *bufio.Reader
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ := brw.Reader.Peek(n)
+		pre := append([]byte(nil), buffered...)
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pre), conn), max(wsReadBuffer, len(pre)))
 		_, _ = r.Peek(len(pre)) // into the buffer, where Accept looks for them
+	} else {
+		r = bufio.NewReaderSize(conn, wsReadBuffer)
 	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+	l.wire = &wsWire{Conn: conn, br: r}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(l.wire, wsWriteBuffer)), nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (l leanHijack) Unwrap() http.ResponseWriter { return l.Response }
+func (l *leanHijack) Unwrap() http.ResponseWriter { return l.Response }
+
+// wsWire is a WebSocket's byte stream, beneath coder/websocket.
+//
+// Writes come from two sides: coder/websocket, for the control frames it
+// sends (a pong to a ping it read, a close frame), and the transport,
+// which frames the hub's messages, pings and close frames itself and sends
+// each batch in one write. Frames never interleave: coder/websocket flushes
+// every control frame whole (wsWriteBuffer holds the largest), and each
+// side writes whole frames under mu.
+//
+// Reads are coder/websocket's, except between messages, when the reader
+// goroutine waits in await: it answers pings and takes pongs itself, so an
+// idle connection's goroutine never parks deep inside coder/websocket.
+// Only the reader goroutine touches br. For that reason the transport
+// never calls coder/websocket's Close (whose close handshake reads) while
+// the reader runs; see wsTransport.close.
+type wsWire struct {
+	net.Conn
+	br *bufio.Reader
+
+	mu     sync.Mutex
+	closed bool // a close frame went out; nothing may follow it
+}
+
+// WebSocket frame bytes (RFC 6455, section 5.2): the first byte of an
+// unfragmented frame of each kind, and the mask bit.
+const (
+	wsFinText  = 0x81
+	wsFinClose = 0x88
+	wsFinPing  = 0x89
+	wsFinPong  = 0x8a
+	wsMasked   = 0x80
+	wsMaxCtl   = 125 // largest control frame payload
+)
+
+// Write carries coder/websocket's frames, each whole. Once a close frame
+// has gone out, a second one (coder/websocket answering the peer's reply
+// to ours) is dropped.
+func (w *wsWire) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(p) > 0 && p[0] == wsFinClose {
+		if w.closed {
+			return len(p), nil
+		}
+		w.closed = true
+	}
+	return w.Conn.Write(p)
+}
+
+// writeFrames writes frames the transport built, unless a close frame
+// already went out; a close frame among them is written last.
+func (w *wsWire) writeFrames(b []byte, closing bool) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return net.ErrClosed
+	}
+	w.closed = closing
+	_, err := w.Conn.Write(b)
+	return err
+}
+
+// await waits for the start of the peer's next message. Pings are
+// answered and pongs reported to ponged here; any other frame (a message,
+// a close, or something malformed, which coder/websocket rejects) is left
+// for coder/websocket's Read.
+func (w *wsWire) await(ponged func()) error {
+	for {
+		h, err := w.br.Peek(2)
+		if err != nil {
+			return err
+		}
+		if h[0] != wsFinPing && h[0] != wsFinPong || h[1]&wsMasked == 0 || int(h[1]&^wsMasked) > wsMaxCtl {
+			return nil
+		}
+		n := int(h[1] &^ wsMasked)
+		f, err := w.br.Peek(2 + 4 + n)
+		if err != nil {
+			return err
+		}
+		if f[0] == wsFinPong {
+			ponged()
+		} else {
+			var pong [2 + wsMaxCtl]byte
+			key := f[2:6]
+			for i, c := range f[6:] {
+				pong[2+i] = c ^ key[i&3]
+			}
+			pong[0], pong[1] = wsFinPong, byte(n)
+			if err := w.writeFrames(pong[:2+n], false); err != nil && !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+		}
+		_, _ = w.br.Discard(len(f))
+	}
+}
+
+// appendWSHeader appends the header of an unmasked final text frame
+// carrying n bytes (RFC 6455, section 5.2).
+func appendWSHeader(b []byte, n int) []byte {
+	switch {
+	case n <= 125:
+		return append(b, wsFinText, byte(n))
+	case n <= 0xffff:
+		return append(b, wsFinText, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, wsFinText, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// framePool holds the buffers batches are framed in: a connection holds
+// one only while it writes.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledFrame caps the buffers framePool keeps, so one burst to a
+// client of many symbols does not pin a large buffer.
+const maxPooledFrame = 64 << 10
 
 // wsTransport writes a client's batches to a WebSocket: each control frame
-// as one message, then every pending quote in one "quotes" message. Writes
-// use a context that never ends, so they allocate nothing; the hub's sweeper
-// aborts a write that is stuck for the slow-consumer timeout.
+// as one message, then every pending quote in one "quotes" message, all in
+// one write. The hub's sweeper aborts a write that is stuck for the
+// slow-consumer timeout.
 type wsTransport struct {
-	conn *websocket.Conn
-	buf  []byte
+	conn     *websocket.Conn
+	wire     *wsWire
+	readDone chan struct{} // closed when the reader goroutine stops reading
+
+	answered atomic.Bool // a pong came since the last ping
 
 	mu     sync.Mutex
 	ended  bool
 	pinger *time.Timer
-	bg     sync.WaitGroup // ping and abort goroutines
+	bg     sync.WaitGroup // close and ping goroutines
 }
 
 // spawn runs f in the background unless the connection has ended.
@@ -157,61 +319,99 @@ var quotesHead = []byte(`{"type":"quotes","quotes":[`)
 
 // Write implements hub.Transport.
 func (t *wsTransport) Write(controls [][]byte, quotes []*hub.Update) error {
-	ctx := context.Background()
+	bp := framePool.Get().(*[]byte)
+	b := (*bp)[:0]
 	for _, f := range controls {
-		if err := t.conn.Write(ctx, websocket.MessageText, f); err != nil {
-			return err
+		b = appendWSHeader(b, len(f))
+		b = append(b, f...)
+	}
+	if len(quotes) > 0 {
+		n := len(quotesHead) + len(quotes) - 1 + 2 // head, commas, "]}"
+		for _, u := range quotes {
+			n += len(u.JSON)
 		}
-	}
-	if len(quotes) == 0 {
-		return nil
-	}
-	b := append(t.buf[:0], quotesHead...)
-	for i, u := range quotes {
-		if i > 0 {
-			b = append(b, ',')
+		b = appendWSHeader(b, n)
+		b = append(b, quotesHead...)
+		for i, u := range quotes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, u.JSON...)
 		}
-		b = append(b, u.JSON...)
+		b = append(b, ']', '}')
 	}
-	b = append(b, ']', '}')
-	t.buf = b
-	if cap(t.buf) > 64<<10 {
-		t.buf = nil // don't pin a burst's buffer for the life of the connection
+	err := t.wire.writeFrames(b, false)
+	if cap(b) <= maxPooledFrame {
+		*bp = b
+		framePool.Put(bp)
 	}
-	return t.conn.Write(ctx, websocket.MessageText, b)
+	return err
 }
 
-// Abort implements hub.Transport: the close frame goes out if the socket
-// has room; either way the connection ends within coder/websocket's close
-// timeout, which also unblocks a stuck write.
+// closeTimeout bounds a close handshake, as coder/websocket's does.
+const closeTimeout = 5 * time.Second
+
+// Abort implements hub.Transport.
 func (t *wsTransport) Abort(code int, reason string) {
-	t.spawn(func() { _ = t.conn.Close(websocket.StatusCode(code), reason) })
+	t.spawn(func() { t.close(code, reason) })
 }
+
+// close sends a close frame and waits for the peer's reply (which ends the
+// reader goroutine) before closing the socket; within closeTimeout either
+// way, which also ends a write stuck on a peer that does not read. It
+// plays coder/websocket's Close, whose handshake would read beside the
+// reader goroutine.
+func (t *wsTransport) close(code int, reason string) {
+	stop := time.AfterFunc(closeTimeout, func() { _ = t.conn.CloseNow() })
+	defer stop.Stop()
+	if len(reason) > wsMaxCtl-2 {
+		reason = reason[:wsMaxCtl-2]
+	}
+	var f [2 + wsMaxCtl]byte
+	f[0], f[1], f[2], f[3] = wsFinClose, byte(2+len(reason)), byte(code>>8), byte(code)
+	n := 4 + copy(f[4:], reason)
+	_ = t.wire.writeFrames(f[:n], true) // if a close already went out, its reply is awaited all the same
+	<-t.readDone
+	_ = t.conn.CloseNow()
+}
+
+// ponged records that the peer answered.
+func (t *wsTransport) ponged() { t.answered.Store(true) }
 
 // startPings pings the peer every interval from a timer (no goroutine
-// between pings).
+// between pings); no pong within timeout closes the connection.
 func (t *wsTransport) startPings(every, timeout time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	pinging := false
 	t.pinger = time.AfterFunc(every, func() {
-		t.ping(timeout)
+		t.mu.Lock()
+		if t.ended {
+			t.mu.Unlock()
+			return
+		}
+		t.bg.Add(1)
+		t.mu.Unlock()
+		defer t.bg.Done()
+
+		var next time.Duration // until the next ping or pong check
+		if pinging {           // the firings of one timer never overlap
+			if !t.answered.Load() {
+				_ = t.conn.CloseNow()
+				return
+			}
+			pinging, next = false, every-timeout
+		}
+		if next <= 0 {
+			t.answered.Store(false)
+			_ = t.wire.writeFrames([]byte{wsFinPing, 0}, false)
+			pinging, next = true, timeout
+		}
 		t.mu.Lock()
 		if !t.ended {
-			t.pinger.Reset(every)
+			t.pinger.Reset(next)
 		}
 		t.mu.Unlock()
-	})
-}
-
-// ping sends a ping in the background; no pong within timeout closes the
-// connection.
-func (t *wsTransport) ping(timeout time.Duration) {
-	t.spawn(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := t.conn.Ping(ctx); err != nil {
-			_ = t.conn.CloseNow()
-		}
 	})
 }
 

@@ -1,0 +1,237 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+
+	"quotehub/hub"
+)
+
+// wsPair is one WebSocket over loopback: the server's transport, read by
+// its own read loop, and a coder/websocket client.
+type wsPair struct {
+	t      *wsTransport
+	client *websocket.Conn
+	got    chan string // messages the server read
+}
+
+// newWSPair serves one WebSocket with acceptWS and wsTransport.read and
+// dials it.
+func newWSPair(t *testing.T) *wsPair {
+	t.Helper()
+	p := &wsPair{got: make(chan string, 16)}
+	accepted := make(chan *wsTransport, 1)
+	e := echo.New()
+	e.GET("/ws", func(c echo.Context) error {
+		tr, err := acceptWS(c.Response(), c.Request(), nil)
+		if err != nil {
+			return nil
+		}
+		accepted <- tr
+		go tr.read(context.Background(), func(_ websocket.MessageType, b []byte) { p.got <- string(b) })
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	client.SetReadLimit(1 << 20)
+	p.client = client
+	p.t = <-accepted
+	t.Cleanup(func() {
+		client.CloseNow()
+		p.t.conn.CloseNow()
+		<-p.t.readDone
+		p.t.wait()
+		srv.Close()
+	})
+	return p
+}
+
+func (p *wsPair) read(t *testing.T) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, b, err := p.client.Read(ctx)
+	if err == nil && typ != websocket.MessageText {
+		t.Errorf("message type %v, want text", typ)
+	}
+	return string(b), err
+}
+
+// TestWSFramesEverySize: the transport's own framing, at every boundary of
+// the length encoding, reads back whole and in order with a real client.
+func TestWSFramesEverySize(t *testing.T) {
+	p := newWSPair(t)
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000, maxPooledFrame + 1} {
+		control := bytes.Repeat([]byte{'c'}, n)
+		if err := p.t.Write([][]byte{control, []byte("second")}, nil); err != nil {
+			t.Fatalf("write of %d bytes: %v", n, err)
+		}
+		for _, want := range []string{string(control), "second"} {
+			got, err := p.read(t)
+			if err != nil {
+				t.Fatalf("read after a %d-byte frame: %v", n, err)
+			}
+			if got != want {
+				t.Fatalf("got %d bytes, want %d", len(got), len(want))
+			}
+		}
+	}
+	quotes := []*hub.Update{{JSON: []byte(`{"symbol":"A"}`)}, {JSON: []byte(`{"symbol":"B"}`)}}
+	if err := p.t.Write([][]byte{[]byte(`{"type":"welcome"}`)}, quotes); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{"type":"welcome"}`, `{"type":"quotes","quotes":[{"symbol":"A"},{"symbol":"B"}]}`} {
+		if got, err := p.read(t); err != nil || got != want {
+			t.Fatalf("got %q, %v; want %q", got, err, want)
+		}
+	}
+}
+
+// TestWSReaderAnswersPingsAndPassesMessages: between messages the reader
+// answers the peer's pings itself (with the ping's payload, which the
+// client checks) and hands messages on.
+func TestWSReaderAnswersPingsAndPassesMessages(t *testing.T) {
+	p := newWSPair(t)
+	p.client.CloseRead(context.Background()) // the client reads, for its pongs
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.client.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.client.Write(ctx, websocket.MessageText, []byte(`{"op":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-p.got:
+		if got != `{"op":"ping"}` {
+			t.Fatalf("server read %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not read the message")
+	}
+}
+
+// TestWSServerPings: a client that reads answers the server's pings and
+// stays; one that does not is closed after the pong timeout.
+func TestWSServerPings(t *testing.T) {
+	answering := newWSPair(t)
+	silent := newWSPair(t)
+	closed := answering.client.CloseRead(context.Background())
+	answering.t.startPings(20*time.Millisecond, 60*time.Millisecond)
+	silent.t.startPings(20*time.Millisecond, 60*time.Millisecond)
+	select {
+	case <-silent.t.readDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent client was not closed")
+	}
+	select {
+	case <-answering.t.readDone:
+		t.Fatal("the answering client was closed")
+	case <-closed.Done():
+		t.Fatal("the answering client's connection ended")
+	case <-time.After(300 * time.Millisecond): // 15 ping intervals, each of which closes without a pong
+	}
+}
+
+// TestWSCloseHandshake: the transport's close reaches the client with its
+// code and (truncated) reason, ends the server's reader as soon as the
+// client replies, and nothing is written after it.
+func TestWSCloseHandshake(t *testing.T) {
+	p := newWSPair(t)
+	long := strings.Repeat("r", 200)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		p.t.close(hub.CloseSlowConsumer, long)
+	}()
+	_, err := p.read(t) // the client answers the close frame and reports it
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("client read: %v, want a close", err)
+	}
+	if int(ce.Code) != hub.CloseSlowConsumer || ce.Reason != long[:wsMaxCtl-2] {
+		t.Errorf("close %d %q (%d bytes), want %d and the first %d bytes", ce.Code, ce.Reason, len(ce.Reason), hub.CloseSlowConsumer, wsMaxCtl-2)
+	}
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		t.Fatal("close did not return")
+	}
+	if d := time.Since(start); d > closeTimeout/2 {
+		t.Errorf("close took %v: it waited out its timeout instead of the reply", d)
+	}
+	if err := p.t.Write(nil, []*hub.Update{{JSON: []byte(`{}`)}}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write after close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestWSCloseToSilentPeer: a peer that never answers (nor reads) is cut
+// off after closeTimeout, a write stuck on it included.
+func TestWSCloseToSilentPeer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the close timeout")
+	}
+	p := newWSPair(t)
+	big := []*hub.Update{{JSON: bytes.Repeat([]byte{'x'}, 1<<20)}}
+	writeErr := make(chan error, 1)
+	go func() { // fills the socket buffers: the client never reads
+		for {
+			if err := p.t.Write(nil, big); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	p.t.close(hub.CloseSlowConsumer, "slow")
+	if d := time.Since(start); d < closeTimeout-time.Second || d > closeTimeout+2*time.Second {
+		t.Errorf("close took %v, want about %v", d, closeTimeout)
+	}
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Error("stuck write returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck write did not end")
+	}
+}
+
+func TestAppendWSHeader(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want []byte
+	}{
+		{0, []byte{0x81, 0}},
+		{125, []byte{0x81, 125}},
+		{126, []byte{0x81, 126, 0, 126}},
+		{65535, []byte{0x81, 126, 0xff, 0xff}},
+		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
+	} {
+		if got := appendWSHeader(nil, c.n); !bytes.Equal(got, c.want) {
+			t.Errorf("appendWSHeader(%d) = %x, want %x", c.n, got, c.want)
+		}
+	}
+}
