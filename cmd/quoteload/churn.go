@@ -264,6 +264,12 @@ func (r *runner) churn(ctx, hardCtx context.Context, universe []string) (workers
 	start := time.Now()
 	endTimer := time.NewTimer(cfg.Duration)
 	defer endTimer.Stop()
+	end := endTimer.C
+	if cfg.ConnectRate > 0 {
+		// The schedule alone bounds the attempts: a hand-off that is late
+		// (a busy machine) still happens, so 300/s for 1 s is 300 attempts.
+		end = nil
+	}
 	progress := time.NewTicker(2 * time.Second)
 	defer progress.Stop()
 	timer := time.NewTimer(0)
@@ -291,7 +297,7 @@ loop:
 		}
 		select {
 		case jobs <- i:
-		case <-endTimer.C:
+		case <-end:
 			break loop
 		case <-ctx.Done():
 			break loop
