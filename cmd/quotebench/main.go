@@ -9,10 +9,12 @@
 // Scenarios: fanout-ws and fanout-sse (find the highest tick rate whose p99
 // stays within 50 ms), idle (RSS per idle WebSocket, connect rate and
 // latency), reads (HTTP reads while fan-out runs at half its best rate),
-// churn (connects + subscribes + disconnects, back to baseline after), and
-// cluster (three nodes on Redis, clients spread over them). Every process
-// binds 127.0.0.1 only, every run is bounded in time, and every process is
-// stopped at the end.
+// churn (connects + subscribes + disconnects, back to baseline after),
+// cluster (three nodes on Redis, clients spread over them), and floor (bare
+// TCP, no hub: one 2,560-byte write to each of N loopback sockets per tick,
+// between two quotebench processes — this machine's floor for the fan-out
+// burst). Every process binds 127.0.0.1 only, every run is bounded in time,
+// and every process is stopped at the end.
 package main
 
 import (
@@ -48,6 +50,8 @@ type size struct {
 	churnRate              int
 	churnFor               time.Duration
 	clusterClients         int
+	floorConns             int
+	floorFor               time.Duration
 }
 
 var sizes = map[string]size{
@@ -55,11 +59,13 @@ var sizes = map[string]size{
 		name: "short", fanoutClients: 2000, fanoutIntervals: ms(1000, 500, 200, 100), sseClients: 1000,
 		runFor: 4 * time.Second, idleConns: 5000, idleSources: 1, readClients: 1000, readRate: 20000,
 		churnRate: 500, churnFor: 10 * time.Second, clusterClients: 1000,
+		floorConns: 2000, floorFor: 4 * time.Second,
 	},
 	"full": {
 		name: "full", fanoutClients: 10000, fanoutIntervals: ms(1000, 500, 250, 200, 150, 100, 75, 50), sseClients: 10000,
 		runFor: 10 * time.Second, idleConns: 18000, idleSources: 2, readClients: 10000, readRate: 20000,
 		churnRate: 1000, churnFor: 60 * time.Second, clusterClients: 3000,
+		floorConns: 10000, floorFor: 8 * time.Second,
 	},
 }
 
@@ -85,9 +91,12 @@ type bench struct {
 }
 
 func main() {
+	if os.Getenv(floorPeerEnv) == "1" {
+		floorPeer() // the floor scenario's reader process; never returns
+	}
 	sizeName := flag.String("size", "short", "short (make bench) or full (scripts/bench.sh)")
 	out := flag.String("out", "docs/BENCHMARKS.md", "results file to append to (empty: print only)")
-	only := flag.String("only", "", "comma-separated scenarios to run (default all): micro,fanout-ws,fanout-sse,idle,reads,churn,cluster")
+	only := flag.String("only", "", "comma-separated scenarios to run (default all): micro,floor,fanout-ws,fanout-sse,idle,reads,churn,cluster")
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis for the cluster scenario (loopback)")
 	flag.Parse()
 	sz, ok := sizes[*sizeName]
@@ -131,6 +140,7 @@ func main() {
 	}
 	best := 0.0 // best WebSocket fan-out tick rate, for the reads scenario
 	run("micro", b.micro)
+	run("floor", b.floor)
 	run("fanout-ws", func() (err error) { best, err = b.fanout("ws", sz.fanoutClients); return err })
 	run("fanout-sse", func() error { _, err := b.fanout("sse", sz.sseClients); return err })
 	run("idle", b.idle)
