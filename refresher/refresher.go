@@ -169,6 +169,15 @@ type Refresher struct {
 	lastRead  map[string]time.Time // local HTTP reads within the window
 	touched   map[string]time.Time // when each read symbol was last touched
 
+	// scanAt is the earliest moment refreshDue can find work: the loop
+	// wakes every tick, but scans the active set only from then on.
+	// Whatever makes a symbol due sooner lowers it (dueHintLocked); a scan
+	// sets it to the earliest moment one of the symbols it looked at
+	// becomes due, and at most scanCap ahead, so that what it cannot
+	// foresee (a lease won, a market opening) waits no longer than that.
+	scanAt  time.Time
+	scanCap time.Duration
+
 	touchMu sync.Mutex
 	touches map[string]bool // symbols to touch at the next flush → wake
 }
@@ -184,6 +193,7 @@ func New(opts Options) (*Refresher, error) {
 		touches: make(map[string]bool), activeSet: make(map[string]struct{}),
 	}
 	r.warn = opts.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second})
+	r.scanCap = time.Hour
 	for _, s := range opts.Sources {
 		if s.Interval <= 0 {
 			s.Interval = time.Second
@@ -204,6 +214,7 @@ func New(opts Options) (*Refresher, error) {
 			r.streams = true
 		}
 		r.sources[name] = src
+		r.scanCap = min(r.scanCap, s.Interval/2)
 	}
 	return r, nil
 }
@@ -272,6 +283,9 @@ func (r *Refresher) addActive(ctx context.Context, syms []string) {
 			r.active = append(r.active, s)
 			added = append(added, s)
 		}
+	}
+	if len(added) > 0 {
+		r.scanAt = time.Time{}
 	}
 	r.mu.Unlock()
 	if len(added) == 0 {
@@ -414,6 +428,16 @@ func (r *Refresher) pollActive(ctx context.Context) {
 		keep[s] = struct{}{}
 	}
 	r.mu.Lock()
+	changed := len(active) != len(r.activeSet)
+	for _, s := range active {
+		if _, ok := r.activeSet[s]; !ok {
+			changed = true
+			break
+		}
+	}
+	if changed { // a symbol that came back may be due with the state it kept
+		r.scanAt = time.Time{}
+	}
 	r.active = active
 	clear(r.activeSet)
 	for _, s := range active {
@@ -493,6 +517,7 @@ func (r *Refresher) ingest(ctx context.Context, src *source, quotes []quotehub.Q
 	for sym, mk := range markets {
 		if st := r.state[sym]; st != nil {
 			st.market, st.refreshed, st.nextDue = mk, now, now.Add(src.Interval)
+			r.dueHintLocked(st)
 		}
 	}
 	r.mu.Unlock()
@@ -520,6 +545,7 @@ func (r *Refresher) primeFromCache(ctx context.Context, syms []string) {
 		}
 		st.nextDue = time.UnixMilli(q.FetchedAt).Add(st.src.Interval)
 		st.market = q.Market
+		r.dueHintLocked(st)
 	}
 }
 
@@ -554,6 +580,7 @@ func (r *Refresher) ensureStateNew(ctx context.Context, sym string) (*symState, 
 	}
 	st = &symState{src: src, cal: quotehub.CalendarOf(info.Exchange)}
 	r.state[sym] = st
+	r.dueHintLocked(st) // due at once
 	return st, true
 }
 
@@ -564,13 +591,21 @@ func (r *Refresher) ensureStateNew(ctx context.Context, sym string) (*symState, 
 // provider's interval. A closed market's close is never re-polled.
 func (r *Refresher) refreshDue(ctx context.Context) {
 	now := r.opts.Now()
-	due := make(map[*source][]string)
 	candidates, owns := r.active, r.opts.Owns
-	if r.opts.Degraded() {
+	degraded := r.opts.Degraded()
+	r.mu.Lock()
+	if !degraded && now.Before(r.scanAt) {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	if degraded { // what local clients use; scanned every tick while it lasts
 		candidates, owns = r.localInterest(ctx), func(string) bool { return true }
 	}
+	due := make(map[*source][]string)
 	var cold []string
 	soon := make(map[*source][]string) // due within half an interval: they join a batch that goes now
+	next := now.Add(r.scanCap)         // the next scan
 	r.mu.Lock()
 	for _, sym := range candidates {
 		if !owns(sym) {
@@ -578,10 +613,11 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		}
 		st := r.state[sym]
 		if st == nil || st.flight != nil {
-			continue
+			continue // a flight's end lowers scanAt
 		}
 		early := now.Before(st.nextDue)
 		if early && now.Add(st.src.Interval/2).Before(st.nextDue) {
+			next = earliest(next, st.nextDue.Add(-st.src.Interval/2))
 			continue
 		}
 		open := st.cal.IsOpen(now)
@@ -590,10 +626,12 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		}
 		if st.src.streamer != nil && st.src.streamer.Connected() && st.market != "" &&
 			now.Sub(st.refreshed) < st.src.StreamSilence {
+			next = earliest(next, st.refreshed.Add(st.src.StreamSilence))
 			continue // the stream keeps it fresh
 		}
 		if early {
 			soon[st.src] = append(soon[st.src], sym)
+			next = earliest(next, st.nextDue) // in case no batch goes now
 			continue
 		}
 		if st.market == "" && r.opts.FetchLock != nil {
@@ -602,6 +640,7 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		}
 		due[st.src] = append(due[st.src], sym)
 	}
+	r.scanAt = next
 	r.mu.Unlock()
 	r.admitCold(ctx, cold, now, due)
 	// Symbols that became active at different moments would otherwise keep
@@ -623,12 +662,29 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 			case src.sem <- struct{}{}:
 			default:
 				syms = nil // at the provider's concurrency: the rest wait for the next tick
+				r.mu.Lock()
+				r.scanAt = time.Time{}
+				r.mu.Unlock()
 				continue
 			}
 			r.startFetch(ctx, src, syms[:n], true, now.Add(src.Interval/2))
 			syms = syms[n:]
 		}
 	}
+}
+
+// dueHintLocked lowers scanAt to when st enters the window in which
+// refreshDue picks it up (half an interval before it is due). The caller
+// holds r.mu.
+func (r *Refresher) dueHintLocked(st *symState) {
+	r.scanAt = earliest(r.scanAt, st.nextDue.Add(-st.src.Interval/2))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // admitCold decides, in a cluster, which symbols this node has never seen
@@ -654,6 +710,7 @@ func (r *Refresher) admitCold(ctx context.Context, cold []string, now time.Time,
 		if err == nil && !ok {
 			r.mu.Lock()
 			st.nextDue = now.Add(min(st.src.Interval, 250*time.Millisecond))
+			r.dueHintLocked(st)
 			r.mu.Unlock()
 			continue
 		}
@@ -768,6 +825,7 @@ func (r *Refresher) fetch(ctx context.Context, src *source, syms []string, fligh
 			if mk, ok := markets[sym]; ok {
 				st.market, st.refreshed = mk, start
 			}
+			r.dueHintLocked(st)
 		}
 		if _, ok := markets[sym]; !ok {
 			f.err = symbolError(sym, err, perSymbol)
