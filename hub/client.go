@@ -73,8 +73,8 @@ type Client struct {
 	closeReq  *CloseError
 	closed    bool
 	conflated int
-	wake      chan struct{}
-	done      chan struct{}
+	wake      chan struct{} // WriteLoop's; nil for an on-demand writer
+	done      chan struct{} // closed by Close; WriteLoop's, nil otherwise
 
 	// On-demand writer state (StartOnDemand), guarded by mu.
 	onDemand      bool
@@ -121,7 +121,7 @@ func (h *Hub) NewClient(t Transport, transport string) *Client {
 	_, _ = rand.Read(idb[:])
 	c := &Client{
 		hub: h, t: t, transport: transport, num: clientNum.Add(1), id: hex.EncodeToString(idb[:]),
-		syms: make(map[string]*symState), wake: make(chan struct{}, 1), done: make(chan struct{}),
+		syms:   make(map[string]*symState),
 		tokens: float64(h.opts.OpsBurst), tokensAt: h.opts.Now(),
 	}
 	cs := h.clientShard(c)
@@ -148,6 +148,7 @@ func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		done := c.done
 		var subs []*symState
 		for _, st := range c.syms {
 			if st.subscribed {
@@ -168,7 +169,9 @@ func (c *Client) Close() {
 		for _, st := range subs {
 			c.hub.remove(st)
 		}
-		close(c.done)
+		if done != nil {
+			close(done)
+		}
 		c.writers.Wait() // an on-demand writer may be finishing a write
 		cs := c.hub.clientShard(c)
 		cs.mu.Lock()
@@ -229,9 +232,10 @@ func (c *Client) wakeLocked() {
 		}
 		return
 	}
+	wake := c.wake
 	c.mu.Unlock()
 	select {
-	case c.wake <- struct{}{}:
+	case wake <- struct{}{}: // a nil wake (no WriteLoop yet): it drains on start
 	default:
 	}
 }
@@ -286,6 +290,18 @@ func (c *Client) drain() (controls [][]byte, quotes []*Update, ce *CloseError, c
 // It is the writer of transports that have a goroutine to spare for it
 // (SSE: the handler's own); see StartOnDemand for the other kind.
 func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() error) error {
+	// The channels exist only for this loop, so that a connection with an
+	// on-demand writer does not carry them. Anything queued before it
+	// started is drained at once.
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
+	wake, done := c.wake, c.done
+	c.wake <- struct{}{}
+	c.mu.Unlock()
 	var kaC <-chan time.Time
 	var kaT *time.Timer
 	if keepalive > 0 {
@@ -295,8 +311,8 @@ func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() err
 	}
 	for {
 		select {
-		case <-c.wake:
-		case <-c.done:
+		case <-wake:
+		case <-done:
 			return nil
 		case <-c.hub.done:
 			return ErrShutdown
