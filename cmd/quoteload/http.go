@@ -52,6 +52,7 @@ func newRunner(cfg Config, bases []*url.URL) *runner {
 		if cfg.Sources > 1 {
 			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
 		}
+		r.dialers = append(r.dialers, d)
 		t := &http.Transport{
 			DialContext:           d.DialContext,
 			MaxIdleConnsPerHost:   cfg.Conns + 1,
@@ -78,6 +79,10 @@ func newRunner(cfg Config, bases []*url.URL) *runner {
 
 // client returns connection i's HTTP client (source address 1 + i mod N).
 func (r *runner) client(i int) *http.Client { return r.clients[i%len(r.clients)] }
+
+// dialer returns connection i's TCP dialer (source address 1 + i mod N,
+// the one its HTTP client uses).
+func (r *runner) dialer(i int) *net.Dialer { return r.dialers[i%len(r.dialers)] }
 
 // base returns connection i's node: the base URL i mod len(urls).
 func (r *runner) base(i int) *url.URL { return r.bases[i%len(r.bases)] }

@@ -673,6 +673,7 @@ type runner struct {
 	cfg     Config
 	bases   []*url.URL     // one per node; connection i uses bases[i mod n]
 	clients []*http.Client // one per source address
+	dialers []*net.Dialer  // one per source address, as clients use them
 	trans   []*http.Transport
 	metrics *http.Client
 

@@ -26,7 +26,9 @@ type connStats struct {
 
 	seqRegressions uint64
 	seqRepeats     uint64
-	symIdx         map[string]int // symbol → index into lastSeq
+	symNames       []string       // symbol of lastSeq[i], while at most seqSmallMax
+	symIdx         map[string]int // symbol → index into lastSeq, beyond seqSmallMax
+	seqHint        int            // where seqIndex starts its linear search
 	lastSeq        []int64
 
 	errs   map[string]uint64
@@ -55,13 +57,9 @@ func (s *connStats) checkSeq(q *quoteRec) {
 		s.addErr("quote_without_seq")
 		return
 	}
-	i, ok := s.symIdx[string(q.Symbol)] // no allocation on lookup
-	if !ok {
-		if s.symIdx == nil {
-			s.symIdx = make(map[string]int)
-		}
-		s.symIdx[string(q.Symbol)] = len(s.lastSeq)
-		s.lastSeq = append(s.lastSeq, q.Seq)
+	i := s.seqIndex(q.Symbol)
+	if i < 0 {
+		s.addSeqSymbol(q.Symbol, q.Seq)
 		return
 	}
 	switch last := s.lastSeq[i]; {
@@ -71,6 +69,62 @@ func (s *connStats) checkSeq(q *quoteRec) {
 		s.seqRepeats++
 	default:
 		s.lastSeq[i] = q.Seq
+	}
+}
+
+// seqSmallMax is how many symbols a connection tracks in a slice searched
+// linearly (cheaper than a map lookup for the few symbols a connection
+// usually has); beyond it, a map indexes them.
+const seqSmallMax = 32
+
+// seqIndex returns sym's index into lastSeq, or -1 when it was never seen.
+// It does not allocate.
+func (s *connStats) seqIndex(sym []byte) int {
+	if s.symIdx != nil {
+		if i, ok := s.symIdx[string(sym)]; ok {
+			return i
+		}
+		return -1
+	}
+	// Frames list symbols in much the same order each time: try the one
+	// after the last hit first.
+	n := len(s.symNames)
+	if n == 0 {
+		return -1
+	}
+	i := s.seqHint
+	if i >= n {
+		i = 0
+	}
+	for range n {
+		if s.symNames[i] == string(sym) {
+			s.seqHint = i + 1
+			return i
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+	return -1
+}
+
+// addSeqSymbol starts tracking sym at seq.
+func (s *connStats) addSeqSymbol(sym []byte, seq int64) {
+	name := string(sym)
+	i := len(s.lastSeq)
+	s.lastSeq = append(s.lastSeq, seq)
+	switch {
+	case s.symIdx != nil:
+		s.symIdx[name] = i
+	case len(s.symNames) < seqSmallMax:
+		s.symNames = append(s.symNames, name)
+	default:
+		s.symIdx = make(map[string]int, 2*seqSmallMax)
+		for j, n := range s.symNames {
+			s.symIdx[n] = j
+		}
+		s.symIdx[name] = i
+		s.symNames = nil
 	}
 }
 

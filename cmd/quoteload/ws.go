@@ -35,8 +35,13 @@ func (r *runner) wsURL(i int, syms []string) string {
 
 // runWS runs one WebSocket connection: dial, handshake and welcome (the
 // connect latency) within the connect timeout, then read frames until the
-// run closes the connection with 1000.
+// run closes the connection with 1000. ws:// targets use the lean client of
+// wsconn.go; wss:// ones coder/websocket.
 func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
+	if r.base(c.id).Scheme == "http" {
+		r.runWSRaw(rampCtx, c, connected)
+		return
+	}
 	st := &c.st
 	t0 := time.Now()
 	dctx, cancel := context.WithTimeout(rampCtx, r.cfg.ConnectTimeout)
@@ -75,10 +80,70 @@ func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
 	}
 	connected(true)
 
+	r.wsReadLoop(st, func() ([]byte, bool, error) {
+		var typ websocket.MessageType
+		buf, typ, err = readMessage(context.Background(), ws, buf)
+		return buf, typ == websocket.MessageText, err
+	})
+}
+
+// runWSRaw is runWS over wsConn (ws:// targets).
+func (r *runner) runWSRaw(rampCtx context.Context, c *conn, connected func(bool)) {
+	st := &c.st
+	t0 := time.Now()
+	dctx, cancel := context.WithTimeout(rampCtx, r.cfg.ConnectTimeout)
+	defer cancel()
+	u := *r.base(c.id)
+	u.Path += "/v1/ws"
+	u.RawPath = ""
+	u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(c.syms, ","))
+	ws, resp, err := dialWS(dctx, r.dialer(c.id), &u, wsReadLimit)
+	if err != nil {
+		st.addErr(connectErrKind(err, resp, dctx, rampCtx))
+		connected(false)
+		return
+	}
+	defer ws.CloseNow()
+
+	// The welcome frame ends the connect phase.
+	buf, text, err := ws.ReadMessage()
+	if err != nil {
+		st.addErr(connectErrKind(err, nil, dctx, rampCtx))
+		connected(false)
+		return
+	}
+	if kind, _ := frameKind(buf); !text || kind != "welcome" {
+		st.addErr("handshake_no_welcome")
+		connected(false)
+		return
+	}
+	if !ws.EndConnect() {
+		st.addErr(connectErrKind(dctx.Err(), nil, dctx, rampCtx))
+		connected(false)
+		return
+	}
+	st.connectDur = time.Since(t0)
+	st.connected = true
+	cancel()
+	if !r.setClosers(c,
+		func() { ws.Close(websocket.StatusNormalClosure, "load test done") },
+		ws.CloseNow) {
+		connected(true)
+		ws.CloseSync(websocket.StatusNormalClosure, "load test done")
+		return
+	}
+	connected(true)
+
+	r.wsReadLoop(st, ws.ReadMessage)
+}
+
+// wsReadLoop reads and accounts messages until read fails. read returns
+// the next message (valid until the next call) and whether it is text.
+func (r *runner) wsReadLoop(st *connStats, read func() ([]byte, bool, error)) {
 	subscribed := false
 	var qs []quoteRec
 	for {
-		buf, typ, err = readMessage(context.Background(), ws, buf)
+		buf, text, err := read()
 		if err != nil {
 			code := websocket.CloseStatus(err)
 			switch {
@@ -101,7 +166,7 @@ func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
 			st.frames++
 			st.bytes += uint64(len(buf))
 		}
-		if typ != websocket.MessageText {
+		if !text {
 			st.addErr("binary_frame")
 			continue
 		}
