@@ -25,8 +25,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
+
 	"time"
+
+	"quotehub/internal/proc"
 )
 
 const (
@@ -60,7 +62,9 @@ type floorRun struct {
 
 func (b *bench) floor() error {
 	n := b.sz.floorConns
-	raiseNoFile()
+	if _, err := proc.RaiseFileLimit(uint64(n) + 64); err != nil {
+		return fmt.Errorf("%d connections: %w", n, err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -278,7 +282,7 @@ func floorWrite(conns []net.Conn, run int, iv, warmup, runFor time.Duration, wor
 	for seq := range nTicks {
 		if seq == nWarm {
 			time.Sleep(time.Until(next))
-			cpu0 = cpuTime()
+			cpu0 = proc.CPUTime()
 			next = time.Now()
 		}
 		time.Sleep(time.Until(next))
@@ -315,7 +319,7 @@ func floorWrite(conns []net.Conn, run int, iv, warmup, runFor time.Duration, wor
 		close(box) // writers finish what is in their mailbox and exit
 	}
 	wg.Wait()
-	r := floorRun{writes: writes.Load(), cpu: cpuTime() - cpu0, firstTick: starts[nWarm]}
+	r := floorRun{writes: writes.Load(), cpu: proc.CPUTime() - cpu0, firstTick: starts[nWarm]}
 	if e := firstErr.Load(); e != nil {
 		return r, fmt.Errorf("write: %v", *e)
 	}
@@ -343,7 +347,6 @@ func floorPeer() {
 		fmt.Fprintf(os.Stderr, "floor peer: "+format+"\n", args...)
 		os.Exit(1)
 	}
-	raiseNoFile()
 	addr := os.Getenv("QUOTEBENCH_FLOOR_ADDR")
 	if host, _, err := net.SplitHostPort(addr); err != nil || !isLoopback(host) {
 		fail("QUOTEBENCH_FLOOR_ADDR %q is not a loopback address", addr)
@@ -351,6 +354,9 @@ func floorPeer() {
 	n, err := strconv.Atoi(os.Getenv("QUOTEBENCH_FLOOR_CONNS"))
 	if err != nil || n <= 0 {
 		fail("bad QUOTEBENCH_FLOOR_CONNS")
+	}
+	if _, err := proc.RaiseFileLimit(uint64(n) + 64); err != nil {
+		fail("%d connections: %v", n, err)
 	}
 	timeout, err := time.ParseDuration(os.Getenv("QUOTEBENCH_FLOOR_TIMEOUT"))
 	if err != nil {
@@ -379,7 +385,7 @@ func floorPeer() {
 			}
 			if !started.Load() && started.CompareAndSwap(false, true) {
 				mu.Lock()
-				cpu0 = cpuTime()
+				cpu0 = proc.CPUTime()
 				mu.Unlock()
 			}
 			lat := now - int64(binary.LittleEndian.Uint64(buf))
@@ -434,7 +440,7 @@ func floorPeer() {
 				break
 			}
 		}
-		cpu1 := cpuTime()
+		cpu1 := proc.CPUTime()
 		// The writer sends nothing more until it has this result, so the
 		// counters are quiet here.
 		r.Received = count.Load()
@@ -465,24 +471,6 @@ func floorPeer() {
 		}
 	}
 	os.Exit(0)
-}
-
-// cpuTime is this process's user + system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// raiseNoFile raises the soft limit on open files to the hard limit.
-func raiseNoFile() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
 }
 
 // peerLog is the last line of the peer's log so far.

@@ -219,7 +219,7 @@ type stats struct {
 }
 
 // node starts one quotehub on a free loopback port with args.
-func (b *bench) node(name string, env []string, args ...string) (*proc, error) {
+func (b *bench) node(name string, env []string, args ...string) (*process, error) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort())
 	args = append([]string{"-addr", addr, "-admin-addr=", "-log-level", "warn", "-max-connections", "200000"}, args...)
 	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
@@ -232,7 +232,7 @@ func (b *bench) node(name string, env []string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, url: "http://" + addr, done: make(chan struct{}), log: logf}
+	p := &process{cmd: cmd, url: "http://" + addr, done: make(chan struct{}), log: logf}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if resp, err := http.Get(p.url + "/healthz"); err == nil {
@@ -247,14 +247,14 @@ func (b *bench) node(name string, env []string, args ...string) (*proc, error) {
 	}
 }
 
-type proc struct {
+type process struct {
 	cmd  *exec.Cmd
 	url  string
 	done chan struct{}
 	log  *os.File
 }
 
-func (p *proc) stop() {
+func (p *process) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:

@@ -62,6 +62,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -77,6 +78,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"quotehub/internal/proc"
 )
 
 // Limits on what one run may ask for.
@@ -98,24 +101,25 @@ const (
 
 // Config is one load run.
 type Config struct {
-	URL             string        // base URL of the server (loopback only); several comma-separated for several nodes
-	Mode            string        // ws, sse, http or churn
-	Conns           int           // connections (http: concurrent workers; churn: unused)
-	Symbols         int           // symbols per connection
-	Universe        int           // symbols to choose from: Prefix + 000001 … Universe
-	Prefix          string        // synthetic symbol prefix
-	SymbolList      []string      // explicit universe; overrides Universe and Prefix
-	ConnectRate     float64       // connections opened per second during ramp-up (churn: for the whole run); 0 = as fast as possible
-	ConnectTimeout  time.Duration // per connection: dial + handshake (+ welcome; churn: + subscribed)
-	DialConcurrency int           // connection attempts in flight at once
-	Duration        time.Duration // measured window (churn: how long attempts are started)
-	Warmup          time.Duration // time after ramp-up that is not measured
-	Sources         int           // 127.0.0.x source addresses to spread connections over
-	Rate            float64       // http mode: target requests per second in total; 0 = as fast as possible
-	ChurnHold       time.Duration // churn mode: how long an attempt waits for its first quotes frame; 0 = not at all
-	Settle          time.Duration // churn mode: wait after the last close before the "settled" /metrics read
-	Label           string        // free text copied into the report
-	Log             io.Writer     // progress messages; nil discards them
+	URL             string         // base URL of the server (loopback only); several comma-separated for several nodes
+	Mode            string         // ws, sse, http or churn
+	Conns           int            // connections (http: concurrent workers; churn: unused)
+	Symbols         int            // symbols per connection
+	Universe        int            // symbols to choose from: Prefix + 000001 … Universe
+	Prefix          string         // synthetic symbol prefix
+	SymbolList      []string       // explicit universe; overrides Universe and Prefix
+	ConnectRate     float64        // connections opened per second during ramp-up (churn: for the whole run); 0 = as fast as possible
+	ConnectTimeout  time.Duration  // per connection: dial + handshake (+ welcome; churn: + subscribed)
+	DialConcurrency int            // connection attempts in flight at once
+	Duration        time.Duration  // measured window (churn: how long attempts are started)
+	Warmup          time.Duration  // time after ramp-up that is not measured
+	Sources         int            // 127.0.0.x source addresses to spread connections over
+	Rate            float64        // http mode: target requests per second in total; 0 = as fast as possible
+	ChurnHold       time.Duration  // churn mode: how long an attempt waits for its first quotes frame; 0 = not at all
+	Settle          time.Duration  // churn mode: wait after the last close before the "settled" /metrics read
+	Label           string         // free text copied into the report
+	RootCAs         *x509.CertPool // CAs trusted for https:// targets; nil = the system's
+	Log             io.Writer      // progress messages; nil discards them
 }
 
 // DefaultConfig returns the defaults of the command-line flags.
@@ -202,6 +206,10 @@ close 1000) and reports connects/s, connect and cycle latency, failures by
 kind and whether the server's goroutines, connections, subscriptions and RSS
 are back to their baseline -settle after the last close.
 
+An https:// URL loads a quotehub behind a TLS-terminating proxy on this
+machine (wss:// for WebSockets); -ca names the CA to trust when the proxy's
+certificate is not signed by one the system trusts.
+
 Examples:
   quoteload -url http://127.0.0.1:18080 -mode ws -conns 1000 -symbols 10 \
       -universe 1000 -duration 10s -json report.json
@@ -221,7 +229,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
 	}
-	var symbolList, jsonPath string
+	var symbolList, jsonPath, caFile string
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the quotehub to load, or several comma-separated (connection i goes to URL i mod n); each must be loopback: 127.0.0.0/8, ::1 or localhost")
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse), http (GET /v1/quotes/{symbol}), or churn (WebSocket connect/subscribe/close cycles at -connect-rate)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections to open (http mode: concurrent request workers; churn mode: unused)")
@@ -240,6 +248,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "churn mode: wait this long after the last close before reading /metrics for the back-to-baseline verdict (max 5m)")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")
 	fs.StringVar(&cfg.Label, "label", "", "free text copied into the report")
+	fs.StringVar(&caFile, "ca", "", "PEM file of the CA certificates to trust for https:// targets (default: the system's)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
 	}
@@ -254,6 +263,16 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 		}
 		if len(cfg.SymbolList) == 0 {
 			return cfg, "", errors.New("-symbol-list names no symbol")
+		}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return cfg, "", fmt.Errorf("-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return cfg, "", fmt.Errorf("-ca %s: no PEM certificate in it", caFile)
 		}
 	}
 	return cfg, jsonPath, nil
@@ -459,22 +478,8 @@ func isLoopbackHost(host string) bool {
 // ensureFileLimit raises the soft open-file limit to the hard limit and
 // fails when conns connections would still not fit.
 func ensureFileLimit(conns int) error {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("reading the open-file limit: %w", err)
-	}
-	if rl.Cur < rl.Max {
-		raised := rl
-		raised.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err == nil {
-			rl = raised
-		}
-	}
-	need := uint64(conns) + fdMargin
-	if need > rl.Cur {
-		return fmt.Errorf("%d connections need about %d open files but this process may open only %d (hard limit %d): "+
-			"raise the limit (ulimit -n, or LimitNOFILE / limits.conf) or split the load over several quoteload processes",
-			conns, need, rl.Cur, rl.Max)
+	if _, err := proc.RaiseFileLimit(uint64(conns) + fdMargin); err != nil {
+		return fmt.Errorf("%d connections: %w, or split the load over several quoteload processes", conns, err)
 	}
 	return nil
 }
@@ -618,13 +623,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // processCPU returns the user + system CPU time this process has used, in
 // seconds.
-func processCPU() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
+func processCPU() float64 { return proc.CPUTime().Seconds() }
 
 // measure waits out the measured window: d, or until a context ends, or
 // until every connection that was up has been lost (it then reports true).
