@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,7 @@ func newRunner(cfg Config, bases []*url.URL) *runner {
 			DisableCompression:    true,
 			ResponseHeaderTimeout: cfg.ConnectTimeout,
 			TLSHandshakeTimeout:   cfg.ConnectTimeout,
+			TLSClientConfig:       tlsConfig(cfg),
 		}
 		r.trans = append(r.trans, t)
 		r.clients = append(r.clients, &http.Client{Transport: t, CheckRedirect: noRedirect})
@@ -70,11 +72,21 @@ func newRunner(cfg Config, bases []*url.URL) *runner {
 			DialContext:        d.DialContext,
 			DisableKeepAlives:  true,
 			DisableCompression: true,
+			TLSClientConfig:    tlsConfig(cfg),
 		},
 		CheckRedirect: noRedirect,
 		Timeout:       5 * time.Second,
 	}
 	return r
+}
+
+// tlsConfig is the TLS configuration of https:// targets: nil (Go's
+// defaults) unless cfg names CAs to trust.
+func tlsConfig(cfg Config) *tls.Config {
+	if cfg.RootCAs == nil {
+		return nil
+	}
+	return &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
 }
 
 // client returns connection i's HTTP client (source address 1 + i mod N).

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,6 +137,13 @@ func startServer(t *testing.T, args ...string) *server {
 	return s
 }
 
+// startSim runs a quotehub whose n simulated symbols all change every 50 ms.
+func startSim(t *testing.T, n int) *server {
+	t.Helper()
+	return startServer(t, "-admin-addr=", "-sim-symbols", strconv.Itoa(n), "-sim-every-tick",
+		"-refresh-interval", "50ms", "-log-level", "error")
+}
+
 // checkNoLeaks waits for the goroutine count to fall back to before.
 func checkNoLeaks(t *testing.T, before int) {
 	t.Helper()
@@ -154,8 +162,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	srv := startServer(t, "-admin-addr=", "-sim-symbols", "50", "-sim-every-tick",
-		"-refresh-interval", "50ms", "-log-level", "error")
+	srv := startSim(t, 50)
 
 	base := DefaultConfig()
 	base.URL = srv.url
@@ -245,8 +252,7 @@ func TestInterruptStillReports(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	srv := startServer(t, "-admin-addr=", "-sim-symbols", "10", "-sim-every-tick",
-		"-refresh-interval", "50ms", "-log-level", "error")
+	srv := startSim(t, 10)
 	before := runtime.NumGoroutine()
 	cfg := DefaultConfig()
 	cfg.URL, cfg.Universe, cfg.Conns, cfg.Symbols = srv.url, 10, 5, 2
@@ -274,8 +280,7 @@ func TestServerGoneIsReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	srv := startServer(t, "-admin-addr=", "-sim-symbols", "10", "-sim-every-tick",
-		"-refresh-interval", "50ms", "-log-level", "error")
+	srv := startSim(t, 10)
 	before := runtime.NumGoroutine()
 	cfg := DefaultConfig()
 	cfg.URL, cfg.Universe, cfg.Conns, cfg.Symbols = srv.url, 10, 5, 2
@@ -548,8 +553,7 @@ func TestChurn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server")
 	}
-	srv := startServer(t, "-admin-addr=", "-sim-symbols", "50", "-sim-every-tick",
-		"-refresh-interval", "50ms", "-log-level", "error")
+	srv := startSim(t, 50)
 	before := runtime.NumGoroutine()
 	var logBuf bytes.Buffer
 	cfg := DefaultConfig()
@@ -671,8 +675,7 @@ func TestMultiURL(t *testing.T) {
 	// Two independent memory nodes (no Redis): each is its own cluster.
 	var srvs [2]*server
 	for j := range srvs {
-		srvs[j] = startServer(t, "-admin-addr=", "-sim-symbols", "20", "-sim-every-tick",
-			"-refresh-interval", "50ms", "-log-level", "error")
+		srvs[j] = startSim(t, 20)
 	}
 	before := runtime.NumGoroutine()
 	cfg := DefaultConfig()

@@ -33,71 +33,78 @@ func (r *runner) wsURL(i int, syms []string) string {
 	return u.String()
 }
 
-// runWS runs one WebSocket connection: dial, handshake and welcome (the
-// connect latency) within the connect timeout, then read frames until the
-// run closes the connection with 1000. ws:// targets use the lean client of
-// wsconn.go; wss:// ones coder/websocket.
-func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
-	if r.base(c.id).Scheme == "http" {
-		r.runWSRaw(rampCtx, c, connected)
-		return
-	}
-	st := &c.st
-	t0 := time.Now()
-	dctx, cancel := context.WithTimeout(rampCtx, r.cfg.ConnectTimeout)
-	defer cancel()
-	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.id, c.syms), &websocket.DialOptions{HTTPClient: r.client(c.id)})
-	if err != nil {
-		st.addErr(connectErrKind(err, resp, dctx, rampCtx))
-		connected(false)
-		return
-	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(wsReadLimit)
-
-	// The welcome frame ends the connect phase.
-	var buf []byte
-	buf, typ, err := readMessage(dctx, ws, buf)
-	if err != nil {
-		st.addErr(connectErrKind(err, nil, dctx, rampCtx))
-		connected(false)
-		return
-	}
-	if kind, _ := frameKind(buf); typ != websocket.MessageText || kind != "welcome" {
-		st.addErr("handshake_no_welcome")
-		connected(false)
-		return
-	}
-	st.connectDur = time.Since(t0)
-	st.connected = true
-	cancel()
-	if !r.setClosers(c,
-		func() { _ = ws.Close(websocket.StatusNormalClosure, "load test done") },
-		func() { _ = ws.CloseNow() }) {
-		connected(true)
-		_ = ws.Close(websocket.StatusNormalClosure, "load test done")
-		return
-	}
-	connected(true)
-
-	r.wsReadLoop(st, func() ([]byte, bool, error) {
-		var typ websocket.MessageType
-		buf, typ, err = readMessage(context.Background(), ws, buf)
-		return buf, typ == websocket.MessageText, err
-	})
+// wsClient is one client WebSocket as runWS drives it: wsConn for ws://
+// targets, coder/websocket (coderClient) for wss:// ones.
+type wsClient interface {
+	// ReadMessage returns the next data message (valid until the next
+	// call) and whether it is text.
+	ReadMessage() ([]byte, bool, error)
+	// EndConnect ends the connect phase: the dial context no longer
+	// bounds reads. False means the connection is no longer usable.
+	EndConnect() bool
+	// Close does the closing handshake while another goroutine reads,
+	// CloseSync when none does; CloseNow drops the connection.
+	Close(code websocket.StatusCode, reason string)
+	CloseSync(code websocket.StatusCode, reason string)
+	CloseNow()
 }
 
-// runWSRaw is runWS over wsConn (ws:// targets).
-func (r *runner) runWSRaw(rampCtx context.Context, c *conn, connected func(bool)) {
+// dialWSClient dials connection c's WebSocket, bounded by dctx until
+// EndConnect.
+func (r *runner) dialWSClient(dctx context.Context, c *conn) (wsClient, *http.Response, error) {
+	if r.base(c.id).Scheme == "http" {
+		u := *r.base(c.id)
+		u.Path += "/v1/ws"
+		u.RawPath = ""
+		u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(c.syms, ","))
+		ws, resp, err := dialWS(dctx, r.dialer(c.id), &u, wsReadLimit)
+		if err != nil {
+			return nil, resp, err
+		}
+		return ws, resp, nil
+	}
+	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.id, c.syms), &websocket.DialOptions{HTTPClient: r.client(c.id)})
+	if err != nil {
+		return nil, resp, err
+	}
+	ws.SetReadLimit(wsReadLimit)
+	return &coderClient{ws: ws, ctx: dctx}, resp, nil
+}
+
+// coderClient is a wsClient over coder/websocket.
+type coderClient struct {
+	ws  *websocket.Conn
+	ctx context.Context // bounds reads: the dial context until EndConnect
+	buf []byte
+}
+
+func (c *coderClient) ReadMessage() ([]byte, bool, error) {
+	var typ websocket.MessageType
+	var err error
+	c.buf, typ, err = readMessage(c.ctx, c.ws, c.buf)
+	return c.buf, typ == websocket.MessageText, err
+}
+
+func (c *coderClient) EndConnect() bool {
+	c.ctx = context.Background()
+	return true
+}
+
+func (c *coderClient) Close(code websocket.StatusCode, reason string) { _ = c.ws.Close(code, reason) }
+func (c *coderClient) CloseSync(code websocket.StatusCode, reason string) {
+	_ = c.ws.Close(code, reason)
+}
+func (c *coderClient) CloseNow() { _ = c.ws.CloseNow() }
+
+// runWS runs one WebSocket connection: dial, handshake and welcome (the
+// connect latency) within the connect timeout, then read frames until the
+// run closes the connection with 1000.
+func (r *runner) runWS(rampCtx context.Context, c *conn, connected func(bool)) {
 	st := &c.st
 	t0 := time.Now()
 	dctx, cancel := context.WithTimeout(rampCtx, r.cfg.ConnectTimeout)
 	defer cancel()
-	u := *r.base(c.id)
-	u.Path += "/v1/ws"
-	u.RawPath = ""
-	u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(c.syms, ","))
-	ws, resp, err := dialWS(dctx, r.dialer(c.id), &u, wsReadLimit)
+	ws, resp, err := r.dialWSClient(dctx, c)
 	if err != nil {
 		st.addErr(connectErrKind(err, resp, dctx, rampCtx))
 		connected(false)
