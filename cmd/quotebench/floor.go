@@ -75,7 +75,7 @@ func (b *bench) floor() error {
 	}
 	defer ln.Close()
 
-	intervals := ms(1000, 500, 200, 100)
+	intervals := b.sz.floorIntervals
 	variants := []struct {
 		name    string
 		workers int // 0: one goroutine per connection

@@ -31,6 +31,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,22 +51,33 @@ type size struct {
 	churnRate              int
 	churnFor               time.Duration
 	clusterClients         int
+	clusterOffered         int // quotes per second offered to the cluster's clients
 	floorConns             int
 	floorFor               time.Duration
+	floorIntervals         []time.Duration
+	benchtime              string // go test -benchtime of the micro-benchmarks ("" = Go's default)
 }
 
 var sizes = map[string]size{
 	"short": {
 		name: "short", fanoutClients: 2000, fanoutIntervals: ms(1000, 500, 200, 100), sseClients: 1000,
 		runFor: 4 * time.Second, idleConns: 5000, idleSources: 1, readClients: 1000, readRate: 20000,
-		churnRate: 500, churnFor: 10 * time.Second, clusterClients: 1000,
-		floorConns: 2000, floorFor: 4 * time.Second,
+		churnRate: 500, churnFor: 10 * time.Second, clusterClients: 1000, clusterOffered: 100000,
+		floorConns: 2000, floorFor: 4 * time.Second, floorIntervals: ms(1000, 500, 200, 100),
 	},
 	"full": {
 		name: "full", fanoutClients: 10000, fanoutIntervals: ms(1000, 500, 250, 200, 150, 100, 75, 50), sseClients: 10000,
 		runFor: 10 * time.Second, idleConns: 18000, idleSources: 2, readClients: 10000, readRate: 20000,
-		churnRate: 1000, churnFor: 60 * time.Second, clusterClients: 3000,
-		floorConns: 10000, floorFor: 8 * time.Second,
+		churnRate: 1000, churnFor: 60 * time.Second, clusterClients: 3000, clusterOffered: 100000,
+		floorConns: 10000, floorFor: 8 * time.Second, floorIntervals: ms(1000, 500, 200, 100),
+	},
+	// tiny checks that every scenario still runs (the package's test); its
+	// figures mean nothing.
+	"tiny": {
+		name: "tiny", fanoutClients: 20, fanoutIntervals: ms(200, 100), sseClients: 20,
+		runFor: time.Second, idleConns: 50, idleSources: 1, readClients: 20, readRate: 500,
+		churnRate: 20, churnFor: 2 * time.Second, clusterClients: 30, clusterOffered: 3000,
+		floorConns: 20, floorFor: time.Second, floorIntervals: ms(100), benchtime: "1x",
 	},
 }
 
@@ -82,6 +94,7 @@ const p99Limit = 50.0
 
 type bench struct {
 	sz        size
+	root      string // the module's directory: builds, micro-benchmarks and git run there
 	dir       string // binaries and logs
 	quotehub  string
 	quoteload string
@@ -94,14 +107,18 @@ func main() {
 	if os.Getenv(floorPeerEnv) == "1" {
 		floorPeer() // the floor scenario's reader process; never returns
 	}
-	sizeName := flag.String("size", "short", "short (make bench) or full (scripts/bench.sh)")
+	sizeName := flag.String("size", "short", "short (make bench) or full (scripts/bench.sh); tiny only checks that every scenario runs")
 	out := flag.String("out", "docs/BENCHMARKS.md", "results file to append to (empty: print only)")
-	only := flag.String("only", "", "comma-separated scenarios to run (default all): micro,floor,fanout-ws,fanout-sse,idle,reads,churn,cluster")
+	only := flag.String("only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarios, ","))
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis for the cluster scenario (loopback)")
 	flag.Parse()
 	sz, ok := sizes[*sizeName]
 	if !ok {
-		fatal("unknown -size %q (short or full)", *sizeName)
+		fatal("unknown -size %q (short, full or tiny)", *sizeName)
+	}
+	want, err := parseOnly(*only)
+	if err != nil {
+		fatal("%v", err)
 	}
 	if host, _, err := net.SplitHostPort(*redisAddr); err != nil || !isLoopback(host) {
 		fatal("-redis must be a loopback host:port")
@@ -109,45 +126,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	dir, err := os.MkdirTemp("", "quotebench-")
+	b, err := newBench(ctx, sz, *redisAddr)
 	if err != nil {
 		fatal("%v", err)
 	}
-	defer os.RemoveAll(dir)
-	b := &bench{sz: sz, dir: dir, redis: *redisAddr, ctx: ctx,
-		quotehub: filepath.Join(dir, "quotehub"), quoteload: filepath.Join(dir, "quoteload")}
-	for bin, pkg := range map[string]string{b.quotehub: "./cmd/quotehub", b.quoteload: "./cmd/quoteload"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			fatal("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	b.header()
-	want := map[string]bool{}
-	for _, s := range strings.Split(*only, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			want[s] = true
-		}
-	}
-	run := func(name string, f func() error) {
-		if len(want) > 0 && !want[name] || ctx.Err() != nil {
-			return
-		}
-		say("== %s", name)
-		if err := f(); err != nil {
-			say("%s: %v", name, err)
-			fmt.Fprintf(&b.md, "\n### %s\n\nnot completed: %v\n", name, err)
-		}
-	}
-	best := 0.0 // best WebSocket fan-out tick rate, for the reads scenario
-	run("micro", b.micro)
-	run("floor", b.floor)
-	run("fanout-ws", func() (err error) { best, err = b.fanout("ws", sz.fanoutClients); return err })
-	run("fanout-sse", func() error { _, err := b.fanout("sse", sz.sseClients); return err })
-	run("idle", b.idle)
-	run("reads", func() error { return b.reads(best) })
-	run("churn", b.churn)
-	run("cluster", b.cluster)
-
+	defer b.close()
+	b.run(want)
 	os.Stdout.Write(b.md.Bytes())
 	if *out != "" {
 		f, err := os.OpenFile(*out, os.O_APPEND|os.O_WRONLY, 0)
@@ -162,8 +146,82 @@ func main() {
 	}
 }
 
+// scenarios are the scenario names, in the order they run.
+var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster"}
+
+// parseOnly parses -only: the set of scenarios to run (empty: all).
+func parseOnly(only string) (map[string]bool, error) {
+	want := map[string]bool{}
+	for _, s := range strings.Split(only, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !slices.Contains(scenarios, s) {
+			return nil, fmt.Errorf("-only: unknown scenario %q (want %s)", s, strings.Join(scenarios, ", "))
+		}
+		want[s] = true
+	}
+	return want, nil
+}
+
+// newBench builds quotehub and quoteload into a temporary directory; close
+// removes it.
+func newBench(ctx context.Context, sz size, redisAddr string) (*bench, error) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || len(bytes.TrimSpace(gomod)) == 0 || string(bytes.TrimSpace(gomod)) == os.DevNull {
+		return nil, fmt.Errorf("run quotebench inside the quotehub module (go env GOMOD: %q, %v)", bytes.TrimSpace(gomod), err)
+	}
+	dir, err := os.MkdirTemp("", "quotebench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{sz: sz, root: filepath.Dir(string(bytes.TrimSpace(gomod))), dir: dir, redis: redisAddr, ctx: ctx,
+		quotehub: filepath.Join(dir, "quotehub"), quoteload: filepath.Join(dir, "quoteload")}
+	for bin, pkg := range map[string]string{b.quotehub: "./cmd/quotehub", b.quoteload: "./cmd/quoteload"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		cmd.Dir = b.root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.close()
+			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return b, nil
+}
+
+func (b *bench) close() { os.RemoveAll(b.dir) }
+
+// run runs the scenarios in want (all when want is empty) and writes their
+// results, or why one did not complete, to b.md. It returns the names of
+// the scenarios that did not complete.
+func (b *bench) run(want map[string]bool) (failed []string) {
+	b.header()
+	run := func(name string, f func() error) {
+		if len(want) > 0 && !want[name] || b.ctx.Err() != nil {
+			return
+		}
+		say("== %s", name)
+		if err := f(); err != nil {
+			say("%s: %v", name, err)
+			fmt.Fprintf(&b.md, "\n### %s\n\nnot completed: %v\n", name, err)
+			failed = append(failed, name)
+		}
+	}
+	best := 0.0 // best WebSocket fan-out tick rate, for the reads scenario
+	run("micro", b.micro)
+	run("floor", b.floor)
+	run("fanout-ws", func() (err error) { best, err = b.fanout("ws", b.sz.fanoutClients); return err })
+	run("fanout-sse", func() error { _, err := b.fanout("sse", b.sz.sseClients); return err })
+	run("idle", b.idle)
+	run("reads", func() error { return b.reads(best) })
+	run("churn", b.churn)
+	run("cluster", b.cluster)
+	return failed
+}
+
 func (b *bench) header() {
-	commit, _ := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	git := exec.Command("git", "rev-parse", "--short", "HEAD")
+	git.Dir = b.root
+	commit, _ := git.Output()
 	model := "unknown CPU"
 	if cpu, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(cpu), "\n") {
@@ -209,6 +267,23 @@ type report struct {
 	} `json:"server"`
 	Churn json.RawMessage `json:"churn"`
 	Text  string          `json:"-"`
+}
+
+// check fails a streaming run whose figures cannot be used: not all n
+// clients connected, one was dropped, nothing was delivered, or a client
+// saw a seq regression (a hub bug, not a load limit).
+func (r *report) check(n int) error {
+	switch {
+	case r.Connected < n:
+		return fmt.Errorf("%d of %d clients connected (%d failed)", r.Connected, n, r.Failed)
+	case r.Dropped > 0:
+		return fmt.Errorf("%d of %d clients dropped by the server", r.Dropped, n)
+	case r.DeliveriesPS == 0 || r.Latency == nil:
+		return errors.New("no quotes delivered")
+	case r.SeqRegressions > 0:
+		return fmt.Errorf("%d seq regressions", r.SeqRegressions)
+	}
+	return nil
 }
 
 type stats struct {
@@ -314,7 +389,11 @@ func (b *bench) fanout(mode string, n int) (float64, error) {
 		fmt.Fprintf(&b.md, "| %s | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.2f | %.2f | %d |\n", iv, offered, r.DeliveriesPS,
 			r.FramesPS, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Server.CPUCores, r.Server.CPUus, r.SeqRegressions)
 		say("%s tick %s: %.0f/s delivered, p99 %.1f ms", mode, iv, r.DeliveriesPS, r.Latency.P99)
-		if r.SeqRegressions > 0 || r.Connected < n {
+		if err := r.check(n); err != nil {
+			if peak == 0 {
+				return best, err // not even the slowest tick works
+			}
+			fmt.Fprintf(&b.md, "\nStopped at tick %s: %v.\n", iv, err)
 			break
 		}
 		peak = max(peak, r.DeliveriesPS)
@@ -333,8 +412,14 @@ func (b *bench) fanout(mode string, n int) (float64, error) {
 
 // micro runs the Go micro-benchmarks of the hot paths.
 func (b *bench) micro() error {
-	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1", "./hub", "."}
-	out, err := exec.CommandContext(b.ctx, "go", args...).CombinedOutput()
+	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1"}
+	if b.sz.benchtime != "" {
+		args = append(args, "-benchtime", b.sz.benchtime)
+	}
+	args = append(args, "./hub", ".")
+	cmd := exec.CommandContext(b.ctx, "go", args...)
+	cmd.Dir = b.root
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go test -bench: %v\n%s", err, out)
 	}
@@ -358,6 +443,9 @@ func (b *bench) idle() error {
 		"-duration", "5s", "-connect-rate", "5000", "-sources", strconv.Itoa(b.sz.idleSources))
 	if err != nil {
 		return err
+	}
+	if r.Connected < b.sz.idleConns {
+		return fmt.Errorf("%d of %d connected (%d failed)", r.Connected, b.sz.idleConns, r.Failed)
 	}
 	rate := float64(r.Connected) / max(r.RampSeconds, 1e-9)
 	fmt.Fprintf(&b.md, "\n### idle: %d idle WebSockets, 1 symbol each\n\n", b.sz.idleConns)
@@ -401,6 +489,12 @@ func (b *bench) reads(bestTicks float64) error {
 	if fr.err != nil {
 		return fr.err
 	}
+	if hr.HTTP == nil || hr.HTTP.RequestsPS == 0 || hr.Latency == nil {
+		return errors.New("no reads answered")
+	}
+	if err := fr.r.check(b.sz.readClients); err != nil {
+		return fmt.Errorf("fan-out beside the reads: %v", err)
+	}
 	fmt.Fprintf(&b.md, "\n### reads: cache hits at up to %d/s while %d WebSocket clients get quotes every %s\n\n", b.sz.readRate, b.sz.readClients, iv)
 	fmt.Fprintf(&b.md, "| reads/s | read p50 | read p99 | read p99.9 | fan-out delivered/s | fan-out p99 |\n| --- | --- | --- | --- | --- | --- |\n")
 	fmt.Fprintf(&b.md, "| %.0f | %.2f ms | %.2f ms | %.2f ms | %.0f | %.1f ms |\n\n", hr.HTTP.RequestsPS, hr.Latency.P50, hr.Latency.P99,
@@ -423,6 +517,12 @@ func (b *bench) churn() error {
 	if err != nil {
 		return err
 	}
+	var cf struct {
+		Successes uint64 `json:"successes"`
+	}
+	if err := json.Unmarshal(r.Churn, &cf); err != nil || cf.Successes == 0 {
+		return fmt.Errorf("no connect cycle completed (%v)", err)
+	}
 	fmt.Fprintf(&b.md, "\n### churn: %d connects + subscribes + disconnects per second for %s\n\n", b.sz.churnRate, b.sz.churnFor)
 	fmt.Fprintf(&b.md, "```json\n%s\n```\n\n", strings.TrimSpace(string(r.Churn)))
 	writeCommands(&b.md, []string{"quotehub -sim-symbols 1000 -refresh-interval 1s; " + cmd})
@@ -440,7 +540,7 @@ func (b *bench) cluster() error {
 	prefix := fmt.Sprintf("qhbench:%d:", time.Now().UnixNano())
 	env := []string{"QUOTEHUB_REDIS_URL=redis://" + b.redis + "/0", "QUOTEHUB_REDIS_PREFIX=" + prefix}
 	n := b.sz.clusterClients
-	iv := time.Duration(float64(time.Second) * float64(n) * 10 / 100000) // offered = 1000 symbols × n·10/1000 subscribers × 1/iv
+	iv := time.Duration(float64(time.Second) * float64(n) * 10 / float64(b.sz.clusterOffered)) // offered = 1000 symbols × n·10/1000 subscribers × 1/iv
 	var urls []string
 	for i := range 3 {
 		p, err := b.node("cluster"+strconv.Itoa(i), env, "-node-id", "bench"+strconv.Itoa(i), "-sim-symbols", "1000",
@@ -455,6 +555,9 @@ func (b *bench) cluster() error {
 	r, cmd, err := b.load("-url", strings.Join(urls, ","), "-mode", "ws", "-conns", strconv.Itoa(n), "-symbols", "10",
 		"-universe", "1000", "-duration", b.secs(), "-connect-rate", "5000")
 	if err != nil {
+		return err
+	}
+	if err := r.check(n); err != nil {
 		return err
 	}
 	fmt.Fprintf(&b.md, "\n### cluster: 3 nodes on one Redis, %d clients spread over them, every symbol every %s\n\n", n, iv)

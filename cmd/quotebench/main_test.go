@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(floorPeerEnv) == "1" {
+		floorPeer() // the floor scenario re-executes this test binary as its reader
+	}
+	os.Exit(m.Run())
+}
+
+// TestEveryScenarioRuns runs every scenario at the tiny size with the real
+// binaries: it fails when one no longer completes or reports no figures.
+func TestEveryScenarioRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds quotehub and quoteload and runs every scenario")
+	}
+	const redisAddr = "127.0.0.1:6379"
+	want := map[string]bool{}
+	if c, err := net.DialTimeout("tcp", redisAddr, time.Second); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no Redis at %s for the cluster scenario: %v", redisAddr, err)
+		}
+		t.Logf("no Redis at %s: running every scenario but cluster", redisAddr)
+		for _, s := range scenarios {
+			want[s] = s != "cluster"
+		}
+	} else {
+		c.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	b, err := newBench(ctx, sizes["tiny"], redisAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	failed := b.run(want)
+	md := b.md.String()
+	t.Logf("\n%s", md)
+	if len(failed) > 0 {
+		t.Fatalf("scenarios not completed: %v", failed)
+	}
+
+	for _, s := range scenarios {
+		if len(want) > 0 && !want[s] {
+			continue
+		}
+		if !strings.Contains(md, "\n### "+s) {
+			t.Errorf("no section for %s", s)
+		}
+	}
+	for _, re := range []string{
+		`## quotebench -size tiny — \d{4}-\d\d-\d\d \d\d:\d\d UTC, commit [0-9a-f]+`, // header with date and commit
+		`Machine: \d+ × `,
+		`BenchmarkPublishFanout/subscribers=1000`,         // micro
+		`\| 100ms \| goroutine per conn \| 200 \| [1-9]`,  // floor: something received
+		`Highest tick rate within p99 ≤ 50 ms: [0-9.]+/s`, // fan-out summaries
+		`\| 50 \| [0-9.]+ KiB \| [1-9]`,                   // idle: all connected, RSS, rate
+		`\| [1-9][0-9]* \| [0-9.]+ ms \| [0-9.]+ ms \|`,   // reads
+	} {
+		if !regexp.MustCompile(re).MatchString(md) {
+			t.Errorf("results lack %q", re)
+		}
+	}
+	// Churn's verdict: every cycle completed and the server is back to
+	// its baseline.
+	i := strings.Index(md, "### churn")
+	j := strings.Index(md[i:], "```json\n")
+	k := strings.Index(md[i+j+8:], "```")
+	if i < 0 || j < 0 || k < 0 {
+		t.Fatal("no churn JSON")
+	}
+	var churn struct {
+		Attempts, Successes, Failures uint64
+		BackToBaseline                *bool `json:"back_to_baseline"`
+	}
+	if err := json.Unmarshal([]byte(md[i+j+8:i+j+8+k]), &churn); err != nil {
+		t.Fatal(err)
+	}
+	if churn.Successes == 0 || churn.Failures != 0 || churn.BackToBaseline == nil || !*churn.BackToBaseline {
+		t.Errorf("churn: %+v (back to baseline %v)", churn, churn.BackToBaseline)
+	}
+}
+
+func TestParseOnly(t *testing.T) {
+	want, err := parseOnly(" floor, idle ,,")
+	if err != nil || len(want) != 2 || !want["floor"] || !want["idle"] {
+		t.Errorf("parseOnly = %v, %v", want, err)
+	}
+	if want, err := parseOnly(""); err != nil || len(want) != 0 {
+		t.Errorf("parseOnly(\"\") = %v, %v; want all scenarios", want, err)
+	}
+	if _, err := parseOnly("floor,fanout"); err == nil || !strings.Contains(err.Error(), `"fanout"`) {
+		t.Errorf("an unknown scenario: %v", err)
+	}
+}
