@@ -31,6 +31,22 @@ type Transport interface {
 	Abort(code int, reason string)
 }
 
+// TryWriter is a Transport that can write without blocking. A client of
+// such a transport is written by the hub's pool of writer goroutines: a
+// burst to thousands of clients then costs no goroutine start (and stack
+// growth) per client, and a client whose socket cannot take its batch
+// continues on a goroutine of its own, so it never holds up the pool.
+type TryWriter interface {
+	Transport
+	// TryWrite is Write without blocking: it writes what the socket takes
+	// at once and reports whether that was everything. If it was not, the
+	// transport keeps the rest, and nothing else may be written before
+	// FinishWrite has written it.
+	TryWrite(controls [][]byte, quotes []*Update) (done bool, err error)
+	// FinishWrite writes the rest a TryWrite kept, blocking as Write does.
+	FinishWrite() error
+}
+
 // Close codes of the wire protocol.
 const (
 	CloseNormal       = 1000
@@ -82,6 +98,8 @@ type Client struct {
 	wakePending   bool // an offer asked for a wake its caller has not made yet
 	ended         bool
 	end           func(error)
+	pooled        bool  // t is a TryWriter and the hub's writer pool writes it
+	queuedAt      int64 // Unix ns when the pooled writer was queued
 	writers       sync.WaitGroup
 	closeOnce     sync.Once
 	abortOnce     sync.Once
@@ -124,6 +142,8 @@ func (h *Hub) NewClient(t Transport, transport string) *Client {
 		syms:   make(map[string]*symState),
 		tokens: float64(h.opts.OpsBurst), tokensAt: h.opts.Now(),
 	}
+	_, c.pooled = t.(TryWriter)
+	c.pooled = c.pooled && h.opts.Writers > 0
 	cs := h.clientShard(c)
 	cs.mu.Lock()
 	cs.m[c] = struct{}{}
@@ -228,7 +248,7 @@ func (c *Client) wakeLocked() {
 		start := c.claimWriterLocked()
 		c.mu.Unlock()
 		if start {
-			go c.writeOnDemand()
+			c.startWriter()
 		}
 		return
 	}
@@ -346,12 +366,25 @@ func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() err
 func (c *Client) StartOnDemand(end func(error)) {
 	c.mu.Lock()
 	c.onDemand, c.end = true, end
-	pending := len(c.controls) > 0 || len(c.order) > 0 || c.closeReq != nil
-	start := pending && c.claimWriterLocked()
+	start := c.pendingLocked() && c.claimWriterLocked()
 	c.mu.Unlock()
 	if start {
-		go c.writeOnDemand()
+		c.startWriter()
 	}
+}
+
+// pendingLocked reports whether anything waits to be written. c.mu is held.
+func (c *Client) pendingLocked() bool {
+	return len(c.controls) > 0 || len(c.order) > 0 || c.closeReq != nil
+}
+
+// startWriter runs a claimed on-demand writer: on the hub's writer pool
+// when the transport can write without blocking, else on a goroutine.
+func (c *Client) startWriter() {
+	if c.pooled && c.hub.queueWrite(c) {
+		return
+	}
+	go c.writeOnDemand()
 }
 
 func (c *Client) onDemandMode() bool {
@@ -368,6 +401,9 @@ func (c *Client) claimWriterLocked() bool {
 	}
 	c.writerRunning = true
 	c.writers.Add(1)
+	if c.pooled {
+		c.queuedAt = time.Now().UnixNano()
+	}
 	return true
 }
 
@@ -380,43 +416,65 @@ func (c *Client) writeOnDemand() {
 			err = ce
 		}
 		if err != nil {
-			c.mu.Lock()
-			c.ended = true // no writer ever again
-			c.mu.Unlock()
-			c.end(err)
+			c.endWriter(err)
 			return
 		}
-		if wrote {
-			continue
-		}
-		c.mu.Lock()
-		if len(c.controls) == 0 && len(c.order) == 0 && c.closeReq == nil || c.closed {
-			c.writerRunning = false
-			c.mu.Unlock()
+		if !wrote && c.idleLocked() {
 			return
 		}
-		c.mu.Unlock()
 	}
+}
+
+// idleLocked ends the writer's turn when there is nothing left to write:
+// it reports true, with writerRunning cleared, or false (more came).
+func (c *Client) idleLocked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.pendingLocked() || c.closed {
+		c.writerRunning = false
+		return true
+	}
+	return false
+}
+
+// endWriter ends the client's writer for good and hands err to end.
+func (c *Client) endWriter(err error) {
+	c.mu.Lock()
+	c.ended = true // no writer ever again
+	c.mu.Unlock()
+	c.end(err)
 }
 
 // flush writes everything pending (after the write delay, if any) and
 // records the metrics. It reports whether it wrote anything, and the close
 // that was requested, if any.
 func (c *Client) flush() (wrote bool, ce *CloseError, err error) {
-	m := c.hub.opts.Metrics
 	if d := c.hub.opts.WriteDelay; d > 0 {
 		time.Sleep(d)
 	}
-	controls, quotes, ce, conflated := c.drain()
-	if conflated > 0 {
-		m.Conflated.Add(float64(conflated))
-	}
+	controls, quotes, ce := c.take()
 	if len(controls) == 0 && len(quotes) == 0 {
 		return false, ce, nil
 	}
 	c.writeStart.Store(c.hub.opts.Now().UnixNano())
 	err = c.t.Write(controls, quotes)
 	c.writeStart.Store(0)
+	c.wrote(controls, quotes, err)
+	return true, ce, err
+}
+
+// take drains the outbox for a write and counts what was conflated.
+func (c *Client) take() (controls [][]byte, quotes []*Update, ce *CloseError) {
+	controls, quotes, ce, conflated := c.drain()
+	if conflated > 0 {
+		c.hub.opts.Metrics.Conflated.Add(float64(conflated))
+	}
+	return controls, quotes, ce
+}
+
+// wrote records a finished write of controls and quotes (err: it failed)
+// and gives their slices back for the next drain.
+func (c *Client) wrote(controls [][]byte, quotes []*Update, err error) {
 	clear(controls)
 	c.outCtl = controls[:0]
 	defer func() {
@@ -424,8 +482,9 @@ func (c *Client) flush() (wrote bool, ce *CloseError, err error) {
 		c.outQ = quotes[:0]
 	}()
 	if err != nil {
-		return true, ce, err
+		return
 	}
+	m := c.hub.opts.Metrics
 	m.Frames.WithLabelValues(c.transport).Inc()
 	if len(quotes) > 0 {
 		m.Delivered.WithLabelValues(c.transport).Add(float64(len(quotes)))
@@ -439,7 +498,80 @@ func (c *Client) flush() (wrote bool, ce *CloseError, err error) {
 			m.Latency.WithLabelValues(c.transport).Observe(max(0, float64(c.hub.opts.Now().UnixMilli()-oldest)/1000))
 		}
 	}
-	return true, ce, nil
+}
+
+// writePooled is one turn of a pooled writer on a pool goroutine: one
+// non-blocking write of everything pending. Then the client goes back to
+// the end of the queue if more came, rests if nothing did, or — when the
+// socket did not take it all, or the writer ends — goes on on a goroutine
+// of its own, so the pool never waits on one client.
+func (c *Client) writePooled() {
+	if d := c.hub.opts.WriteDelay; d > 0 {
+		if wait := time.Duration(c.queuedAt + int64(d) - time.Now().UnixNano()); wait > 0 {
+			time.Sleep(wait) // once per burst: the queue is in queuing order
+		}
+	}
+	controls, quotes, ce := c.take()
+	if len(controls) == 0 && len(quotes) == 0 {
+		switch {
+		case ce != nil:
+			go c.endPooled(ce)
+		case c.idleLocked():
+			c.writers.Done()
+		default:
+			c.requeue()
+		}
+		return
+	}
+	c.writeStart.Store(c.hub.opts.Now().UnixNano())
+	done, err := c.t.(TryWriter).TryWrite(controls, quotes)
+	if err == nil && !done {
+		// The socket is full: finish on a goroutine of its own, which
+		// then writes on as writeOnDemand does.
+		go func() {
+			err := c.t.(TryWriter).FinishWrite()
+			c.writeStart.Store(0)
+			c.wrote(controls, quotes, err)
+			if err == nil && ce != nil {
+				err = ce
+			}
+			if err != nil {
+				c.endPooled(err)
+				return
+			}
+			c.writeOnDemand()
+		}()
+		return
+	}
+	c.writeStart.Store(0)
+	c.wrote(controls, quotes, err)
+	if err == nil && ce != nil {
+		err = ce
+	}
+	switch {
+	case err != nil:
+		go c.endPooled(err) // a close handshake waits for the peer
+	case c.idleLocked():
+		c.writers.Done()
+	default:
+		c.requeue()
+	}
+}
+
+// endPooled ends a pooled writer: endWriter, then the writer is done.
+func (c *Client) endPooled(err error) {
+	defer c.writers.Done()
+	c.endWriter(err)
+}
+
+// requeue puts a pooled writer with more to write back in the queue.
+func (c *Client) requeue() {
+	c.mu.Lock()
+	c.queuedAt = time.Now().UnixNano()
+	c.mu.Unlock()
+	if !c.hub.queueWrite(c) {
+		go c.writeOnDemand()
+	}
 }
 
 // abortSlow closes a client that drained nothing for SlowTimeout.

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,10 @@ type Options struct {
 	// batches, leave in one frame and one system call. It adds at most that
 	// much latency. Default 0 (write at once).
 	WriteDelay time.Duration
+	// Writers is how many goroutines write the clients whose transport can
+	// write without blocking (TryWriter). Default GOMAXPROCS; negative: none,
+	// every client's writer is a goroutine of its own while it writes.
+	Writers int
 	// OnActive is called when a symbol gets its first local subscriber, and
 	// OnIdle when it loses its last. They are called in order, under the
 	// registry lock of the symbol: they must be quick, must not block and
@@ -73,6 +78,9 @@ func (o *Options) setDefaults() {
 	def(&o.MaxErrors, 10)
 	def(&o.OpsBurst, 400)
 	def(&o.MaxConnections, 100_000)
+	if o.Writers == 0 {
+		o.Writers = runtime.GOMAXPROCS(0)
+	}
 	if o.SlowTimeout <= 0 {
 		o.SlowTimeout = 30 * time.Second
 	}
@@ -115,6 +123,15 @@ type Hub struct {
 	done    chan struct{}
 	stop    sync.Once
 	wg      sync.WaitGroup
+
+	// The writer pool: writeQ holds the pooled clients whose writer is
+	// claimed, each at most once, so its capacity (MaxConnections) is never
+	// reached. Once poolClosed, writers run on goroutines of their own.
+	writeQ     chan *Client
+	poolMu     sync.RWMutex
+	poolClosed bool
+	poolStop   chan struct{}
+	poolWG     sync.WaitGroup
 }
 
 // regShard holds the topics of the symbols that hash to it.
@@ -145,7 +162,61 @@ func New(opts Options) *Hub {
 	}
 	h.wg.Add(1)
 	go h.sweep()
+	if opts.Writers > 0 {
+		h.writeQ, h.poolStop = make(chan *Client, opts.MaxConnections), make(chan struct{})
+		h.poolWG.Add(opts.Writers)
+		for range opts.Writers {
+			go h.poolWriter()
+		}
+	} else {
+		h.poolClosed = true
+	}
 	return h
+}
+
+// poolWriter is one of the writer pool's goroutines. When the pool stops,
+// the clients still queued go on on goroutines of their own.
+func (h *Hub) poolWriter() {
+	defer h.poolWG.Done()
+	for {
+		select {
+		case c := <-h.writeQ:
+			c.writePooled()
+		case <-h.poolStop:
+			for {
+				select {
+				case c := <-h.writeQ:
+					go c.writeOnDemand()
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// queueWrite queues a claimed pooled writer; false when the pool has
+// stopped (the caller runs the writer itself).
+func (h *Hub) queueWrite(c *Client) bool {
+	h.poolMu.RLock()
+	defer h.poolMu.RUnlock()
+	if h.poolClosed {
+		return false
+	}
+	h.writeQ <- c
+	return true
+}
+
+// stopPool stops the writer pool and waits for its goroutines.
+func (h *Hub) stopPool() {
+	h.poolMu.Lock()
+	closed := h.poolClosed
+	h.poolClosed = true
+	h.poolMu.Unlock()
+	if !closed {
+		close(h.poolStop)
+	}
+	h.poolWG.Wait()
 }
 
 // Options returns the hub's options with defaults applied.
@@ -164,6 +235,7 @@ func (h *Hub) Connections() int { return int(h.nconns.Load()) }
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.stop.Do(func() { close(h.done) })
 	h.wg.Wait()
+	defer h.stopPool()
 	// Persistent writers see done; on-demand writers are started to write
 	// what is queued and then close with 1001.
 	for i := range h.clients {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -160,6 +161,9 @@ func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		r = bufio.NewReaderSize(conn, wsReadBuffer)
 	}
 	l.wire = &wsWire{Conn: conn, br: r}
+	if sc, ok := conn.(syscall.Conn); ok {
+		l.wire.raw, _ = sc.SyscallConn()
+	}
 	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(l.wire, wsWriteBuffer)), nil
 }
 
@@ -183,10 +187,13 @@ func (l *leanHijack) Unwrap() http.ResponseWriter { return l.Response }
 // the reader runs; see wsTransport.close.
 type wsWire struct {
 	net.Conn
-	br *bufio.Reader
+	br  *bufio.Reader
+	raw syscall.RawConn // for writes that must not block; nil if the conn has no file descriptor
 
 	mu     sync.Mutex
-	closed bool // a close frame went out; nothing may follow it
+	closed bool    // a close frame went out; nothing may follow it
+	rest   []byte  // what tryWriteFrames could not write; goes out before anything else
+	restBP *[]byte // rest's pooled buffer
 }
 
 // WebSocket frame bytes (RFC 6455, section 5.2): the first byte of an
@@ -206,6 +213,9 @@ const (
 func (w *wsWire) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.finishLocked(); err != nil {
+		return 0, err
+	}
 	if len(p) > 0 && p[0] == wsFinClose {
 		if w.closed {
 			return len(p), nil
@@ -220,11 +230,82 @@ func (w *wsWire) Write(p []byte) (int, error) {
 func (w *wsWire) writeFrames(b []byte, closing bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.finishLocked(); err != nil {
+		return err
+	}
 	if w.closed {
 		return net.ErrClosed
 	}
 	w.closed = closing
 	_, err := w.Conn.Write(b)
+	return err
+}
+
+// tryWriteFrames writes the frames in *bp without blocking, as far as the
+// socket takes them. If it takes them all, it reports true and *bp is the
+// caller's again; if not, the wire keeps *bp and writes the rest before
+// anything else (finish, or the next write from either side).
+func (w *wsWire) tryWriteFrames(bp *[]byte) (done bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.rest != nil {
+		return false, errors.New("websocket: a kept write is not finished") // the hub never does this
+	}
+	if w.closed {
+		return true, net.ErrClosed
+	}
+	b := *bp
+	n := 0
+	if w.raw != nil {
+		var werr error
+		if err := w.raw.Write(func(fd uintptr) bool {
+			for n < len(b) {
+				m, err := syscall.Write(int(fd), b[n:])
+				if m > 0 {
+					n += m
+				}
+				switch {
+				case err == syscall.EINTR:
+				case err == syscall.EAGAIN:
+					return true // full: the rest goes out from finish
+				case err != nil:
+					werr = err
+					return true
+				case m == 0:
+					werr = io.ErrUnexpectedEOF
+					return true
+				}
+			}
+			return true
+		}); err != nil {
+			return true, err
+		}
+		if werr != nil {
+			return true, &net.OpError{Op: "write", Net: "tcp", Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: werr}
+		}
+	}
+	if n == len(b) {
+		return true, nil
+	}
+	w.rest, w.restBP = b[n:], bp
+	return false, nil
+}
+
+// finish writes what tryWriteFrames kept, blocking.
+func (w *wsWire) finish() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.finishLocked()
+}
+
+// finishLocked writes what tryWriteFrames kept, if anything; w.mu is held.
+func (w *wsWire) finishLocked() error {
+	if w.rest == nil {
+		return nil
+	}
+	_, err := w.Conn.Write(w.rest)
+	putFrame(w.restBP)
+	w.rest, w.restBP = nil, nil
 	return err
 }
 
@@ -319,6 +400,36 @@ var quotesHead = []byte(`{"type":"quotes","quotes":[`)
 
 // Write implements hub.Transport.
 func (t *wsTransport) Write(controls [][]byte, quotes []*hub.Update) error {
+	bp := frame(controls, quotes)
+	err := t.wire.writeFrames(*bp, false)
+	putFrame(bp)
+	return err
+}
+
+// TryWrite implements hub.TryWriter.
+func (t *wsTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, error) {
+	bp := frame(controls, quotes)
+	done, err := t.wire.tryWriteFrames(bp)
+	if done {
+		putFrame(bp)
+	}
+	return done, err
+}
+
+// FinishWrite implements hub.TryWriter.
+func (t *wsTransport) FinishWrite() error { return t.wire.finish() }
+
+// putFrame gives a frame buffer back to framePool, unless it grew too big.
+func putFrame(bp *[]byte) {
+	if cap(*bp) <= maxPooledFrame {
+		*bp = (*bp)[:0]
+		framePool.Put(bp)
+	}
+}
+
+// frame frames the control frames, each as one message, then the quotes
+// in one "quotes" message, in a buffer from framePool.
+func frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 	bp := framePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	for _, f := range controls {
@@ -340,12 +451,8 @@ func (t *wsTransport) Write(controls [][]byte, quotes []*hub.Update) error {
 		}
 		b = append(b, ']', '}')
 	}
-	err := t.wire.writeFrames(b, false)
-	if cap(b) <= maxPooledFrame {
-		*bp = b
-		framePool.Put(bp)
-	}
-	return err
+	*bp = b
+	return bp
 }
 
 // closeTimeout bounds a close handshake, as coder/websocket's does.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -233,5 +235,108 @@ func TestAppendWSHeader(t *testing.T) {
 		if got := appendWSHeader(nil, c.n); !bytes.Equal(got, c.want) {
 			t.Errorf("appendWSHeader(%d) = %x, want %x", c.n, got, c.want)
 		}
+	}
+}
+
+// TestWSTryWriteFillsThenFinishes: non-blocking writes to a peer that does
+// not read fill the socket and keep the rest; a ping written meanwhile
+// waits for that rest, and the peer reads every message whole and in order.
+func TestWSTryWriteFillsThenFinishes(t *testing.T) {
+	p := newWSPair(t)
+	if p.t.wire.raw == nil {
+		t.Fatal("a loopback TCP connection has no raw conn: writes could not be non-blocking")
+	}
+	pad := strings.Repeat("x", 64<<10)
+	msg := func(i int) []byte { return []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)) }
+	sent := 0
+	for kept := false; !kept; sent++ {
+		if sent == 2000 { // 128 MiB: far beyond any loopback socket buffer
+			t.Fatal("the socket never filled")
+		}
+		done, err := p.t.TryWrite([][]byte{msg(sent)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = !done
+	}
+	if len(p.t.wire.rest) == 0 || len(p.t.wire.rest) >= len(msg(0)) {
+		t.Logf("the kept rest (%d bytes) is a whole frame: the ping below cannot land inside one", len(p.t.wire.rest))
+	}
+	pinged := make(chan error, 1)
+	go func() { pinged <- p.t.wire.writeFrames([]byte{wsFinPing, 0}, false) }() // must write the rest first
+	time.Sleep(20 * time.Millisecond)                                           // the ping is waiting before FinishWrite starts
+	finished := make(chan error, 1)
+	go func() { finished <- p.t.FinishWrite() }()
+	select {
+	case err := <-finished:
+		t.Fatalf("FinishWrite returned (%v) before the peer read anything", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	for i := range sent {
+		got, err := p.read(t)
+		if err != nil {
+			t.Fatalf("message %d of %d: %v", i, sent, err)
+		}
+		if want := string(msg(i)); got != want {
+			t.Fatalf("message %d is %.40q…, want %.40q…", i, got, want)
+		}
+	}
+	for _, ch := range []chan error{finished, pinged} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Drained: the next write goes out whole at once, after the pong the
+	// client's read loop sent back for the ping.
+	if done, err := p.t.TryWrite([][]byte{[]byte(`{"n":"last"}`)}, nil); !done || err != nil {
+		t.Fatalf("TryWrite after the rest went out = %v, %v", done, err)
+	}
+	if got, err := p.read(t); err != nil || got != `{"n":"last"}` {
+		t.Fatalf("last message %q, %v", got, err)
+	}
+}
+
+// Without a file descriptor (net.Pipe) nothing is written without
+// blocking: TryWrite keeps everything and FinishWrite writes it.
+func TestWSTryWriteWithoutFD(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	w := &wsWire{Conn: server}
+	tr := &wsTransport{wire: w}
+	done, err := tr.TryWrite([][]byte{[]byte("hello")}, nil)
+	if done || err != nil {
+		t.Fatalf("TryWrite on a pipe = %v, %v; want the whole frame kept", done, err)
+	}
+	if _, err := tr.TryWrite([][]byte{[]byte("again")}, nil); err == nil {
+		t.Fatal("a second TryWrite before FinishWrite must fail")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 7)
+		_, _ = io.ReadFull(client, b)
+		got <- b
+	}()
+	if err := tr.FinishWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, append([]byte{wsFinText, 5}, "hello"...)) {
+		t.Fatalf("wire got %q", b)
+	}
+	if err := tr.FinishWrite(); err != nil {
+		t.Fatalf("FinishWrite with nothing kept = %v", err)
+	}
+}
+
+// A write to a closed connection fails at once, without keeping anything.
+func TestWSTryWriteClosed(t *testing.T) {
+	p := newWSPair(t)
+	_ = p.t.conn.CloseNow()
+	done, err := p.t.TryWrite([][]byte{[]byte("x")}, nil)
+	if !done || err == nil {
+		t.Fatalf("TryWrite on a closed connection = %v, %v; want done with an error", done, err)
+	}
+	if p.t.wire.rest != nil {
+		t.Error("a failed write kept a rest")
 	}
 }

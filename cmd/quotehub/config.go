@@ -32,6 +32,7 @@ type Config struct {
 	OpsPerSecond    float64
 	SlowConsumer    time.Duration
 	WriteDelay      time.Duration
+	Writers         int // WebSocket writer pool size; 0 = one per CPU, -1 = none
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
 	SSEKeepalive    time.Duration
@@ -146,6 +147,24 @@ func integer(dst func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+// writers parses -writers: auto, off, or a count from 1 to 1024.
+func writers(c *Config, v string) error {
+	switch v {
+	case "auto":
+		c.Writers = 0
+		return nil
+	case "off":
+		c.Writers = -1
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1024 {
+		return errors.New("want auto, off or 1 … 1024")
+	}
+	c.Writers = n
+	return nil
+}
+
 func float(dst func(*Config) *float64) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
@@ -188,6 +207,7 @@ var settings = []setting{
 	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond }), plain},
 	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer }), plain},
 	{"write-delay", "QUOTEHUB_WRITE_DELAY", "0s", "how long a client's writer waits to gather more quotes into one frame (adds that much latency)", dur(func(c *Config) *time.Duration { return &c.WriteDelay }), plain},
+	{"writers", "QUOTEHUB_WRITERS", "auto", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)", writers, plain},
 	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval }), plain},
 	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that does not answer a ping this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout }), plain},
 	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive }), plain},

@@ -59,6 +59,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"MaxSymbols", c.MaxSymbols, 200},
 		{"MaxMessageBytes", c.MaxMessageBytes, 4096},
 		{"MaxConnections", c.MaxConnections, 100000},
+		{"Writers", c.Writers, 0},
 		{"OpsPerSecond", c.OpsPerSecond, 200.0},
 		{"SlowConsumer", c.SlowConsumer, 30 * time.Second},
 		{"PingInterval", c.PingInterval, 25 * time.Second},
@@ -253,6 +254,10 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{"negative fail rate names its variable", map[string]string{"QUOTEHUB_SIM_FAIL_RATE": "-0.1"}, []string{"QUOTEHUB_SIM_FAIL_RATE"}},
 		{"bad bool names its variable", map[string]string{"QUOTEHUB_SIM_DOWN": "maybe"}, []string{"QUOTEHUB_SIM_DOWN"}},
 		{"bad seed names its variable", map[string]string{"QUOTEHUB_SIM_SEED": "x1"}, []string{"QUOTEHUB_SIM_SEED"}},
+		{"zero writers names its variable", map[string]string{"QUOTEHUB_WRITERS": "0"}, []string{"QUOTEHUB_WRITERS", "auto, off or 1"}},
+		{"negative writers names its variable", map[string]string{"QUOTEHUB_WRITERS": "-1"}, []string{"QUOTEHUB_WRITERS"}},
+		{"too many writers names its variable", map[string]string{"QUOTEHUB_WRITERS": "1025"}, []string{"QUOTEHUB_WRITERS"}},
+		{"non-numeric writers names its variable", map[string]string{"QUOTEHUB_WRITERS": "many"}, []string{"QUOTEHUB_WRITERS", "many"}},
 		{"unknown provider names its variable and the provider", map[string]string{"QUOTEHUB_PROVIDERS": "sim,bloomberg"}, []string{"QUOTEHUB_PROVIDERS", "bloomberg"}},
 		{"empty provider list names its variable", map[string]string{"QUOTEHUB_PROVIDERS": " , "}, []string{"QUOTEHUB_PROVIDERS"}},
 		{"bad log level names its variable", map[string]string{"QUOTEHUB_LOG_LEVEL": "verbose"}, []string{"QUOTEHUB_LOG_LEVEL", "verbose"}},
@@ -298,6 +303,14 @@ func TestLoadConfigBadValues(t *testing.T) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoadConfigWriters(t *testing.T) {
+	for v, want := range map[string]int{"auto": 0, "off": -1, "1": 1, "8": 8, "1024": 1024} {
+		if c := mustLoadConfig(t, []string{"-writers", v}, nil); c.Writers != want {
+			t.Errorf("-writers %s: Writers = %d, want %d", v, c.Writers, want)
+		}
 	}
 }
 

@@ -126,10 +126,10 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		Cache: st.cache, Catalog: catalog, Node: cfg.NodeID,
 		MaxSymbols: cfg.MaxSymbols, MaxMessageBytes: cfg.MaxMessageBytes, MaxConnections: cfg.MaxConnections,
 		OpsPerSecond: cfg.OpsPerSecond, OpsBurst: int(2 * cfg.OpsPerSecond), SlowTimeout: cfg.SlowConsumer,
-		WriteDelay: cfg.WriteDelay,
-		OnActive:   func(s string) { st.bus.Watch(s); ref.Activate(s) },
-		OnIdle:     func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
-		Metrics:    hub.NewMetrics(reg), Logger: &hubLog,
+		WriteDelay: cfg.WriteDelay, Writers: cfg.Writers,
+		OnActive: func(s string) { st.bus.Watch(s); ref.Activate(s) },
+		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
+		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
 	})
 	if st.local != nil {
 		local := st.local
