@@ -92,7 +92,11 @@ func (s *Server) serveWS(c echo.Context) error {
 // acceptWS completes a WebSocket handshake on a lean hijacked connection
 // and returns its transport.
 func acceptWS(w *echo.Response, r *http.Request, origins []string) (*wsTransport, error) {
-	h := &leanHijack{Response: w}
+	orig := w.Writer
+	hold := &hold101{ResponseWriter: orig}
+	w.Writer = hold
+	defer func() { w.Writer = orig }()
+	h := &leanHijack{Response: w, hold: hold}
 	t := &wsTransport{readDone: make(chan struct{})}
 	conn, err := websocket.Accept(h, r, &websocket.AcceptOptions{
 		OriginPatterns: origins,
@@ -141,8 +145,29 @@ const (
 // routes its writes through a wsWire, which it keeps for the transport.
 type leanHijack struct {
 	*echo.Response
+	hold *hold101
 	wire *wsWire
 }
+
+// hold101 keeps net/http from writing the 101 response itself: the wire
+// sends it together with the first frames (the welcome), which saves a
+// system call and a wake-up of the client per connection. Other statuses
+// (a refused handshake) go through.
+type hold101 struct {
+	http.ResponseWriter
+	held bool
+}
+
+func (h *hold101) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols {
+		h.held = true
+		return
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the writer that hijacks.
+func (h *hold101) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // Hijack implements http.Hijacker. Bytes net/http had already read past
 // the handshake are carried over into the new reader's buffer.
@@ -161,6 +186,13 @@ func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		r = bufio.NewReaderSize(conn, wsReadBuffer)
 	}
 	l.wire = &wsWire{Conn: conn, br: r}
+	if l.hold != nil && l.hold.held {
+		var hs bytes.Buffer
+		hs.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+		_ = l.Response.Header().Write(&hs)
+		hs.WriteString("\r\n")
+		l.wire.hs = hs.Bytes()
+	}
 	if sc, ok := conn.(syscall.Conn); ok {
 		l.wire.raw, _ = sc.SyscallConn()
 	}
@@ -192,6 +224,7 @@ type wsWire struct {
 
 	mu     sync.Mutex
 	closed bool    // a close frame went out; nothing may follow it
+	hs     []byte  // the 101 response, until the first write carries it
 	rest   []byte  // what tryWriteFrames could not write; goes out before anything else
 	restBP *[]byte // rest's pooled buffer
 }
@@ -222,6 +255,12 @@ func (w *wsWire) Write(p []byte) (int, error) {
 		}
 		w.closed = true
 	}
+	if w.hs != nil {
+		if _, err := w.Conn.Write(w.withHS(p)); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	return w.Conn.Write(p)
 }
 
@@ -237,7 +276,7 @@ func (w *wsWire) writeFrames(b []byte, closing bool) error {
 		return net.ErrClosed
 	}
 	w.closed = closing
-	_, err := w.Conn.Write(b)
+	_, err := w.Conn.Write(w.withHS(b))
 	return err
 }
 
@@ -254,7 +293,7 @@ func (w *wsWire) tryWriteFrames(bp *[]byte) (done bool, err error) {
 	if w.closed {
 		return true, net.ErrClosed
 	}
-	b := *bp
+	b := w.withHS(*bp)
 	n := 0
 	if w.raw != nil {
 		var werr error
@@ -296,6 +335,17 @@ func (w *wsWire) finish() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.finishLocked()
+}
+
+// withHS returns b behind the held 101 response, if it was not sent yet,
+// so that both go out in one write; w.mu is held.
+func (w *wsWire) withHS(b []byte) []byte {
+	if w.hs == nil {
+		return b
+	}
+	b = append(w.hs, b...)
+	w.hs = nil
+	return b
 }
 
 // finishLocked writes what tryWriteFrames kept, if anything; w.mu is held.

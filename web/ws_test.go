@@ -26,8 +26,8 @@ type wsPair struct {
 	got    chan string // messages the server read
 }
 
-// newWSPair serves one WebSocket with acceptWS and wsTransport.read and
-// dials it.
+// newWSPair serves one WebSocket with acceptWS and wsTransport.read,
+// dials it and reads the first frame (a welcome).
 func newWSPair(t *testing.T) *wsPair {
 	t.Helper()
 	p := &wsPair{got: make(chan string, 16)}
@@ -37,6 +37,11 @@ func newWSPair(t *testing.T) *wsPair {
 		tr, err := acceptWS(c.Response(), c.Request(), nil)
 		if err != nil {
 			return nil
+		}
+		// The 101 response is held until the first frame, which carries it,
+		// as serveWS's welcome does.
+		if err := tr.Write([][]byte{[]byte(`{"type":"welcome"}`)}, nil); err != nil {
+			t.Error(err)
 		}
 		accepted <- tr
 		go tr.read(context.Background(), func(_ websocket.MessageType, b []byte) { p.got <- string(b) })
@@ -53,6 +58,9 @@ func newWSPair(t *testing.T) *wsPair {
 	client.SetReadLimit(1 << 20)
 	p.client = client
 	p.t = <-accepted
+	if got, err := p.read(t); err != nil || got != `{"type":"welcome"}` {
+		t.Fatalf("first message %q, %v; want the welcome", got, err)
+	}
 	t.Cleanup(func() {
 		client.CloseNow()
 		p.t.conn.CloseNow()
@@ -338,5 +346,61 @@ func TestWSTryWriteClosed(t *testing.T) {
 	}
 	if p.t.wire.rest != nil {
 		t.Error("a failed write kept a rest")
+	}
+}
+
+// TestWSHandshakeRidesWithFirstFrame: the 101 response is not written on
+// its own but with the first frame, in one write (a client's first read
+// gets both), and it carries the handshake's headers.
+func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
+	e := echo.New()
+	done := make(chan struct{})
+	e.GET("/ws", func(c echo.Context) error {
+		tr, err := acceptWS(c.Response(), c.Request(), nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond) // nothing may reach the client before the first frame
+		if err := tr.Write([][]byte{[]byte(`{"type":"welcome"}`)}, nil); err != nil {
+			t.Error(err)
+		}
+		<-done
+		_ = tr.conn.CloseNow()
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	defer close(done)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455's example: accept key s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+	start := time.Now()
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", key)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(buf[:n])
+	if time.Since(start) < 50*time.Millisecond {
+		t.Errorf("the first bytes came after %v, before the first frame was written", time.Since(start))
+	}
+	head, frame, ok := strings.Cut(got, "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.1 101 Switching Protocols\r\n") {
+		t.Fatalf("first read %q: want the 101 response", got)
+	}
+	for _, h := range []string{"Upgrade: websocket", "Connection: Upgrade", "Sec-Websocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="} {
+		if !strings.Contains(head, "\r\n"+h) {
+			t.Errorf("101 response lacks %q:\n%s", h, head)
+		}
+	}
+	if want := "\x81\x12" + `{"type":"welcome"}`; frame != want {
+		t.Errorf("the same read carried %q after the 101, want the welcome frame %q", frame, want)
 	}
 }
