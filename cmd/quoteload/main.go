@@ -73,6 +73,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,7 @@ type Config struct {
 	Settle          time.Duration  // churn mode: wait after the last close before the "settled" /metrics read
 	Label           string         // free text copied into the report
 	RootCAs         *x509.CertPool // CAs trusted for https:// targets; nil = the system's
+	CPUProfile      string         // write a CPU profile of quoteload itself here ("" = none)
 	Log             io.Writer      // progress messages; nil discards them
 }
 
@@ -157,8 +159,16 @@ func main() {
 		<-ctx.Done()
 		stop() // a second Ctrl-C kills the process
 	}()
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "quoteload:", err)
+		os.Exit(1)
+	}
 	rep, err := Run(ctx, cfg)
 	stop()
+	if perr := stopProfile(); perr != nil {
+		fmt.Fprintln(os.Stderr, "quoteload: -cpuprofile:", perr)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "quoteload:", err)
 		os.Exit(1)
@@ -172,6 +182,26 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// startCPUProfile profiles this process into path ("" = not at all) until
+// the returned function is called.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // writeJSON writes the report to path ("-" = stdout).
@@ -248,6 +278,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "churn mode: wait this long after the last close before reading /metrics for the back-to-baseline verdict (max 5m)")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")
 	fs.StringVar(&cfg.Label, "label", "", "free text copied into the report")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of quoteload itself to this file (go tool pprof), to see where the load generator spends its time")
 	fs.StringVar(&caFile, "ca", "", "PEM file of the CA certificates to trust for https:// targets (default: the system's)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err

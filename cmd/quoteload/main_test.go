@@ -461,6 +461,27 @@ func TestFileLimit(t *testing.T) {
 	}
 }
 
+func TestCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	stop, err := startCPUProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile %v, %v; want a non-empty file", fi, err)
+	}
+	if _, err := startCPUProfile(filepath.Join(t.TempDir(), "missing", "cpu.prof")); err == nil || !strings.Contains(err.Error(), "-cpuprofile") {
+		t.Fatalf("an uncreatable profile: %v", err)
+	}
+	stop, err = startCPUProfile("")
+	if err != nil || stop() != nil {
+		t.Fatal("no -cpuprofile must be a no-op")
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	cfg, jsonPath, err := parseFlags([]string{"-mode", "sse", "-conns", "7", "-symbol-list", " krw-btc, AAPL,,aapl ", "-symbols", "2", "-json", "-", "-label", "x"}, &bytes.Buffer{})
 	if err != nil {
