@@ -124,12 +124,19 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 	st.connected = true
 	connected(true)
 	urls := make([]string, len(c.syms))
+	paths := make([]string, len(c.syms))
 	for j, s := range c.syms {
 		u := *r.base(c.id)
 		u.Path += "/v1/quotes/" + s
-		urls[j] = u.String()
+		u.RawPath = ""
+		urls[j], paths[j] = u.String(), u.RequestURI()
 	}
-	client := r.client(c.id)
+	get := r.netHTTPGet(c.id, urls)
+	if r.base(c.id).Scheme == "http" {
+		hc := newHTTPConn(r.stopCtx, r.dialer(c.id), r.base(c.id), paths, r.cfg.ConnectTimeout)
+		defer hc.close()
+		get = hc.get
+	}
 	var interval time.Duration
 	next := time.Now()
 	if r.cfg.Rate > 0 {
@@ -138,7 +145,6 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var body bytes.Buffer
 	var qs []quoteRec
 	for n := 0; ; n++ {
 		if r.stopping.Load() || r.stopCtx.Err() != nil {
@@ -159,25 +165,18 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 			}
 		}
 		t0 := time.Now()
-		req, err := http.NewRequestWithContext(r.stopCtx, http.MethodGet, urls[n%len(urls)], nil)
-		if err != nil {
-			st.addErr("request")
-			return
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			body.Reset()
-			_, err = body.ReadFrom(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-		}
+		status, body, err := get(n % len(urls))
 		done := time.Now()
 		if err != nil {
 			if r.stopping.Load() || r.stopCtx.Err() != nil {
 				return
 			}
-			if isTimeout(err) {
+			switch {
+			case isTimeout(err):
 				st.addErr("request_timeout")
-			} else {
+			case errors.Is(err, errHTTPResponse):
+				st.addErr("http_bad_response")
+			default:
 				st.addErr("request")
 			}
 			// Do not spin on a refused connection.
@@ -192,15 +191,15 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 		measuring := r.phase.Load() == phaseMeasure
 		if measuring {
 			st.frames++ // requests
-			st.bytes += uint64(body.Len())
+			st.bytes += uint64(len(body))
 			st.lat.Record(done.Sub(t0).Microseconds())
-			st.addStatus(resp.StatusCode)
+			st.addStatus(status)
 		}
-		if resp.StatusCode != http.StatusOK {
-			st.addErr(fmt.Sprintf("http_%d", resp.StatusCode))
+		if status != http.StatusOK {
+			st.addErr(fmt.Sprintf("http_%d", status))
 			continue
 		}
-		qs = scanQuotes(qs[:0], body.Bytes())
+		qs = scanQuotes(qs[:0], body)
 		if len(qs) != 1 {
 			st.addErr("http_bad_quote")
 			continue
@@ -209,6 +208,28 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 		if measuring {
 			st.deliveries++
 		}
+	}
+}
+
+// netHTTPGet returns a getter of urls through connection i's net/http
+// client (https:// targets).
+func (r *runner) netHTTPGet(i int, urls []string) func(j int) (int, []byte, error) {
+	var buf bytes.Buffer
+	return func(j int) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(r.stopCtx, http.MethodGet, urls[j], nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		resp, err := r.client(i).Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		buf.Reset()
+		if _, err := buf.ReadFrom(io.LimitReader(resp.Body, 1<<20)); err != nil {
+			return 0, nil, err
+		}
+		return resp.StatusCode, buf.Bytes(), nil
 	}
 }
 

@@ -73,6 +73,22 @@ func TestWSOverTLS(t *testing.T) {
 		checkNoLeaks(t, before)
 	})
 
+	t.Run("http", func(t *testing.T) { // net/http's client, which reads https:// targets
+		before := runtime.NumGoroutine()
+		c := cfg
+		c.Mode, c.Conns = "http", 2
+		c.RootCAs = x509.NewCertPool()
+		c.RootCAs.AddCert(cert)
+		rep, err := Run(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.HTTP == nil || rep.HTTP.Status["200"] == 0 || rep.Deliveries == 0 || len(rep.Errors) != 0 || rep.SeqRegressions != 0 {
+			t.Fatalf("http over TLS: %+v, deliveries %d, errors %v", rep.HTTP, rep.Deliveries, rep.Errors)
+		}
+		checkNoLeaks(t, before)
+	})
+
 	t.Run("untrusted", func(t *testing.T) {
 		before := runtime.NumGoroutine()
 		c := cfg
