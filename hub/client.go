@@ -308,7 +308,8 @@ func (c *Client) drain() (controls [][]byte, quotes []*Update, ce *CloseError, c
 // requested (*CloseError). keepalive, when positive, calls ka whenever
 // that long passes; with idleOnly, only after that long without a write.
 // It is the writer of transports that have a goroutine to spare for it
-// (SSE: the handler's own); see StartOnDemand for the other kind.
+// for as long as the client lives; the WebSocket and SSE transports use
+// StartOnDemand instead.
 func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() error) error {
 	// The channels exist only for this loop, so that a connection with an
 	// on-demand writer does not carry them. Anything queued before it

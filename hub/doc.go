@@ -11,9 +11,13 @@
 //     the client's own lock it replaces the symbol's pending update (the
 //     older one is conflated away) or queues it, then wakes the client's
 //     writer.
-//   - Each client's writer (Client.WriteLoop) takes everything pending at
-//     once and hands it to its Transport, which writes one frame or one
-//     flushed chunk.
+//   - Each client's writer takes everything pending at once and hands it
+//     to its Transport, which writes it in one frame or one chunk. The
+//     writer runs only while something is pending (Client.StartOnDemand):
+//     on the hub's pool of writer goroutines with non-blocking writes when
+//     the transport can (TryWriter), else on a goroutine of its own.
+//     Client.WriteLoop is the alternative for a transport that has a
+//     goroutine to spare for a writer that lives as long as the client.
 //   - A client whose writer has been stuck in one write for longer than the
 //     slow-consumer timeout is aborted with close code 4000.
 package hub

@@ -1,9 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -12,9 +16,11 @@ import (
 	"quotehub/hub"
 )
 
-// serveSSE runs one SSE stream. Everything that can be refused is checked
+// serveSSE opens one SSE stream. Everything that can be refused is checked
 // before the stream opens, so a client gets a JSON error and a status
-// instead of an empty stream.
+// instead of an empty stream. The handler returns once the stream is open:
+// a goroutine of its own waits for the client to go away, and the hub's
+// writer pool writes the events.
 func (s *Server) serveSSE(c echo.Context) error {
 	s.cors(c)
 	ctx := c.Request().Context()
@@ -29,40 +35,67 @@ func (s *Server) serveSSE(c echo.Context) error {
 	if len(accepted) == 0 {
 		return s.writeError(c, allRejected(rejected))
 	}
-	rc := http.NewResponseController(c.Response())
-	t := &sseTransport{w: c.Response(), rc: rc}
+	t := &sseTransport{}
 	client := s.opts.Hub.NewClient(t, "sse")
 	if client == nil {
 		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "node over its connection limit; reconnect later"))
 	}
-	defer client.Close()
 
+	// The stream is written on the hijacked connection, like a WebSocket:
+	// by the hub's writer pool, with non-blocking writes. Its body ends
+	// when the connection closes (no chunked encoding), so the response
+	// says Connection: close.
+	conn, _, err := http.NewResponseController(c.Response()).Hijack()
+	if err != nil {
+		client.Close()
+		return s.writeError(c, quotehub.Errorf(quotehub.EInternal, "this connection cannot stream (%v)", err))
+	}
 	h := c.Response().Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	if c.Request().ProtoMajor == 1 {
-		h.Set("Connection", "keep-alive")
-	}
-	c.Response().WriteHeader(http.StatusOK)
-	head := []byte("retry: 3000\n\n")
+	h.Set("Connection", "close")
+	c.Response().Status, c.Response().Committed = http.StatusOK, true // for the access log
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&head)
+	head.WriteString("\r\n")
+	head.WriteString("retry: 3000\n\n")
 	for _, r := range rejected {
-		head = append(head, "event: error\ndata: "...)
-		head = append(head, mustJSON(r)...)
-		head = append(head, "\n\n"...)
+		head.WriteString("event: error\ndata: ")
+		head.Write(mustJSON(r))
+		head.WriteString("\n\n")
 	}
-	if _, err := c.Response().Write(head); err != nil {
+	t.wire = newWire(conn, nil)
+	t.conn = conn
+	if err := t.wire.writeFrames(head.Bytes(), false); err != nil {
+		client.Close()
+		_ = conn.Close()
 		return nil
 	}
-	if err := rc.Flush(); err != nil {
-		return nil
+	t.lastWrite.Store(time.Now().UnixNano())
+	client.StartOnDemand(func(error) { _ = conn.Close() }) // the client reads EOF: the stream ended
+	client.Attach(context.WithoutCancel(c.Request().Context()), accepted)
+	t.startKeepalive(client, s.opts.SSEKeepalive)
+
+	// The client sends nothing; a goroutine of its own waits for it to
+	// close the connection (or for the node to), as a WebSocket's reader does.
+	started := s.goStream(func() {
+		var b [64]byte
+		for {
+			if _, err := conn.Read(b[:]); err != nil {
+				break
+			}
+		}
+		t.stopKeepalive()
+		client.Close() // waits for a writer that is still running
+		_ = conn.Close()
+	})
+	if !started { // the node is shutting down
+		t.stopKeepalive()
+		client.Close()
+		_ = conn.Close()
 	}
-	client.Attach(context.WithoutCancel(ctx), accepted)
-	// The stream ends when the client goes away (request context), the hub
-	// shuts down, or a write fails.
-	stop := context.AfterFunc(ctx, client.Close)
-	defer stop()
-	_ = client.WriteLoop(s.opts.SSEKeepalive, true, t.keepalive)
 	return nil
 }
 
@@ -89,18 +122,26 @@ func allRejected(rejected []hub.Rejection) error {
 }
 
 // sseTransport writes a client's batches as SSE events, all of one batch in
-// one flushed chunk.
+// one write, on a hijacked connection. Control frames are written as they
+// are: the only ones an SSE client gets are keepalive comments.
 type sseTransport struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf []byte
-	id  uint64
+	wire      *wsWire
+	conn      net.Conn
+	id        uint64       // event counter; only the client's writer touches it
+	lastWrite atomic.Int64 // Unix ns of the last write that went out whole
+
+	mu    sync.Mutex
+	ended bool
+	ka    *time.Timer
 }
 
-// Write implements hub.Transport. SSE clients send no requests, so they
-// never get control frames.
-func (t *sseTransport) Write(_ [][]byte, quotes []*hub.Update) error {
-	b := t.buf[:0]
+// frame builds the events of a batch in a buffer from framePool.
+func (t *sseTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
+	bp := framePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, c := range controls {
+		b = append(b, c...)
+	}
 	for _, u := range quotes {
 		t.id++
 		b = append(b, "event: quote\nid: "...)
@@ -109,27 +150,72 @@ func (t *sseTransport) Write(_ [][]byte, quotes []*hub.Update) error {
 		b = append(b, u.JSON...)
 		b = append(b, '\n', '\n')
 	}
-	t.buf = b
-	if cap(t.buf) > 64<<10 {
-		t.buf = nil
-	}
-	if _, err := t.w.Write(b); err != nil {
-		return err
-	}
-	return t.rc.Flush()
+	*bp = b
+	return bp
 }
+
+// Write implements hub.Transport.
+func (t *sseTransport) Write(controls [][]byte, quotes []*hub.Update) error {
+	bp := t.frame(controls, quotes)
+	err := t.wire.writeFrames(*bp, false)
+	putFrame(bp)
+	if err == nil {
+		t.lastWrite.Store(time.Now().UnixNano())
+	}
+	return err
+}
+
+// TryWrite implements hub.TryWriter.
+func (t *sseTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, error) {
+	bp := t.frame(controls, quotes)
+	done, err := t.wire.tryWriteFrames(bp)
+	if done {
+		putFrame(bp)
+	}
+	if err == nil {
+		t.lastWrite.Store(time.Now().UnixNano()) // a kept rest goes out before anything else
+	}
+	return done, err
+}
+
+// FinishWrite implements hub.TryWriter.
+func (t *sseTransport) FinishWrite() error { return t.wire.finish() }
+
+// Abort implements hub.Transport: closing the connection fails a stuck
+// write at once, which ends the stream.
+func (t *sseTransport) Abort(int, string) { _ = t.conn.Close() }
 
 var keepaliveLine = []byte(": keepalive\n\n")
 
-func (t *sseTransport) keepalive() error {
-	if _, err := t.w.Write(keepaliveLine); err != nil {
-		return err
+// startKeepalive queues a keepalive comment for c whenever the stream has
+// been silent for every, from a timer (no goroutine between keepalives).
+func (t *sseTransport) startKeepalive(c *hub.Client, every time.Duration) {
+	if every <= 0 {
+		return
 	}
-	return t.rc.Flush()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ka = time.AfterFunc(every, func() {
+		next := every
+		if idle := time.Duration(time.Now().UnixNano() - t.lastWrite.Load()); idle >= every {
+			c.SendControl(keepaliveLine)
+		} else {
+			next = every - idle
+		}
+		t.mu.Lock()
+		if !t.ended {
+			t.ka.Reset(next)
+		}
+		t.mu.Unlock()
+	})
 }
 
-// Abort implements hub.Transport: a write deadline in the past fails the
-// stuck write at once, which ends the stream.
-func (t *sseTransport) Abort(int, string) {
-	_ = t.rc.SetWriteDeadline(time.Unix(1, 0))
+// stopKeepalive stops the keepalive timer for good.
+func (t *sseTransport) stopKeepalive() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.ended = true
+	if t.ka != nil {
+		t.ka.Stop()
+	}
 }

@@ -185,7 +185,7 @@ func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	} else {
 		r = bufio.NewReaderSize(conn, wsReadBuffer)
 	}
-	l.wire = &wsWire{Conn: conn, br: r}
+	l.wire = newWire(conn, r)
 	if l.hold != nil && l.hold.held {
 		var hs bytes.Buffer
 		hs.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
@@ -193,16 +193,14 @@ func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		hs.WriteString("\r\n")
 		l.wire.hs = hs.Bytes()
 	}
-	if sc, ok := conn.(syscall.Conn); ok {
-		l.wire.raw, _ = sc.SyscallConn()
-	}
 	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(l.wire, wsWriteBuffer)), nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (l *leanHijack) Unwrap() http.ResponseWriter { return l.Response }
 
-// wsWire is a WebSocket's byte stream, beneath coder/websocket.
+// wsWire is a WebSocket's byte stream, beneath coder/websocket. An SSE
+// stream writes through one too (writeFrames, tryWriteFrames, finish).
 //
 // Writes come from two sides: coder/websocket, for the control frames it
 // sends (a pong to a ping it read, a close frame), and the transport,
@@ -227,6 +225,16 @@ type wsWire struct {
 	hs     []byte  // the 101 response, until the first write carries it
 	rest   []byte  // what tryWriteFrames could not write; goes out before anything else
 	restBP *[]byte // rest's pooled buffer
+}
+
+// newWire returns the wire of conn, read through br (nil for an SSE
+// stream, which reads nothing but the close).
+func newWire(conn net.Conn, br *bufio.Reader) *wsWire {
+	w := &wsWire{Conn: conn, br: br}
+	if sc, ok := conn.(syscall.Conn); ok {
+		w.raw, _ = sc.SyscallConn()
+	}
+	return w
 }
 
 // WebSocket frame bytes (RFC 6455, section 5.2): the first byte of an

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +116,110 @@ func TestSSE(t *testing.T) {
 		}
 		if n.hub.Connections() != 0 {
 			t.Errorf("%d connections left by refused streams", n.hub.Connections())
+		}
+	})
+}
+
+// openSlowSSE opens a stream of the first k synthetic symbols over a
+// connection with a small receive buffer, so the server's socket fills
+// quickly when the test does not read. Nothing reads it until the test does.
+func openSlowSSE(t *testing.T, n *testNode, k int) *bufio.Reader {
+	t.Helper()
+	var syms []string
+	for i := range k {
+		syms = append(syms, fmt.Sprintf("SYN-%06d", i+1))
+	}
+	tr := &http.Transport{DialContext: (&net.Dialer{Control: smallRcvBuf}).DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Get(n.url("/v1/sse?symbols=" + strings.Join(syms, ",")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Fatalf("status %d, close-delimited %v", resp.StatusCode, resp.Close)
+	}
+	return bufio.NewReader(resp.Body)
+}
+
+// TestSSESlowConsumer: a stream that is not read fills its socket; the
+// writer pool hands it to a goroutine of its own, it conflates, and it is
+// closed after the slow-consumer timeout. One that pauses gets well-formed
+// events afterwards, and converges.
+func TestSSESlowConsumer(t *testing.T) {
+	t.Run("Dropped", func(t *testing.T) {
+		n := startNode(t, map[string]string{
+			"QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_REFRESH_INTERVAL": "10ms", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "500ms",
+		})
+		openSlowSSE(t, n, 200) // and never read
+		eventually(t, 20*time.Second, "the slow stream to be closed", func() bool {
+			return n.metric("quotehub_slow_consumer_disconnects_total") == 1 && n.hub.Connections() == 0
+		})
+	})
+
+	t.Run("PausesAndConverges", func(t *testing.T) {
+		n := startNode(t, map[string]string{"QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_REFRESH_INTERVAL": "10ms"})
+		r := openSlowSSE(t, n, 200)
+		last := map[string]uint64{}
+		var lastID uint64
+		readFor := func(d time.Duration) {
+			t.Helper()
+			var event, id, data string
+			for end := time.Now().Add(d); time.Now().Before(end); {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				line = strings.TrimSuffix(line, "\n")
+				k, v, _ := strings.Cut(line, ": ")
+				switch {
+				case line == "":
+					if event == "" {
+						continue // after retry:
+					}
+					var q struct {
+						Symbol string `json:"symbol"`
+						Seq    uint64 `json:"seq"`
+					}
+					num, err := strconv.ParseUint(id, 10, 64)
+					if event != "quote" || err != nil || num <= lastID || json.Unmarshal([]byte(data), &q) != nil {
+						t.Fatalf("malformed event: event %q id %q (after %d) data %.80q", event, id, lastID, data)
+					}
+					if q.Seq <= last[q.Symbol] {
+						t.Fatalf("%s: seq %d after %d", q.Symbol, q.Seq, last[q.Symbol])
+					}
+					last[q.Symbol], lastID = q.Seq, num
+					event, id, data = "", "", ""
+				case k == "event":
+					event = v
+				case k == "id":
+					id = v
+				case k == "data":
+					data = v
+				case k == "retry", strings.HasPrefix(line, ":"):
+				default:
+					t.Fatalf("unexpected line %q", line)
+				}
+			}
+		}
+		for pause := 0; n.metric("quotehub_quotes_conflated_total") == 0; pause++ {
+			if pause == 10 {
+				t.Fatal("10 pauses of 1 s and nothing was conflated")
+			}
+			time.Sleep(time.Second) // not reading
+			readFor(300 * time.Millisecond)
+		}
+		if len(last) != 200 {
+			t.Fatalf("got quotes of %d of 200 symbols", len(last))
+		}
+		var q map[string]any
+		getJSON(t, n.url("/v1/quotes/SYN-000001"), &q)
+		want := uint64(q["seq"].(float64))
+		for end := time.Now().Add(10 * time.Second); last["SYN-000001"] < want && time.Now().Before(end); {
+			readFor(50 * time.Millisecond)
+		}
+		if last["SYN-000001"] < want {
+			t.Errorf("the stream did not converge: SYN-000001 holds %d < %d", last["SYN-000001"], want)
 		}
 	})
 }
