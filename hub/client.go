@@ -20,11 +20,11 @@ type Update struct {
 }
 
 // Transport writes a client's batches to its socket. Write is only ever
-// called from the client's WriteLoop goroutine; Abort may be called from any
-// goroutine, at most once.
+// called by the client's writer (one at a time); Abort may be called from
+// any goroutine, at most once.
 type Transport interface {
 	// Write writes the control frames in order, then all quotes in one
-	// frame or one flushed chunk. An error ends the WriteLoop.
+	// frame or one chunk. An error ends the writer for good.
 	Write(controls [][]byte, quotes []*Update) error
 	// Abort ends the connection from outside the writer, with a close code
 	// and reason where the transport has them. It must not block for long.
@@ -58,7 +58,7 @@ const (
 	CloseSlowConsumer = 4000
 )
 
-// CloseError ends a WriteLoop with a close code the transport should send,
+// CloseError ends a writer with a close code the transport should send,
 // after everything queued before it was written.
 type CloseError struct {
 	Code   int
@@ -89,11 +89,9 @@ type Client struct {
 	closeReq  *CloseError
 	closed    bool
 	conflated int
-	wake      chan struct{} // WriteLoop's; nil for an on-demand writer
-	done      chan struct{} // closed by Close; WriteLoop's, nil otherwise
 
-	// On-demand writer state (StartOnDemand), guarded by mu.
-	onDemand      bool
+	// Writer state (StartOnDemand), guarded by mu.
+	onDemand      bool // StartOnDemand was called: wakes may start a writer
 	writerRunning bool
 	wakePending   bool // an offer asked for a wake its caller has not made yet
 	ended         bool
@@ -128,8 +126,8 @@ type symState struct {
 }
 
 // NewClient registers a connection. transport names it in metrics ("ws",
-// "sse"). The caller must run WriteLoop and call Close when the connection
-// ends. It returns nil if the hub is at its connection limit (see Admit).
+// "sse"). The caller must call StartOnDemand once it can write, and Close
+// when the connection ends. It returns nil if the hub is at its connection limit (see Admit).
 func (h *Hub) NewClient(t Transport, transport string) *Client {
 	if int(h.nconns.Add(1)) > h.opts.MaxConnections {
 		h.nconns.Add(-1)
@@ -163,12 +161,12 @@ func (c *Client) Subscribed() int {
 }
 
 // Close unsubscribes everything and unregisters the client. It is safe to
-// call more than once and from any goroutine; WriteLoop returns soon after.
+// call more than once and from any goroutine; it waits for a writer that is
+// still writing.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
-		done := c.done
 		var subs []*symState
 		for _, st := range c.syms {
 			if st.subscribed {
@@ -188,9 +186,6 @@ func (c *Client) Close() {
 		}
 		for _, st := range subs {
 			c.hub.remove(st)
-		}
-		if done != nil {
-			close(done)
 		}
 		c.writers.Wait() // an on-demand writer may be finishing a write
 		cs := c.hub.clientShard(c)
@@ -227,7 +222,7 @@ func (c *Client) offer(st *symState, u *Update, resend uint64) (mustWake bool) {
 		st.queued = true
 		c.order = append(c.order, st)
 	}
-	if c.wakePending || (c.onDemand && c.writerRunning) {
+	if c.wakePending || c.writerRunning {
 		return false // a wake is owed already, or the running writer will drain it
 	}
 	c.wakePending = true
@@ -241,22 +236,13 @@ func (c *Client) wakeWriter() {
 	c.wakeLocked()
 }
 
-// wakeLocked wakes the writer (starting an on-demand one if none runs) and
-// unlocks c.mu.
+// wakeLocked starts the writer if none runs (and StartOnDemand was
+// called; before that, what is queued waits for it) and unlocks c.mu.
 func (c *Client) wakeLocked() {
-	if c.onDemand {
-		start := c.claimWriterLocked()
-		c.mu.Unlock()
-		if start {
-			c.startWriter()
-		}
-		return
-	}
-	wake := c.wake
+	start := c.claimWriterLocked()
 	c.mu.Unlock()
-	select {
-	case wake <- struct{}{}: // a nil wake (no WriteLoop yet): it drains on start
-	default:
+	if start {
+		c.startWriter()
 	}
 }
 
@@ -270,7 +256,7 @@ func (c *Client) SendControl(frame []byte) {
 	c.wakeLocked()
 }
 
-// closeAfterFlush makes WriteLoop return ce once everything queued so far
+// closeAfterFlush ends the writer with ce once everything queued so far
 // has been written.
 func (c *Client) closeAfterFlush(ce *CloseError) {
 	c.mu.Lock()
@@ -303,60 +289,6 @@ func (c *Client) drain() (controls [][]byte, quotes []*Update, ce *CloseError, c
 	return controls, quotes, ce, conflated
 }
 
-// WriteLoop writes the client's outbox until the client closes (returns
-// nil), the hub shuts down (ErrShutdown), a write fails, or a close was
-// requested (*CloseError). keepalive, when positive, calls ka whenever
-// that long passes; with idleOnly, only after that long without a write.
-// It is the writer of transports that have a goroutine to spare for it
-// for as long as the client lives; the WebSocket and SSE transports use
-// StartOnDemand instead.
-func (c *Client) WriteLoop(keepalive time.Duration, idleOnly bool, ka func() error) error {
-	// The channels exist only for this loop, so that a connection with an
-	// on-demand writer does not carry them. Anything queued before it
-	// started is drained at once.
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.wake, c.done = make(chan struct{}, 1), make(chan struct{})
-	wake, done := c.wake, c.done
-	c.wake <- struct{}{}
-	c.mu.Unlock()
-	var kaC <-chan time.Time
-	var kaT *time.Timer
-	if keepalive > 0 {
-		kaT = time.NewTimer(keepalive)
-		defer kaT.Stop()
-		kaC = kaT.C
-	}
-	for {
-		select {
-		case <-wake:
-		case <-done:
-			return nil
-		case <-c.hub.done:
-			return ErrShutdown
-		case <-kaC:
-			if err := ka(); err != nil {
-				return err
-			}
-			kaT.Reset(keepalive)
-			continue
-		}
-		wrote, ce, err := c.flush()
-		if err != nil {
-			return err
-		}
-		if wrote && idleOnly && kaT != nil {
-			kaT.Reset(keepalive)
-		}
-		if ce != nil {
-			return ce
-		}
-	}
-}
-
 // StartOnDemand makes the client's writer a goroutine that exists only
 // while there is something to write: it starts on the first offer or
 // control frame, drains the outbox, and exits when it is empty. An idle
@@ -386,12 +318,6 @@ func (c *Client) startWriter() {
 		return
 	}
 	go c.writeOnDemand()
-}
-
-func (c *Client) onDemandMode() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.onDemand
 }
 
 // claimWriterLocked reports whether the caller should start an on-demand

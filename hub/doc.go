@@ -16,8 +16,6 @@
 //     writer runs only while something is pending (Client.StartOnDemand):
 //     on the hub's pool of writer goroutines with non-blocking writes when
 //     the transport can (TryWriter), else on a goroutine of its own.
-//     Client.WriteLoop is the alternative for a transport that has a
-//     goroutine to spare for a writer that lives as long as the client.
 //   - A client whose writer has been stuck in one write for longer than the
 //     slow-consumer timeout is aborted with close code 4000.
 package hub

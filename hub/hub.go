@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -107,10 +106,6 @@ func (o *Options) setDefaults() {
 		o.Now = time.Now
 	}
 }
-
-// ErrShutdown ends a client's WriteLoop when the hub shuts down: the
-// transport closes the connection with 1001.
-var ErrShutdown = errors.New("hub: node shutting down")
 
 const numShards = 64
 
@@ -228,23 +223,19 @@ func (h *Hub) Done() <-chan struct{} { return h.done }
 // Connections returns the number of open clients.
 func (h *Hub) Connections() int { return int(h.nconns.Load()) }
 
-// Shutdown makes every client's writer end — a WriteLoop returns
-// ErrShutdown, an on-demand writer ends with a 1001 CloseError — so
-// transports close with 1001 and SSE streams end, then waits until every
-// client has closed or ctx ends.
+// Shutdown makes every client's writer write what is queued and end with
+// a 1001 CloseError — WebSockets close with 1001, SSE streams end — then
+// waits until every client has closed or ctx ends.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.stop.Do(func() { close(h.done) })
 	h.wg.Wait()
 	defer h.stopPool()
-	// Persistent writers see done; on-demand writers are started to write
-	// what is queued and then close with 1001.
+	// Every writer writes what is queued and then ends with 1001.
 	for i := range h.clients {
 		cs := &h.clients[i]
 		cs.mu.Lock()
 		for c := range cs.m {
-			if c.onDemandMode() {
-				c.closeAfterFlush(&CloseError{Code: CloseGoingAway, Reason: "node shutting down"})
-			}
+			c.closeAfterFlush(&CloseError{Code: CloseGoingAway, Reason: "node shutting down"})
 		}
 		cs.mu.Unlock()
 	}

@@ -138,17 +138,17 @@ func (e *env) connect(t *testing.T, r *recorder) *hub.Client {
 	if c == nil {
 		t.Fatal("NewClient refused a client below the limit")
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.WriteLoop(0, false, nil) }()
-	t.Cleanup(func() {
-		c.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("WriteLoop did not return after Close")
-		}
-	})
+	startWriter(c)
+	t.Cleanup(c.Close) // waits for a running writer
 	return c
+}
+
+// startWriter starts c's on-demand writer; the channel gets the error it
+// ends with, if it ends before the client closes.
+func startWriter(c *hub.Client) <-chan error {
+	ended := make(chan error, 1)
+	c.StartOnDemand(func(err error) { ended <- err })
+	return ended
 }
 
 func quote(sym string, seq uint64, price float64) quotehub.Quote {
@@ -368,8 +368,7 @@ func TestSlowConsumerAborted(t *testing.T) {
 	r := newRecorder()
 	r.setGate(make(chan struct{})) // never opens: a client that never reads
 	c := e.hub.NewClient(r, "ws")
-	done := make(chan error, 1)
-	go func() { done <- c.WriteLoop(0, false, nil) }()
+	done := startWriter(c)
 	c.SendControl([]byte(`{"type":"welcome"}`))
 	select {
 	case code := <-r.aborted:
@@ -381,7 +380,7 @@ func TestSlowConsumerAborted(t *testing.T) {
 		t.Fatal("a stuck writer was not aborted")
 	}
 	if err := <-done; err == nil {
-		t.Error("WriteLoop returned nil after its write failed")
+		t.Error("the writer ended with nil after its write failed")
 	}
 	c.Close()
 	if got := testutil.ToFloat64(e.m.SlowDisconnects); got != 1 {
@@ -440,8 +439,7 @@ func TestHandleFrame(t *testing.T) {
 		e := newEnv(t, nil)
 		r := newRecorder()
 		c := e.hub.NewClient(r, "ws")
-		done := make(chan error, 1)
-		go func() { done <- c.WriteLoop(0, false, nil) }()
+		done := startWriter(c)
 		defer c.Close()
 		for range 10 {
 			c.HandleFrame(ctx, []byte(`nope`), false)
@@ -456,7 +454,7 @@ func TestHandleFrame(t *testing.T) {
 		case err := <-done:
 			ce, ok := hub.IsClose(err)
 			if !ok || ce.Code != hub.ClosePolicy {
-				t.Fatalf("WriteLoop = %v, want close 1008", err)
+				t.Fatalf("the writer ended with %v, want close 1008", err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("no close after the 11th error")
@@ -514,8 +512,7 @@ func TestRegistryUnderChurn(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c := e.hub.NewClient(newRecorder(), "ws")
-			done := make(chan error, 1)
-			go func() { done <- c.WriteLoop(0, false, nil) }()
+			startWriter(c)
 			ctx := context.Background()
 			for i := range 500 {
 				s := testSymbols[(g+i)%len(testSymbols)].Symbol
@@ -530,8 +527,7 @@ func TestRegistryUnderChurn(t *testing.T) {
 				flips.Add(1)
 				e.hub.Publish([]quotehub.Quote{quote(s, uint64(i+1), 1)})
 			}
-			c.Close() // drops what is still held
-			<-done
+			c.Close() // drops what is still held, after a running writer ends
 		}()
 	}
 	wg.Wait()
@@ -580,17 +576,26 @@ func TestConnectionLimit(t *testing.T) {
 
 func TestShutdownEndsWriters(t *testing.T) {
 	e := newEnv(t, nil)
-	c := e.hub.NewClient(newRecorder(), "sse")
-	done := make(chan error, 1)
-	go func() { done <- c.WriteLoop(10*time.Millisecond, true, func() error { return nil }) }()
+	r := newRecorder()
+	c := e.hub.NewClient(r, "sse")
+	ended := startWriter(c)
+	c.SendControl([]byte(`{"type":"welcome"}`))
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		shut <- e.hub.Shutdown(ctx)
 	}()
-	if err := <-done; !errors.Is(err, hub.ErrShutdown) {
-		t.Fatalf("WriteLoop = %v, want ErrShutdown", err)
+	select {
+	case err := <-ended:
+		if ce, ok := hub.IsClose(err); !ok || ce.Code != hub.CloseGoingAway {
+			t.Fatalf("the writer ended with %v, want close 1001", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not end the writer")
+	}
+	if len(r.frames(t)) != 1 {
+		t.Errorf("%d control frames written before the close, want the welcome", len(r.frames(t)))
 	}
 	select {
 	case <-shut:
@@ -629,8 +634,7 @@ func TestSnapshotNeverRepeatsALiveSeq(t *testing.T) {
 	defer h.Shutdown(context.Background())
 	r := newRecorder()
 	c := h.NewClient(r, "ws")
-	done := make(chan error, 1)
-	go func() { done <- c.WriteLoop(0, false, nil) }()
+	startWriter(c)
 	if err := c.Subscribe(context.Background(), nil, []string{"KRW-BTC"}); err != nil {
 		t.Fatal(err)
 	}
@@ -640,5 +644,4 @@ func TestSnapshotNeverRepeatsALiveSeq(t *testing.T) {
 		t.Errorf("delivered %+v, want seq 1 once", qs)
 	}
 	c.Close()
-	<-done
 }
