@@ -86,6 +86,21 @@ func TestSSE(t *testing.T) {
 		}
 	})
 
+	t.Run("CrossOriginHeadersOnTheHijackedStream", func(t *testing.T) {
+		n := startNode(t, map[string]string{"QUOTEHUB_ALLOWED_ORIGINS": "https://app.example.com"})
+		s := openSSE(t, n, "?symbols=KRW-BTC", http.Header{"Origin": {"https://app.example.com"}})
+		h := s.resp.Header
+		if h.Get("Access-Control-Allow-Origin") != "https://app.example.com" || !strings.Contains(h.Get("Vary"), "Origin") || h.Get("X-Request-Id") == "" {
+			t.Errorf("headers = %v, want the CORS grant, Vary: Origin and a request id", h)
+		}
+		if !s.resp.Close || s.resp.TransferEncoding != nil {
+			t.Errorf("close-delimited %v, transfer encoding %v: want a body that ends at close", s.resp.Close, s.resp.TransferEncoding)
+		}
+		if ev, _ := s.next(5 * time.Second); ev.retry != 3000 {
+			t.Fatalf("first event = %+v, want retry: 3000", ev)
+		}
+	})
+
 	t.Run("RefusedBeforeTheStreamOpens", func(t *testing.T) {
 		n := startNode(t, nil)
 		many := make([]string, 201)
