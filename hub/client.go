@@ -51,6 +51,7 @@ type TryWriter interface {
 const (
 	CloseNormal       = 1000
 	CloseGoingAway    = 1001
+	CloseProtocol     = 1002
 	ClosePolicy       = 1008
 	CloseTooBig       = 1009
 	CloseInternal     = 1011

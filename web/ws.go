@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
@@ -368,16 +369,19 @@ func (w *wsWire) finishLocked() error {
 }
 
 // await waits for the start of the peer's next message. Pings are
-// answered and pongs reported to ponged here; any other frame (a message,
-// a close, or something malformed, which coder/websocket rejects) is left
-// for coder/websocket's Read.
+// answered and pongs reported to ponged here; a close frame is answered
+// (unless this side sent one first) and ends the wait with errPeerClosed.
+// Any other frame (a message, or something malformed, which
+// coder/websocket rejects) is left for coder/websocket's Read. Handling
+// control frames here keeps the reader goroutine out of coder/websocket's
+// deeper stack for the frames most connections ever send.
 func (w *wsWire) await(ponged func()) error {
 	for {
 		h, err := w.br.Peek(2)
 		if err != nil {
 			return err
 		}
-		if h[0] != wsFinPing && h[0] != wsFinPong || h[1]&wsMasked == 0 || int(h[1]&^wsMasked) > wsMaxCtl {
+		if h[0] != wsFinPing && h[0] != wsFinPong && h[0] != wsFinClose || h[1]&wsMasked == 0 || int(h[1]&^wsMasked) > wsMaxCtl {
 			return nil
 		}
 		n := int(h[1] &^ wsMasked)
@@ -385,21 +389,41 @@ func (w *wsWire) await(ponged func()) error {
 		if err != nil {
 			return err
 		}
-		if f[0] == wsFinPong {
+		var reply [2 + wsMaxCtl]byte
+		key := f[2:6]
+		for i, c := range f[6:] {
+			reply[2+i] = c ^ key[i&3]
+		}
+		switch f[0] {
+		case wsFinPong:
 			ponged()
-		} else {
-			var pong [2 + wsMaxCtl]byte
-			key := f[2:6]
-			for i, c := range f[6:] {
-				pong[2+i] = c ^ key[i&3]
-			}
-			pong[0], pong[1] = wsFinPong, byte(n)
-			if err := w.writeFrames(pong[:2+n], false); err != nil && !errors.Is(err, net.ErrClosed) {
+		case wsFinPing:
+			reply[0], reply[1] = wsFinPong, byte(n)
+			if err := w.writeFrames(reply[:2+n], false); err != nil && !errors.Is(err, net.ErrClosed) {
 				return err
 			}
+		case wsFinClose:
+			// Echo a valid close (RFC 6455, section 5.5.1); answer a
+			// malformed one with 1002.
+			reply[0], reply[1] = wsFinClose, byte(n)
+			if n == 1 || n >= 2 && (!validCloseCode(int(reply[2])<<8|int(reply[3])) || !utf8.Valid(reply[4:2+n])) {
+				reply[1], reply[2], reply[3] = 2, byte(hub.CloseProtocol>>8), byte(hub.CloseProtocol&0xff)
+			}
+			_ = w.writeFrames(reply[:2+int(reply[1])], true) // net.ErrClosed: ours went first, this was the reply
+			_, _ = w.br.Discard(len(f))
+			return errPeerClosed
 		}
 		_, _ = w.br.Discard(len(f))
 	}
+}
+
+// errPeerClosed ends a reader whose peer sent a close frame.
+var errPeerClosed = errors.New("websocket: the peer closed the connection")
+
+// validCloseCode reports whether a close frame may carry code (RFC 6455,
+// section 7.4: 1000–1003, 1007–1014 and 3000–4999).
+func validCloseCode(code int) bool {
+	return code >= 1000 && code <= 1003 || code >= 1007 && code <= 1014 || code >= 3000 && code <= 4999
 }
 
 // appendWSHeader appends the header of an unmasked final text frame

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -402,5 +403,107 @@ func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
 	}
 	if want := "\x81\x12" + `{"type":"welcome"}`; frame != want {
 		t.Errorf("the same read carried %q after the 101, want the welcome frame %q", frame, want)
+	}
+}
+
+// rawWS serves one WebSocket with acceptWS and wsTransport.read (whose end
+// it reports on readEnded) and dials it with a raw TCP client, returned
+// after the 101 response and the welcome frame.
+func rawWS(t *testing.T) (conn net.Conn, br *bufio.Reader, readEnded <-chan struct{}) {
+	t.Helper()
+	ended := make(chan struct{})
+	e := echo.New()
+	e.GET("/ws", func(c echo.Context) error {
+		tr, err := acceptWS(c.Response(), c.Request(), nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		if err := tr.Write([][]byte{[]byte(`{"type":"welcome"}`)}, nil); err != nil {
+			t.Error(err)
+		}
+		go func() {
+			tr.read(context.Background(), func(websocket.MessageType, []byte) {})
+			close(ended)
+			_ = tr.conn.CloseNow()
+			tr.wait()
+		}()
+		return nil
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br = bufio.NewReader(conn)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	welcome := make([]byte, 2+len(`{"type":"welcome"}`))
+	if _, err := io.ReadFull(br, welcome); err != nil {
+		t.Fatal(err)
+	}
+	return conn, br, ended
+}
+
+// maskedFrame is a client frame: FIN, opcode op, masked payload.
+func maskedFrame(op byte, payload []byte) []byte {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	f := append([]byte{0x80 | op, 0x80 | byte(len(payload))}, key[:]...)
+	for i, c := range payload {
+		f = append(f, c^key[i&3])
+	}
+	return f
+}
+
+// TestWSPeerClose: a close frame from the client is answered by the
+// reader itself — echoed when valid, 1002 when not — and ends the read
+// loop; nothing else is written after it.
+func TestWSPeerClose(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		reply   []byte
+	}{
+		{"normal with reason", append([]byte{0x03, 0xe8}, "bye"...), append([]byte{0x88, 5, 0x03, 0xe8}, "bye"...)},
+		{"no status", nil, []byte{0x88, 0}},
+		{"application code", []byte{0x0f, 0xa0}, []byte{0x88, 2, 0x0f, 0xa0}},             // 4000
+		{"one byte", []byte{0x03}, []byte{0x88, 2, 0x03, 0xea}},                           // 1002
+		{"code not allowed on the wire", []byte{0x03, 0xed}, []byte{0x88, 2, 0x03, 0xea}}, // 1005 → 1002
+		{"code out of range", []byte{0x03, 0xe7}, []byte{0x88, 2, 0x03, 0xea}},            // 999 → 1002
+		{"reason not UTF-8", []byte{0x03, 0xe8, 0xff, 0xfe}, []byte{0x88, 2, 0x03, 0xea}}, // → 1002
+		{"unassigned 2000", []byte{0x07, 0xd0}, []byte{0x88, 2, 0x03, 0xea}},              // → 1002
+		{"1014", []byte{0x03, 0xf6}, []byte{0x88, 2, 0x03, 0xf6}},                         // bad gateway, valid
+		{"reason at the limit", append([]byte{0x03, 0xe8}, strings.Repeat("z", wsMaxCtl-2)...), append([]byte{0x88, wsMaxCtl, 0x03, 0xe8}, strings.Repeat("z", wsMaxCtl-2)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, br, ended := rawWS(t)
+			if _, err := conn.Write(maskedFrame(0x8, tc.payload)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(br) // the reply, then EOF: the server closed the socket
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.reply) {
+				t.Fatalf("server wrote % x, want % x", got, tc.reply)
+			}
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the read loop did not end")
+			}
+		})
 	}
 }
