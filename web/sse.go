@@ -80,21 +80,21 @@ func (s *Server) serveSSE(c echo.Context) error {
 
 	// The client sends nothing; a goroutine of its own waits for it to
 	// close the connection (or for the node to), as a WebSocket's reader does.
-	started := s.goStream(func() {
+	end := func() {
+		t.stopKeepalive()
+		client.Close() // waits for a writer that is still running
+		_ = conn.Close()
+	}
+	if !s.goStream(func() {
 		var b [64]byte
 		for {
 			if _, err := conn.Read(b[:]); err != nil {
 				break
 			}
 		}
-		t.stopKeepalive()
-		client.Close() // waits for a writer that is still running
-		_ = conn.Close()
-	})
-	if !started { // the node is shutting down
-		t.stopKeepalive()
-		client.Close()
-		_ = conn.Close()
+		end()
+	}) {
+		end() // the node is shutting down
 	}
 	return nil
 }
@@ -156,9 +156,7 @@ func (t *sseTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 
 // Write implements hub.Transport.
 func (t *sseTransport) Write(controls [][]byte, quotes []*hub.Update) error {
-	bp := t.frame(controls, quotes)
-	err := t.wire.writeFrames(*bp, false)
-	putFrame(bp)
+	err := t.wire.sendPooled(t.frame(controls, quotes))
 	if err == nil {
 		t.lastWrite.Store(time.Now().UnixNano())
 	}
@@ -167,11 +165,7 @@ func (t *sseTransport) Write(controls [][]byte, quotes []*hub.Update) error {
 
 // TryWrite implements hub.TryWriter.
 func (t *sseTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, error) {
-	bp := t.frame(controls, quotes)
-	done, err := t.wire.tryWriteFrames(bp)
-	if done {
-		putFrame(bp)
-	}
+	done, err := t.wire.trySendPooled(t.frame(controls, quotes))
 	if err == nil {
 		t.lastWrite.Store(time.Now().UnixNano()) // a kept rest goes out before anything else
 	}

@@ -201,7 +201,7 @@ func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (l *leanHijack) Unwrap() http.ResponseWriter { return l.Response }
 
 // wsWire is a WebSocket's byte stream, beneath coder/websocket. An SSE
-// stream writes through one too (writeFrames, tryWriteFrames, finish).
+// stream writes through one too (sendPooled, trySendPooled, finish).
 //
 // Writes come from two sides: coder/websocket, for the control frames it
 // sends (a pong to a ping it read, a close frame), and the transport,
@@ -289,10 +289,29 @@ func (w *wsWire) writeFrames(b []byte, closing bool) error {
 	return err
 }
 
-// tryWriteFrames writes the frames in *bp without blocking, as far as the
-// socket takes them. If it takes them all, it reports true and *bp is the
-// caller's again; if not, the wire keeps *bp and writes the rest before
-// anything else (finish, or the next write from either side).
+// sendPooled writes the frames in *bp, a framePool buffer, and gives the
+// buffer back.
+func (w *wsWire) sendPooled(bp *[]byte) error {
+	err := w.writeFrames(*bp, false)
+	putFrame(bp)
+	return err
+}
+
+// trySendPooled is sendPooled without blocking: the wire writes the frames
+// in *bp as far as the socket takes them and reports whether that was all.
+// If not, it keeps *bp and writes the rest before anything else (finish,
+// or the next write from either side); either way the buffer goes back to
+// framePool once written.
+func (w *wsWire) trySendPooled(bp *[]byte) (done bool, err error) {
+	done, err = w.tryWriteFrames(bp)
+	if done {
+		putFrame(bp)
+	}
+	return done, err
+}
+
+// tryWriteFrames is trySendPooled but for giving back the buffer: when it
+// reports true, *bp is the caller's again.
 func (w *wsWire) tryWriteFrames(bp *[]byte) (done bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -482,20 +501,12 @@ var quotesHead = []byte(`{"type":"quotes","quotes":[`)
 
 // Write implements hub.Transport.
 func (t *wsTransport) Write(controls [][]byte, quotes []*hub.Update) error {
-	bp := frame(controls, quotes)
-	err := t.wire.writeFrames(*bp, false)
-	putFrame(bp)
-	return err
+	return t.wire.sendPooled(frame(controls, quotes))
 }
 
 // TryWrite implements hub.TryWriter.
 func (t *wsTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, error) {
-	bp := frame(controls, quotes)
-	done, err := t.wire.tryWriteFrames(bp)
-	if done {
-		putFrame(bp)
-	}
-	return done, err
+	return t.wire.trySendPooled(frame(controls, quotes))
 }
 
 // FinishWrite implements hub.TryWriter.
