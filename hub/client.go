@@ -52,6 +52,7 @@ const (
 	CloseNormal       = 1000
 	CloseGoingAway    = 1001
 	CloseProtocol     = 1002
+	CloseInvalidData  = 1007
 	ClosePolicy       = 1008
 	CloseTooBig       = 1009
 	CloseInternal     = 1011
@@ -102,7 +103,7 @@ type Client struct {
 	writers       sync.WaitGroup
 	closeOnce     sync.Once
 	abortOnce     sync.Once
-	writeStart    atomic.Int64 // Unix ns when the current write began; 0 when idle
+	writeMoved    atomic.Int64 // Unix ns when the current write began or last moved (Progressed); 0 when idle
 
 	// Reader-side state, used only by the goroutine that reads requests.
 	errTimes []time.Time
@@ -384,9 +385,9 @@ func (c *Client) flush() (wrote bool, ce *CloseError, err error) {
 	if len(controls) == 0 && len(quotes) == 0 {
 		return false, ce, nil
 	}
-	c.writeStart.Store(c.hub.opts.Now().UnixNano())
+	c.writeMoved.Store(c.hub.opts.Now().UnixNano())
 	err = c.t.Write(controls, quotes)
-	c.writeStart.Store(0)
+	c.writeMoved.Store(0)
 	c.wrote(controls, quotes, err)
 	return true, ce, err
 }
@@ -451,14 +452,14 @@ func (c *Client) writePooled() {
 		}
 		return
 	}
-	c.writeStart.Store(c.hub.opts.Now().UnixNano())
+	c.writeMoved.Store(c.hub.opts.Now().UnixNano())
 	done, err := c.t.(TryWriter).TryWrite(controls, quotes)
 	if err == nil && !done {
 		// The socket is full: finish on a goroutine of its own, which
 		// then writes on as writeOnDemand does.
 		go func() {
 			err := c.t.(TryWriter).FinishWrite()
-			c.writeStart.Store(0)
+			c.writeMoved.Store(0)
 			c.wrote(controls, quotes, err)
 			if err == nil && ce != nil {
 				err = ce
@@ -471,7 +472,7 @@ func (c *Client) writePooled() {
 		}()
 		return
 	}
-	c.writeStart.Store(0)
+	c.writeMoved.Store(0)
 	c.wrote(controls, quotes, err)
 	if err == nil && ce != nil {
 		err = ce
@@ -502,8 +503,24 @@ func (c *Client) requeue() {
 	}
 }
 
-// abortSlow closes a client that drained nothing for SlowTimeout.
-func (c *Client) abortSlow() {
+// Progressed tells the hub that the write in progress moved: the socket
+// took more of it, so the peer is reading. The sweeper closes a client
+// only when its write has not moved for SlowTimeout, so a client that
+// reads slowly but steadily is not taken for a stuck one. It is cheap
+// (one atomic compare-and-swap) and may be called from any goroutine;
+// outside a write it does nothing.
+func (c *Client) Progressed() {
+	if v := c.writeMoved.Load(); v != 0 {
+		c.writeMoved.CompareAndSwap(v, c.hub.opts.Now().UnixNano())
+	}
+}
+
+// AbortSlow closes the client as a slow consumer (4000), counted, once.
+// The hub's sweeper calls it for a write that has not moved for
+// SlowTimeout; a transport calls it when it sees by other means that the
+// peer has taken nothing for that long (a WebSocket's pinger watching the
+// socket's acknowledgements while nothing is being written).
+func (c *Client) AbortSlow() {
 	c.abortOnce.Do(func() {
 		c.hub.opts.Metrics.SlowDisconnects.Inc()
 		c.hub.opts.Logger.Info().Str("session", c.id).Str("transport", c.transport).Msg("closing slow consumer")

@@ -27,8 +27,9 @@ type Options struct {
 	// MaxMessageBytes is the largest client frame, announced in welcome (the
 	// transport enforces it). Default 4096.
 	MaxMessageBytes int
-	// SlowTimeout is how long a client may drain nothing (one write stuck)
-	// before it is closed with 4000. Default 30 s.
+	// SlowTimeout is how long a client may drain nothing (a write that
+	// does not move: see Client.Progressed) before it is closed with 4000.
+	// Default 30 s.
 	SlowTimeout time.Duration
 	// MaxErrors is how many error frames a connection may get within
 	// ErrorWindow; the next one is sent and the connection closed with 1008.
@@ -357,8 +358,8 @@ func (h *Hub) clientShard(c *Client) *clientShard {
 	return &h.clients[c.num%uint64(len(h.clients))]
 }
 
-// sweep aborts clients whose writer has been stuck in one write for longer
-// than SlowTimeout. One goroutine for the whole hub, instead of a timer per
+// sweep aborts clients whose writer has been stuck in one write, without
+// moving, for longer than SlowTimeout. One goroutine for the whole hub, instead of a timer per
 // write, keeps the write path free of allocations.
 func (h *Hub) sweep() {
 	defer h.wg.Done()
@@ -379,14 +380,14 @@ func (h *Hub) sweep() {
 			cs := &h.clients[i]
 			cs.mu.Lock()
 			for c := range cs.m {
-				if ws := c.writeStart.Load(); ws != 0 && ws < limit {
+				if ws := c.writeMoved.Load(); ws != 0 && ws < limit {
 					stuck = append(stuck, c)
 				}
 			}
 			cs.mu.Unlock()
 		}
 		for _, c := range stuck {
-			c.abortSlow()
+			c.AbortSlow()
 		}
 	}
 }

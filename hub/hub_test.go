@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -388,6 +389,54 @@ func TestSlowConsumerAborted(t *testing.T) {
 	}
 }
 
+// TestSlowButMovingNotAborted: the sweeper judges a write by when it last
+// moved, not by when it began: a client whose write keeps moving (the
+// transport reports progress as the socket takes more) stays however long
+// the write takes, and is closed once it stops moving for SlowTimeout.
+func TestSlowButMovingNotAborted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, func(o *hub.Options) { o.SlowTimeout = 50 * time.Millisecond })
+		r := newRecorder()
+		r.setGate(make(chan struct{})) // the write never finishes
+		c := e.hub.NewClient(r, "ws")
+		done := startWriter(c)
+		c.SendControl([]byte(`{"type":"welcome"}`))
+		synctest.Wait() // the writer is in its write
+		aborted := func() bool {
+			synctest.Wait() // every sweep due by now has run
+			select {
+			case code := <-r.aborted:
+				r.aborted <- code
+				return true
+			default:
+				return false
+			}
+		}
+		for range 4 { // 160 ms in all, each step inside SlowTimeout of the last progress
+			time.Sleep(40 * time.Millisecond)
+			if aborted() {
+				t.Fatal("a write that keeps moving was aborted")
+			}
+			c.Progressed()
+		}
+		time.Sleep(45 * time.Millisecond)
+		if aborted() {
+			t.Fatal("aborted 45 ms after the last progress; the limit is 50 ms")
+		}
+		time.Sleep(10 * time.Millisecond)
+		if !aborted() {
+			t.Fatal("a write that stopped moving for SlowTimeout was not aborted")
+		}
+		if err := <-done; err == nil {
+			t.Error("the writer ended with nil after its write failed")
+		}
+		c.Close()
+		if got := testutil.ToFloat64(e.m.SlowDisconnects); got != 1 {
+			t.Errorf("slow disconnects = %v, want 1", got)
+		}
+	})
+}
+
 func TestHandleFrame(t *testing.T) {
 	ctx := context.Background()
 	t.Run("PingPongEchoesID", func(t *testing.T) {
@@ -461,6 +510,28 @@ func TestHandleFrame(t *testing.T) {
 		}
 		if n := len(r.frames(t)); n != 11 {
 			t.Errorf("%d error frames written before the close, want 11", n)
+		}
+	})
+
+	t.Run("InvalidUTF8Closes1007", func(t *testing.T) {
+		e := newEnv(t, nil)
+		r := newRecorder()
+		c := e.hub.NewClient(r, "ws")
+		done := startWriter(c)
+		defer c.Close()
+		c.HandleFrame(ctx, []byte(`{"op":"ping","id":"ok"}`), false)
+		c.HandleFrame(ctx, []byte("{\"op\":\"ping\",\"id\":\"\xff\xfe\"}"), false)
+		select {
+		case err := <-done:
+			ce, ok := hub.IsClose(err)
+			if !ok || ce.Code != hub.CloseInvalidData {
+				t.Fatalf("the writer ended with %v, want close 1007", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no close after a text frame of invalid UTF-8")
+		}
+		if f := r.frames(t); len(f) != 1 || f[0]["type"] != "pong" {
+			t.Errorf("frames before the close: %v, want the one pong", f)
 		}
 	})
 

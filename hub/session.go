@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"quotehub"
 )
@@ -176,6 +177,10 @@ func (c *Client) HandleFrame(ctx context.Context, data []byte, binary bool) {
 	}
 	if binary {
 		c.SendError(nil, badRequest("binary frames are not supported: send JSON text frames"))
+		return
+	}
+	if !utf8.Valid(data) { // RFC 6455, section 8.1: fail the connection with 1007
+		c.closeAfterFlush(&CloseError{Code: CloseInvalidData, Reason: "text frame is not valid UTF-8"})
 		return
 	}
 	req, err := DecodeRequest(data)
