@@ -54,6 +54,13 @@ type Options struct {
 	// SSEKeepalive is the longest an SSE stream stays silent; then a
 	// comment line is sent. Default 15 s.
 	SSEKeepalive time.Duration
+	// UnsentLimit bounds how much of what a stream wrote its socket may
+	// hold that the kernel has not sent yet (TCP_NOTSENT_LOWAT): what does
+	// not fit waits in the hub's outbox, where a newer quote replaces an
+	// older one, instead of queueing in the kernel, whose send buffer can
+	// hold seconds of quotes for a client that reads slowly. Default
+	// 16 KiB; negative: the kernel's default.
+	UnsentLimit int
 	// MaxBatch is the most symbols of one batch read. Default 100.
 	MaxBatch int
 	Logger   *zerolog.Logger
@@ -106,6 +113,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.SSEKeepalive <= 0 {
 		opts.SSEKeepalive = 15 * time.Second
+	}
+	switch {
+	case opts.UnsentLimit == 0:
+		opts.UnsentLimit = 16 << 10
+	case opts.UnsentLimit < 0:
+		opts.UnsentLimit = 0 // newWire leaves the kernel's default
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 100

@@ -66,7 +66,8 @@ func (s *Server) serveSSE(c echo.Context) error {
 		head.Write(mustJSON(r))
 		head.WriteString("\n\n")
 	}
-	t.wire = newWire(conn, nil)
+	t.wire = newWire(conn, nil, s.opts.UnsentLimit)
+	t.wire.progress = client.Progressed
 	t.conn = conn
 	if err := t.wire.writeFrames(head.Bytes(), false); err != nil {
 		client.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sys/unix"
 
 	"quotehub"
 	"quotehub/hub"
@@ -26,9 +27,12 @@ import (
 // something to write, so an idle connection costs one small goroutine.
 // Whichever side ends first closes the socket, which ends the other.
 func (s *Server) serveWS(c echo.Context) error {
-	t, err := acceptWS(c.Response(), c.Request(), s.opts.AllowedOrigins)
+	if origin := c.Request().Header.Get("Origin"); origin != "" && !s.originAllowed(c.Request(), origin) {
+		return s.writeError(c, quotehub.Errorf(quotehub.EForbidden, "origin %s may not open a WebSocket here", origin))
+	}
+	t, err := acceptWS(c.Response(), c.Request(), s.opts.UnsentLimit)
 	if err != nil {
-		return nil // Accept has answered (403 for a foreign origin, 4xx for a bad handshake)
+		return nil // Accept has answered (4xx for a bad handshake)
 	}
 	conn := t.conn
 	client := s.opts.Hub.NewClient(t, "ws")
@@ -36,6 +40,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		_ = conn.Close(websocket.StatusCode(hub.CloseTryAgain), "node over its connection limit")
 		return nil
 	}
+	t.wire.progress = client.Progressed // before the first write: StartOnDemand below
 	log := s.log
 	if s.log.Debug().Enabled() { // a child logger costs memory for as long as the connection lives
 		log = s.log.With().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("session", client.ID()).Logger()
@@ -65,7 +70,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		defer func() { <-s.closing }()
 		t.close(ce.Code, ce.Reason)
 	})
-	t.startPings(s.opts.PingInterval, s.opts.PongTimeout)
+	t.startPings(s.opts.PingInterval, s.opts.PongTimeout, s.opts.Hub.Options().SlowTimeout, client.AbortSlow)
 
 	// The handler returns and the connection is read from a goroutine of
 	// its own: net/http's per-request state (its buffers, the request, the
@@ -91,17 +96,18 @@ func (s *Server) serveWS(c echo.Context) error {
 }
 
 // acceptWS completes a WebSocket handshake on a lean hijacked connection
-// and returns its transport.
-func acceptWS(w *echo.Response, r *http.Request, origins []string) (*wsTransport, error) {
+// and returns its transport; unsent is Options.UnsentLimit. The caller has
+// checked the origin.
+func acceptWS(w *echo.Response, r *http.Request, unsent int) (*wsTransport, error) {
 	orig := w.Writer
 	hold := &hold101{ResponseWriter: orig}
 	w.Writer = hold
 	defer func() { w.Writer = orig }()
-	h := &leanHijack{Response: w, hold: hold}
+	h := &leanHijack{Response: w, hold: hold, unsent: unsent}
 	t := &wsTransport{readDone: make(chan struct{})}
 	conn, err := websocket.Accept(h, r, &websocket.AcceptOptions{
-		OriginPatterns: origins,
-		OnPongReceived: func(context.Context, []byte) { t.ponged() },
+		InsecureSkipVerify: true, // serveWS checked the origin, and answers a refusal in the protocol's error shape
+		OnPongReceived:     func(context.Context, []byte) { t.ponged() },
 	})
 	if err != nil {
 		return nil, err
@@ -146,8 +152,9 @@ const (
 // routes its writes through a wsWire, which it keeps for the transport.
 type leanHijack struct {
 	*echo.Response
-	hold *hold101
-	wire *wsWire
+	hold   *hold101
+	unsent int
+	wire   *wsWire
 }
 
 // hold101 keeps net/http from writing the 101 response itself: the wire
@@ -186,7 +193,7 @@ func (l *leanHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	} else {
 		r = bufio.NewReaderSize(conn, wsReadBuffer)
 	}
-	l.wire = newWire(conn, r)
+	l.wire = newWire(conn, r, l.unsent)
 	if l.hold != nil && l.hold.held {
 		var hs bytes.Buffer
 		hs.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
@@ -221,6 +228,10 @@ type wsWire struct {
 	br  *bufio.Reader
 	raw syscall.RawConn // for writes that must not block; nil if the conn has no file descriptor
 
+	// progress is called whenever a blocking write moved (the socket took
+	// some of it); set before the first write. Nil: nobody is told.
+	progress func()
+
 	mu     sync.Mutex
 	closed bool    // a close frame went out; nothing may follow it
 	hs     []byte  // the 101 response, until the first write carries it
@@ -229,13 +240,111 @@ type wsWire struct {
 }
 
 // newWire returns the wire of conn, read through br (nil for an SSE
-// stream, which reads nothing but the close).
-func newWire(conn net.Conn, br *bufio.Reader) *wsWire {
+// stream, which reads nothing but the close). unsent bounds what the
+// socket holds that the kernel has not sent yet (see Options.UnsentLimit);
+// 0 leaves the kernel's default.
+func newWire(conn net.Conn, br *bufio.Reader, unsent int) *wsWire {
 	w := &wsWire{Conn: conn, br: br}
 	if sc, ok := conn.(syscall.Conn); ok {
 		w.raw, _ = sc.SyscallConn()
 	}
+	if w.raw != nil && unsent > 0 {
+		_ = w.raw.Control(func(fd uintptr) {
+			// Best effort: a socket that is not TCP keeps the kernel's default.
+			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, unsent)
+		})
+	}
 	return w
+}
+
+// send writes b whole, blocking until the socket has taken it. w.mu is held.
+func (w *wsWire) send(b []byte) error {
+	if w.raw == nil {
+		_, err := w.Conn.Write(b)
+		return err
+	}
+	_, err := w.write(b, true)
+	return err
+}
+
+// write writes b to the socket's file descriptor: all of it, waiting for
+// room when block is set, else what the socket takes at once. It calls
+// progress whenever a blocking write moves. It reports how much went out.
+// w.raw is not nil and w.mu is held.
+func (w *wsWire) write(b []byte, block bool) (n int, err error) {
+	var werr error
+	err = w.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+				if block && w.progress != nil {
+					w.progress()
+				}
+			}
+			switch {
+			case err == syscall.EINTR:
+			case err == syscall.EAGAIN:
+				return !block // blocking: wait until the socket can take more
+			case err != nil:
+				werr = err
+				return true
+			case m == 0:
+				werr = io.ErrUnexpectedEOF
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil && werr != nil {
+		err = &net.OpError{Op: "write", Net: "tcp", Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: werr}
+	}
+	return n, err
+}
+
+// tryControl writes a small frame of the transport's own (a ping) if the
+// socket takes it now and no other write is under way or kept; it reports
+// whether the frame went out. Unlike writeFrames it never waits, neither
+// for the peer nor for a write that does.
+func (w *wsWire) tryControl(f []byte) (bool, error) {
+	if !w.mu.TryLock() {
+		return false, nil // a write is under way, perhaps waiting for the peer
+	}
+	defer w.mu.Unlock()
+	if w.closed {
+		return false, net.ErrClosed
+	}
+	if w.rest != nil || w.raw == nil {
+		return false, nil
+	}
+	n, err := w.write(f, false)
+	if err == nil && n > 0 && n < len(f) {
+		err = w.send(f[n:]) // the socket took part of a few bytes: the rest fits at once
+	}
+	return n > 0, err
+}
+
+// sockState is what the kernel says of a connection's send side.
+type sockState struct {
+	known       bool   // the kernel answered (a TCP socket on Linux)
+	outstanding bool   // bytes not sent yet, or sent and not acknowledged
+	acked       uint64 // bytes the peer has acknowledged so far
+}
+
+// state asks the kernel how far the peer has taken what was written.
+func (w *wsWire) state() sockState {
+	var st sockState
+	if w.raw == nil {
+		return st
+	}
+	_ = w.raw.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return
+		}
+		st = sockState{known: true, outstanding: info.Notsent_bytes > 0 || info.Unacked > 0, acked: info.Bytes_acked}
+	})
+	return st
 }
 
 // WebSocket frame bytes (RFC 6455, section 5.2): the first byte of an
@@ -264,13 +373,10 @@ func (w *wsWire) Write(p []byte) (int, error) {
 		}
 		w.closed = true
 	}
-	if w.hs != nil {
-		if _, err := w.Conn.Write(w.withHS(p)); err != nil {
-			return 0, err
-		}
-		return len(p), nil
+	if err := w.send(w.withHS(p)); err != nil {
+		return 0, err
 	}
-	return w.Conn.Write(p)
+	return len(p), nil
 }
 
 // writeFrames writes frames the transport built, unless a close frame
@@ -285,8 +391,7 @@ func (w *wsWire) writeFrames(b []byte, closing bool) error {
 		return net.ErrClosed
 	}
 	w.closed = closing
-	_, err := w.Conn.Write(w.withHS(b))
-	return err
+	return w.send(w.withHS(b))
 }
 
 // sendPooled writes the frames in *bp, a framePool buffer, and gives the
@@ -324,31 +429,8 @@ func (w *wsWire) tryWriteFrames(bp *[]byte) (done bool, err error) {
 	b := w.withHS(*bp)
 	n := 0
 	if w.raw != nil {
-		var werr error
-		if err := w.raw.Write(func(fd uintptr) bool {
-			for n < len(b) {
-				m, err := syscall.Write(int(fd), b[n:])
-				if m > 0 {
-					n += m
-				}
-				switch {
-				case err == syscall.EINTR:
-				case err == syscall.EAGAIN:
-					return true // full: the rest goes out from finish
-				case err != nil:
-					werr = err
-					return true
-				case m == 0:
-					werr = io.ErrUnexpectedEOF
-					return true
-				}
-			}
-			return true
-		}); err != nil {
+		if n, err = w.write(b, false); err != nil {
 			return true, err
-		}
-		if werr != nil {
-			return true, &net.OpError{Op: "write", Net: "tcp", Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: werr}
 		}
 	}
 	if n == len(b) {
@@ -381,7 +463,7 @@ func (w *wsWire) finishLocked() error {
 	if w.rest == nil {
 		return nil
 	}
-	_, err := w.Conn.Write(w.rest)
+	err := w.send(w.rest)
 	putFrame(w.restBP)
 	w.rest, w.restBP = nil, nil
 	return err
@@ -578,12 +660,16 @@ func (t *wsTransport) close(code int, reason string) {
 // ponged records that the peer answered.
 func (t *wsTransport) ponged() { t.answered.Store(true) }
 
-// startPings pings the peer every interval from a timer (no goroutine
-// between pings); no pong within timeout closes the connection.
-func (t *wsTransport) startPings(every, timeout time.Duration) {
+// startPings watches the peer's liveness from a timer (no goroutine
+// between looks): a ping every interval and a pong within timeout once the
+// peer has taken everything before the ping; while data waits for the
+// peer, progress in what it acknowledges stands in for the pong (see
+// liveness). stalled is called for a peer that takes nothing for stall.
+func (t *wsTransport) startPings(every, timeout, stall time.Duration, stalled func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	pinging := false
+	l := &liveness{every: every, timeout: timeout, stall: stall}
+	l.start(time.Now())
 	t.pinger = time.AfterFunc(every, func() {
 		t.mu.Lock()
 		if t.ended {
@@ -594,19 +680,22 @@ func (t *wsTransport) startPings(every, timeout time.Duration) {
 		t.mu.Unlock()
 		defer t.bg.Done()
 
-		var next time.Duration // until the next ping or pong check
-		if pinging {           // the firings of one timer never overlap
-			if !t.answered.Load() {
-				_ = t.conn.CloseNow()
-				return
-			}
-			pinging, next = false, every-timeout
-		}
-		if next <= 0 {
+		// The firings of one timer never overlap, so l needs no lock.
+		now := time.Now()
+		switch l.look(now, t.answered.Load(), t.wire.state()) {
+		case closeDead:
+			_ = t.conn.CloseNow()
+			return
+		case closeStalled:
+			stalled()
+			return
+		case sendPing:
 			t.answered.Store(false)
-			_ = t.wire.writeFrames([]byte{wsFinPing, 0}, false)
-			pinging, next = true, timeout
+			if sent, _ := t.wire.tryControl([]byte{wsFinPing, 0}); sent {
+				l.pinged(now)
+			}
 		}
+		next := l.wait(now)
 		t.mu.Lock()
 		if !t.ended {
 			t.pinger.Reset(next)

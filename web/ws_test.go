@@ -35,7 +35,7 @@ func newWSPair(t *testing.T) *wsPair {
 	accepted := make(chan *wsTransport, 1)
 	e := echo.New()
 	e.GET("/ws", func(c echo.Context) error {
-		tr, err := acceptWS(c.Response(), c.Request(), nil)
+		tr, err := acceptWS(c.Response(), c.Request(), 0)
 		if err != nil {
 			return nil
 		}
@@ -148,8 +148,8 @@ func TestWSServerPings(t *testing.T) {
 	answering := newWSPair(t)
 	silent := newWSPair(t)
 	closed := answering.client.CloseRead(context.Background())
-	answering.t.startPings(20*time.Millisecond, 60*time.Millisecond)
-	silent.t.startPings(20*time.Millisecond, 60*time.Millisecond)
+	answering.t.startPings(20*time.Millisecond, 60*time.Millisecond, time.Minute, func() {})
+	silent.t.startPings(20*time.Millisecond, 60*time.Millisecond, time.Minute, func() {})
 	select {
 	case <-silent.t.readDone:
 	case <-time.After(5 * time.Second):
@@ -357,7 +357,7 @@ func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
 	e := echo.New()
 	done := make(chan struct{})
 	e.GET("/ws", func(c echo.Context) error {
-		tr, err := acceptWS(c.Response(), c.Request(), nil)
+		tr, err := acceptWS(c.Response(), c.Request(), 0)
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -414,7 +414,7 @@ func rawWS(t *testing.T) (conn net.Conn, br *bufio.Reader, readEnded <-chan stru
 	ended := make(chan struct{})
 	e := echo.New()
 	e.GET("/ws", func(c echo.Context) error {
-		tr, err := acceptWS(c.Response(), c.Request(), nil)
+		tr, err := acceptWS(c.Response(), c.Request(), 0)
 		if err != nil {
 			t.Error(err)
 			return nil

@@ -32,6 +32,7 @@ type Config struct {
 	OpsPerSecond    float64
 	SlowConsumer    time.Duration
 	WriteDelay      time.Duration
+	UnsentLimit     int
 	Writers         int // WebSocket writer pool size; 0 = one per CPU, -1 = none
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
@@ -207,9 +208,10 @@ var settings = []setting{
 	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond }), plain},
 	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer }), plain},
 	{"write-delay", "QUOTEHUB_WRITE_DELAY", "0s", "how long a client's writer waits to gather more quotes into one frame (adds that much latency)", dur(func(c *Config) *time.Duration { return &c.WriteDelay }), plain},
+	{"unsent-limit", "QUOTEHUB_UNSENT_LIMIT", "16384", "bytes a client's socket may hold unsent; the rest waits in its outbox, where newer quotes replace older (0: the kernel's send buffer)", integer(func(c *Config) *int { return &c.UnsentLimit }), plain},
 	{"writers", "QUOTEHUB_WRITERS", "auto", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)", writers, plain},
 	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval }), plain},
-	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that does not answer a ping this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout }), plain},
+	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that has read everything before a ping and does not answer it this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout }), plain},
 	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive }), plain},
 	{"allowed-origins", "QUOTEHUB_ALLOWED_ORIGINS", "", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)", list(func(c *Config) *[]string { return &c.AllowedOrigins }), clearable},
 	{"shutdown-timeout", "QUOTEHUB_SHUTDOWN_TIMEOUT", "10s", "longest a graceful shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }), plain},
@@ -292,6 +294,9 @@ func (c *Config) validate() error {
 	positive("QUOTEHUB_PONG_TIMEOUT", c.PongTimeout)
 	positive("QUOTEHUB_SSE_KEEPALIVE", c.SSEKeepalive)
 	positive("QUOTEHUB_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	if c.UnsentLimit < 0 {
+		errs = append(errs, errors.New("QUOTEHUB_UNSENT_LIMIT must not be negative"))
+	}
 	if c.MaxSymbols < 1 {
 		errs = append(errs, errors.New("QUOTEHUB_MAX_SYMBOLS must be at least 1"))
 	}

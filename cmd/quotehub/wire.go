@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -143,7 +144,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	srv, err := web.New(web.Options{
 		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
-		SSEKeepalive: cfg.SSEKeepalive, Logger: log, Checks: st.checks,
+		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), Logger: log, Checks: st.checks,
 	})
 	if err != nil {
 		_ = h.Shutdown(context.Background())

@@ -404,3 +404,58 @@ func TestSubscribeFlips(t *testing.T) {
 		t.Errorf("%d symbols still registered", got)
 	}
 }
+
+// TestWSOrigin: a browser's WebSocket from a foreign origin is refused with
+// 403 and the protocol's one error shape; the node's own host and allowed
+// patterns are accepted; a client without Origin (not a browser) too.
+func TestWSOrigin(t *testing.T) {
+	n := startNode(t, map[string]string{"QUOTEHUB_ALLOWED_ORIGINS": "*.example.com"})
+	for _, tc := range []struct {
+		origin string
+		allow  bool
+	}{
+		{"", true},
+		{"http://" + n.addr, true},
+		{"https://app.example.com", true},
+		{"https://evil.test", false},
+		{"null", false},
+	} {
+		req, _ := http.NewRequest("GET", n.url("/v1/ws"), nil)
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e apiError
+		decodeErr := decodeBody(resp, &e)
+		resp.Body.Close()
+		switch {
+		case tc.allow && resp.StatusCode != http.StatusSwitchingProtocols:
+			t.Errorf("Origin %q: status %d, want 101", tc.origin, resp.StatusCode)
+		case !tc.allow && (resp.StatusCode != http.StatusForbidden || decodeErr != nil || e.Error.Code != "forbidden" || e.Error.Message == ""):
+			t.Errorf("Origin %q: %d %+v (%v), want 403 with {\"error\":{\"code\":\"forbidden\",...}}", tc.origin, resp.StatusCode, e, decodeErr)
+		}
+	}
+}
+
+// TestWSInvalidUTF8: a text frame that is not UTF-8 fails the connection
+// with 1007 (RFC 6455, section 8.1), after what was queued before it.
+func TestWSInvalidUTF8(t *testing.T) {
+	n := startNode(t, nil)
+	c := dialWS(t, n, "", nil)
+	c.next("welcome")
+	c.send(`{"op":"ping","id":"before"}`)
+	c.send("{\"op\":\"ping\",\"id\":\"\xff\xfe\"}")
+	if f := c.next("pong"); string(f.ID) != `"before"` {
+		t.Errorf("pong id %s, want \"before\"", f.ID)
+	}
+	if got := c.closeStatus(5 * time.Second); got != websocket.StatusInvalidFramePayloadData {
+		t.Errorf("close %d, want 1007", got)
+	}
+}
