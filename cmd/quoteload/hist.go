@@ -180,3 +180,9 @@ func (h *Hist) Quantile(q float64) float64 {
 	}
 	return float64(h.max)
 }
+
+// Reset empties h and keeps its buckets' memory for the next values.
+func (h *Hist) Reset() {
+	clear(h.counts)
+	*h = Hist{counts: h.counts, offset: h.offset}
+}

@@ -48,14 +48,9 @@ func loopbackOnly(network, address string, _ syscall.RawConn) error {
 func newRunner(cfg Config, bases []*url.URL) *runner {
 	r := &runner{cfg: cfg, bases: bases}
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	for i := range cfg.Sources {
-		d := &net.Dialer{Timeout: cfg.ConnectTimeout, Control: loopbackOnly}
-		if cfg.Sources > 1 {
-			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
-		}
-		r.dialers = append(r.dialers, d)
+	transport := func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 		t := &http.Transport{
-			DialContext:           d.DialContext,
+			DialContext:           dial,
 			MaxIdleConnsPerHost:   cfg.Conns + 1,
 			IdleConnTimeout:       30 * time.Second,
 			DisableCompression:    true,
@@ -64,7 +59,30 @@ func newRunner(cfg Config, bases []*url.URL) *runner {
 			TLSClientConfig:       tlsConfig(cfg),
 		}
 		r.trans = append(r.trans, t)
-		r.clients = append(r.clients, &http.Client{Transport: t, CheckRedirect: noRedirect})
+		return t
+	}
+	for i := range cfg.Sources {
+		d := &net.Dialer{Timeout: cfg.ConnectTimeout, Control: loopbackOnly}
+		if cfg.RcvBuf > 0 {
+			d.Control = rcvBufControl(int(cfg.RcvBuf), &r.rcvBufKernel)
+		}
+		if cfg.Sources > 1 {
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i))}
+		}
+		r.dialers = append(r.dialers, d)
+		r.clients = append(r.clients, &http.Client{Transport: transport(d.DialContext), CheckRedirect: noRedirect})
+		if cfg.SlowShare > 0 {
+			// The slow connections' own transport: every socket it dials
+			// reads at -slow-rate (SSE streams, wss:// WebSockets).
+			slowDial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return r.paceConn(nc, cfg.SlowRate), nil
+			}
+			r.slowClients = append(r.slowClients, &http.Client{Transport: transport(slowDial), CheckRedirect: noRedirect})
+		}
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}
 	r.metrics = &http.Client{
@@ -76,6 +94,9 @@ func newRunner(cfg Config, bases []*url.URL) *runner {
 		},
 		CheckRedirect: noRedirect,
 		Timeout:       5 * time.Second,
+	}
+	if cfg.Window > 0 {
+		r.windows = newAgeWindows(cfg.Window, cfg.Duration)
 	}
 	return r
 }
@@ -91,6 +112,15 @@ func tlsConfig(cfg Config) *tls.Config {
 
 // client returns connection i's HTTP client (source address 1 + i mod N).
 func (r *runner) client(i int) *http.Client { return r.clients[i%len(r.clients)] }
+
+// connClient returns connection c's HTTP client: client(c.id), or its
+// paced twin when c is one of the slow connections.
+func (r *runner) connClient(c *conn) *http.Client {
+	if c.st.slow {
+		return r.slowClients[c.id%len(r.slowClients)]
+	}
+	return r.client(c.id)
+}
 
 // dialer returns connection i's TCP dialer (source address 1 + i mod N,
 // the one its HTTP client uses).

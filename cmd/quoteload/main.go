@@ -27,6 +27,22 @@
 // subscriptions before the churn, at its end and after -settle, with a
 // verdict: is every node back to its baseline?
 //
+// Slow readers (ws, sse): -slow-share makes that fraction of the
+// connections (spread evenly over them) read their socket through a token
+// bucket at -slow-rate bytes per second — at most rate × 20 ms per read —
+// so that what they do not read backs up through TCP flow control to the
+// server. -rcvbuf sets SO_RCVBUF on every connection's socket before it
+// connects, bounding what the client's kernel holds. The report then gives
+// the slow connections' figures and the others' apart: quotes received,
+// the age of what they got (receive time − fetched_at) as p50/p90/p99/max,
+// connections still connected at the end, disconnects by reason (close
+// code, reset, eof), seq regressions and repeats; -window adds the age
+// percentiles per window of the measured time, so that growth is visible:
+//
+//	go run ./cmd/quoteload -url http://127.0.0.1:18080 -mode ws -conns 1 \
+//	    -symbols 200 -universe 1000 -slow-share 1 -slow-rate 200KB \
+//	    -rcvbuf 64KiB -window 5s -duration 60s
+//
 // Only loopback targets are allowed (127.0.0.0/8, ::1, localhost): any other
 // host is refused before a socket is opened, and every socket checks its
 // resolved address again before it connects.
@@ -121,6 +137,10 @@ type Config struct {
 	Label           string         // free text copied into the report
 	RootCAs         *x509.CertPool // CAs trusted for https:// targets; nil = the system's
 	CPUProfile      string         // write a CPU profile of quoteload itself here ("" = none)
+	SlowShare       float64        // ws, sse: fraction of the connections that read slowly (0 = none)
+	SlowRate        int64          // bytes per second each slow connection reads
+	RcvBuf          int64          // SO_RCVBUF of every connection's socket, in bytes (0 = the system's default)
+	Window          time.Duration  // ws, sse: age percentiles per window of this length (0 = none)
 	Log             io.Writer      // progress messages; nil discards them
 }
 
@@ -236,6 +256,13 @@ close 1000) and reports connects/s, connect and cycle latency, failures by
 kind and whether the server's goroutines, connections, subscriptions and RSS
 are back to their baseline -settle after the last close.
 
+-slow-share makes that fraction of the ws or sse connections read at
+-slow-rate bytes/s (token bucket on the socket, so TCP flow control backs up
+to the server); -rcvbuf sets SO_RCVBUF on every socket. The report then gives
+the slow connections and the others apart: age of what they receive
+(receive time − fetched_at), disconnects by reason, seq regressions and
+repeats; -window adds age percentiles per window of the measured time.
+
 An https:// URL loads a quotehub behind a TLS-terminating proxy on this
 machine (wss:// for WebSockets); -ca names the CA to trust when the proxy's
 certificate is not signed by one the system trusts.
@@ -246,6 +273,8 @@ Examples:
   quoteload -url http://127.0.0.1:18080,http://127.0.0.1:18081 -mode sse -conns 200
   quoteload -url http://127.0.0.1:18080 -mode churn -connect-rate 1000 \
       -symbols 5 -universe 1000 -duration 20s
+  quoteload -url http://127.0.0.1:18080 -mode ws -conns 1000 -symbols 10 \
+      -slow-share 0.1 -slow-rate 5KB -rcvbuf 64KiB -window 5s -duration 30s
 
 Flags:
 `
@@ -279,6 +308,10 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")
 	fs.StringVar(&cfg.Label, "label", "", "free text copied into the report")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of quoteload itself to this file (go tool pprof), to see where the load generator spends its time")
+	fs.Float64Var(&cfg.SlowShare, "slow-share", 0, "ws, sse: fraction of the connections (0 … 1, spread evenly) that read their socket slowly, at -slow-rate; the report gives their figures and the others' apart")
+	fs.Var(byteSizeFlag{&cfg.SlowRate}, "slow-rate", "bytes per second each slow connection reads from its socket (token bucket; unit B, KB, KiB, MB, MiB: 200KB, 64KiB/s)")
+	fs.Var(byteSizeFlag{&cfg.RcvBuf}, "rcvbuf", "SO_RCVBUF of every connection's socket, set before it connects (64KiB; Linux reports twice the request); 0 = the system's default")
+	fs.DurationVar(&cfg.Window, "window", 0, "ws, sse: also report the age of what arrives (receive time − fetched_at) per window of this length, for the slow connections and the others (e.g. 5s); 0 = not at all")
 	fs.StringVar(&caFile, "ca", "", "PEM file of the CA certificates to trust for https:// targets (default: the system's)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
@@ -371,6 +404,9 @@ func (cfg *Config) validate() ([]*url.URL, error) {
 	}
 	if cfg.Settle < 0 || cfg.Settle > maxSettle {
 		return nil, fmt.Errorf("-settle %v: want 0 … %v", cfg.Settle, maxSettle)
+	}
+	if err := cfg.validateSlow(); err != nil {
+		return nil, err
 	}
 	return bases, nil
 }
@@ -574,8 +610,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	})
 
 	conns := make([]*conn, cfg.Conns)
+	nSlow := slowCount(cfg.Conns, cfg.SlowShare)
 	for i := range conns {
 		conns[i] = &conn{id: i, syms: connSymbols(universe, i, cfg.Symbols), done: make(chan struct{})}
+		st := &conns[i].st
+		st.slow = isSlow(i, cfg.Conns, nSlow)
+		if r.windows != nil {
+			st.win = &connWindow{aw: r.windows, group: st.group()}
+		}
+	}
+	if nSlow > 0 {
+		r.logf("%d of %d connections read at %s/s", nSlow, cfg.Conns, sizeText(cfg.SlowRate))
 	}
 
 	// Ramp-up.
@@ -609,6 +654,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.logf("measuring %v", cfg.Duration)
 		cpu0 := processCPU()
 		t0 = time.Now()
+		if r.windows != nil {
+			r.windows.startUs.Store(t0.UnixMicro())
+		}
 		r.phase.Store(phaseMeasure)
 		if r.measure(ctx, hardCtx, cfg.Duration) {
 			rep.warnf("every connection was lost: the window ended early")
@@ -647,6 +695,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.WarmupSeconds = cfg.Warmup.Seconds()
 	rep.addConns(conns, launched)
+	rep.addGroups(cfg, conns, launched, r.rcvBufKernel.Load())
+	rep.addWindows(r.windows)
 	rep.addServer(baseline, s0, s1)
 	rep.finish()
 	return rep, nil
@@ -703,9 +753,12 @@ type runner struct {
 	cfg     Config
 	bases   []*url.URL     // one per node; connection i uses bases[i mod n]
 	clients []*http.Client // one per source address
-	dialers []*net.Dialer  // one per source address, as clients use them
-	trans   []*http.Transport
-	metrics *http.Client
+	// slowClients are clients' twins for the slow connections: their
+	// sockets read at -slow-rate (nil without -slow-share).
+	slowClients []*http.Client
+	dialers     []*net.Dialer // one per source address, as clients use them
+	trans       []*http.Transport
+	metrics     *http.Client
 
 	phase    atomic.Int32
 	stopping atomic.Bool     // set before connections are closed on purpose
@@ -713,6 +766,9 @@ type runner struct {
 	nOK      atomic.Int64    // connections that completed their handshake
 	nFail    atomic.Int64    // connection attempts that failed
 	nDropped atomic.Int64    // connections lost before the run closed them
+
+	windows      *ageWindows  // -window: ages per window (nil without)
+	rcvBufKernel atomic.Int64 // -rcvbuf: SO_RCVBUF as the kernel reports it after setting it
 
 	inFlight    atomic.Int64 // churn: attempts in flight
 	maxInFlight atomic.Int64 // churn: the most attempts in flight at once

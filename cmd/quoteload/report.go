@@ -15,8 +15,11 @@ import (
 // connStats is one connection's tally. Only its own goroutine writes it;
 // the report reads it after that goroutine has ended, so it needs no locks.
 type connStats struct {
+	slow       bool        // reads at -slow-rate (set before the connection starts)
+	win        *connWindow // -window: this connection's share of the ages per window (nil without)
 	connected  bool
-	dropped    bool // ended before the run closed it
+	dropped    bool   // ended before the run closed it
+	dropReason string // why, when dropped: see dropReason
 	connectDur time.Duration
 
 	deliveries uint64 // quotes received in the measured window
@@ -33,6 +36,22 @@ type connStats struct {
 
 	errs   map[string]uint64
 	status map[int]uint64 // http mode, measured window
+}
+
+// group is the connection's group: groupSlow or groupOthers.
+func (s *connStats) group() int {
+	if s.slow {
+		return groupSlow
+	}
+	return groupOthers
+}
+
+// endWindow adds what the connection recorded in its current window to
+// the run's ages per window (a no-op without -window).
+func (s *connStats) endWindow() {
+	if s.win != nil {
+		s.win.flush()
+	}
 }
 
 func (s *connStats) addErr(kind string) {
@@ -140,7 +159,11 @@ func (s *connStats) recordQuotes(qs []quoteRec, nowUs int64, measuring bool) {
 		}
 		s.deliveries++
 		if q.HasFetchedAt {
-			s.lat.Record(nowUs - q.FetchedAt*1000)
+			age := nowUs - q.FetchedAt*1000
+			s.lat.Record(age)
+			if s.win != nil {
+				s.win.record(age, nowUs)
+			}
 		} else {
 			s.addErr("quote_without_fetched_at")
 		}
@@ -203,8 +226,68 @@ type Report struct {
 	// for a single URL.
 	Nodes []*NodeReport `json:"nodes"`
 	// Churn holds the figures of -mode churn (nil in the other modes).
-	Churn    *ChurnFigures `json:"churn,omitempty"`
-	Warnings []string      `json:"warnings,omitempty"`
+	Churn *ChurnFigures `json:"churn,omitempty"`
+
+	// RcvBuf is -rcvbuf (bytes; 0 = the system's default) and
+	// RcvBufKernel the SO_RCVBUF the kernel reported after setting it
+	// (Linux doubles the request and caps it at net.core.rmem_max).
+	RcvBuf       int64 `json:"rcvbuf_bytes,omitempty"`
+	RcvBufKernel int64 `json:"rcvbuf_kernel_bytes,omitempty"`
+	// Groups are the figures of the slow connections and the others apart
+	// (with -slow-share or -window): "others" first, then "slow"; a group
+	// without connections is left out.
+	Groups []*GroupReport `json:"groups,omitempty"`
+	// WindowSeconds is -window, and Windows the age of what arrived in
+	// each window of the measured time, per group.
+	WindowSeconds float64      `json:"window_seconds,omitempty"`
+	Windows       []*WindowRow `json:"windows,omitempty"`
+
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// GroupReport is one group of connections: the slow ones (reading at
+// -slow-rate) or the others.
+type GroupReport struct {
+	Name           string `json:"name"`                              // "slow" or "others"
+	Conns          int    `json:"conns"`                             // connections in the group
+	ReadRate       int64  `json:"read_rate_bytes_per_sec,omitempty"` // slow: -slow-rate
+	Connected      int    `json:"conns_connected"`
+	ConnectedAtEnd int    `json:"conns_connected_at_end"` // connected and not lost before the run closed them
+	Dropped        int    `json:"conns_dropped"`
+	// Disconnects counts the lost connections by reason: close_<code>
+	// for a close frame from the server (4000: slow consumer), reset,
+	// eof (closed without a close frame: 1006 for a WebSocket client),
+	// timeout or read.
+	Disconnects        map[string]int `json:"disconnects"`
+	Deliveries         uint64         `json:"deliveries"` // quotes received in the measured window
+	DeliveriesPerSec   float64        `json:"deliveries_per_sec"`
+	Bytes              uint64         `json:"bytes"`
+	BytesPerSecPerConn float64        `json:"bytes_per_sec_per_conn"` // over the connections that connected
+	// Age is receive time − fetched_at of every quote received in the
+	// measured window (ms, ±1 ms): for a slow reader, how old what it
+	// gets is when it gets it.
+	Age            *Summary `json:"age_ms"`
+	SeqRegressions uint64   `json:"seq_regressions"`
+	SeqRepeats     uint64   `json:"seq_repeats"` // the same seq twice for a symbol (duplicates)
+}
+
+// WindowRow is the age of what arrived in one -window of the measured time.
+type WindowRow struct {
+	StartSeconds float64    `json:"start_s"` // from the start of the measured window
+	EndSeconds   float64    `json:"end_s"`
+	Others       *WindowAge `json:"others,omitempty"`
+	Slow         *WindowAge `json:"slow,omitempty"`
+}
+
+// WindowAge is one group's ages (ms) in one window, and the connections it
+// lost in it.
+type WindowAge struct {
+	Count   uint64  `json:"count"`
+	P50     float64 `json:"p50"`
+	P90     float64 `json:"p90"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
+	Dropped uint64  `json:"dropped"`
 }
 
 // NodeReport is one node's (one -url's) share of a run: connection i went
@@ -337,6 +420,102 @@ func (rep *Report) addConns(conns []*conn, launched int) {
 	}
 	if lat.Overflow() > 0 {
 		rep.warnf("%d latencies above %v were counted as %v in the percentiles", lat.Overflow(), time.Duration(HistMax)*time.Microsecond, time.Duration(HistMax)*time.Microsecond)
+	}
+}
+
+// addGroups adds the slow connections' figures and the others' apart
+// (only with -slow-share or -window; conns[:launched] were started).
+func (rep *Report) addGroups(cfg Config, conns []*conn, launched int, rcvBufKernel int64) {
+	rep.RcvBuf, rep.RcvBufKernel = cfg.RcvBuf, rcvBufKernel
+	if cfg.SlowShare <= 0 && cfg.Window <= 0 {
+		return
+	}
+	var groups [2]GroupReport
+	var ages [2]Hist
+	for g := range groups {
+		groups[g].Name = groupNames[g]
+		groups[g].Disconnects = map[string]int{}
+	}
+	groups[groupSlow].ReadRate = cfg.SlowRate
+	for i, c := range conns {
+		st := &c.st
+		g := &groups[st.group()]
+		g.Conns++
+		if i >= launched {
+			continue
+		}
+		select {
+		case <-c.done:
+		default:
+			continue // still running: its stats cannot be read safely
+		}
+		if st.connected {
+			g.Connected++
+			if !st.dropped {
+				g.ConnectedAtEnd++
+			}
+		}
+		if st.dropped {
+			g.Dropped++
+			g.Disconnects[st.dropReason]++
+		}
+		g.Deliveries += st.deliveries
+		g.Bytes += st.bytes
+		g.SeqRegressions += st.seqRegressions
+		g.SeqRepeats += st.seqRepeats
+		ages[st.group()].Merge(&st.lat)
+	}
+	for gi := range groups {
+		g := &groups[gi]
+		if g.Conns == 0 {
+			continue // no slow connections, or no others
+		}
+		g.Age = summarize(&ages[gi])
+		if d := rep.MeasuredSeconds; d > 0 {
+			g.DeliveriesPerSec = float64(g.Deliveries) / d
+			if g.Connected > 0 {
+				g.BytesPerSecPerConn = float64(g.Bytes) / d / float64(g.Connected)
+			}
+		}
+		rep.Groups = append(rep.Groups, g)
+	}
+}
+
+// addWindows adds the ages per window (nil aw: no -window). Windows that
+// start after the measured time ended (a run cut short) are left out.
+func (rep *Report) addWindows(aw *ageWindows) {
+	if aw == nil {
+		return
+	}
+	aw.mu.Lock() // a connection that did not end in time may still add to it
+	defer aw.mu.Unlock()
+	var has [2]bool
+	for _, g := range rep.Groups {
+		has[slices.Index(groupNames[:], g.Name)] = true
+	}
+	win := float64(aw.windowUs) / 1e6
+	rep.WindowSeconds = win
+	for w := range aw.n {
+		start := float64(w) * win
+		if start >= rep.MeasuredSeconds && w > 0 {
+			break
+		}
+		row := &WindowRow{StartSeconds: start, EndSeconds: min(start+win, rep.MeasuredSeconds)}
+		if has[groupOthers] {
+			row.Others = windowAge(&aw.hist[groupOthers][w], aw.dropped[groupOthers][w])
+		}
+		if has[groupSlow] {
+			row.Slow = windowAge(&aw.hist[groupSlow][w], aw.dropped[groupSlow][w])
+		}
+		rep.Windows = append(rep.Windows, row)
+	}
+}
+
+// windowAge summarises one group's ages (µs) in one window, in ms.
+func windowAge(h *Hist, dropped uint64) *WindowAge {
+	return &WindowAge{
+		Count: h.Count(), P50: h.Quantile(0.5) / 1000, P90: h.Quantile(0.9) / 1000,
+		P99: h.Quantile(0.99) / 1000, Max: float64(h.Max()) / 1000, Dropped: dropped,
 	}
 }
 
@@ -564,10 +743,72 @@ func (rep *Report) WriteText(w io.Writer) {
 			}
 		}
 	}
+	rep.writeGroupsText(row)
 	for _, w := range rep.Warnings {
 		row("warning", "%s", w)
 	}
 	tw.Flush()
+}
+
+// writeGroupsText prints the slow connections' figures and the others'
+// and the ages per window (nothing without -slow-share, -window, -rcvbuf).
+func (rep *Report) writeGroupsText(row func(k, format string, args ...any)) {
+	if rep.RcvBuf > 0 {
+		kernel := "not reported"
+		if rep.RcvBufKernel > 0 {
+			kernel = sizeText(rep.RcvBufKernel)
+		}
+		row("rcvbuf", "SO_RCVBUF %s requested on every connection's socket, kernel reports %s", sizeText(rep.RcvBuf), kernel)
+	}
+	for _, g := range rep.Groups {
+		what := "the others, reading as fast as they can"
+		if g.Name == "slow" {
+			what = fmt.Sprintf("reading %s/s each", sizeText(g.ReadRate))
+		}
+		row("group "+g.Name, "%d conns (%s): %d connected, %d still connected at the end, %d dropped%s",
+			g.Conns, what, g.Connected, g.ConnectedAtEnd, g.Dropped, disconnectText(g.Disconnects))
+		row("", "%d quotes (%.1f/s), %.1f KB/s per connection read; seq %d regressions, %d repeats",
+			g.Deliveries, g.DeliveriesPerSec, g.BytesPerSecPerConn/1e3, g.SeqRegressions, g.SeqRepeats)
+		if a := g.Age; a != nil && a.Count > 0 {
+			row("", "age ms  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f  (receive time − fetched_at, n=%d)", a.P50, a.P90, a.P99, a.Max, a.Count)
+		} else {
+			row("", "age ms  no quotes in the measured window")
+		}
+	}
+	if len(rep.Windows) == 0 {
+		return
+	}
+	cell := func(a *WindowAge) string {
+		if a.Count == 0 {
+			return fmt.Sprintf("n=0  dropped %d", a.Dropped)
+		}
+		return fmt.Sprintf("n=%d  p50 %.0f  p99 %.0f  max %.0f  dropped %d", a.Count, a.P50, a.P99, a.Max, a.Dropped)
+	}
+	row("age per window", "ms, receive time − fetched_at, per %gs of the measured time", rep.WindowSeconds)
+	for _, w := range rep.Windows {
+		var parts []string
+		if w.Slow != nil {
+			parts = append(parts, "slow "+cell(w.Slow))
+		}
+		if w.Others != nil {
+			parts = append(parts, "others "+cell(w.Others))
+		}
+		text := strings.Join(parts, "  |  ")
+		row(fmt.Sprintf("  %.4g–%.4gs", w.StartSeconds, w.EndSeconds), "%s", text)
+	}
+}
+
+// disconnectText formats the disconnects by reason: " (close_4000=2
+// reset=1)", "" when there are none.
+func disconnectText(d map[string]int) string {
+	if len(d) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(d)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, d[k]))
+	}
+	return " (" + strings.Join(parts, " ") + ")"
 }
 
 // sumNote marks the server rows of a several-node report as sums.

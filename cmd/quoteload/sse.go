@@ -48,7 +48,7 @@ func (r *runner) runSSE(rampCtx context.Context, c *conn, connected func(bool)) 
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
-	resp, err := r.client(c.id).Do(req)
+	resp, err := r.connClient(c).Do(req)
 	inTime := timeout.Stop()
 	inRamp := unhook()
 	if err != nil {
@@ -100,9 +100,9 @@ func (r *runner) runSSE(rampCtx context.Context, c *conn, connected func(bool)) 
 			line = long
 		}
 		if err != nil { // a partial last line is dropped, as EventSource does
+			st.endWindow()
 			if !r.stopping.Load() {
-				st.dropped = true
-				r.nDropped.Add(1)
+				r.lost(st, dropReason(err))
 				if errors.Is(err, io.EOF) {
 					st.addErr("sse_eof")
 				} else {

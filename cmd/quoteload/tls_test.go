@@ -73,6 +73,29 @@ func TestWSOverTLS(t *testing.T) {
 		checkNoLeaks(t, before)
 	})
 
+	t.Run("slow", func(t *testing.T) { // coder/websocket over the paced transport
+		before := runtime.NumGoroutine()
+		c := cfg
+		c.Conns, c.Symbols = 4, 20
+		c.SlowShare, c.SlowRate, c.Window = 0.5, 2000, 500*time.Millisecond
+		c.RootCAs = x509.NewCertPool()
+		c.RootCAs.AddCert(cert)
+		rep, err := Run(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Connected != c.Conns || len(rep.Groups) != 2 || rep.SeqRegressions != 0 {
+			t.Fatalf("connected %d, groups %+v, seq regressions %d", rep.Connected, rep.Groups, rep.SeqRegressions)
+		}
+		o, s := rep.Groups[0], rep.Groups[1]
+		// 20 symbols every 50 ms is about 90 KB/s offered; the slow ones
+		// read 2 KB/s of TLS records.
+		if s.Name != "slow" || s.Connected != 2 || s.BytesPerSecPerConn > 4000 || o.BytesPerSecPerConn < 10*s.BytesPerSecPerConn {
+			t.Errorf("slow %+v, others %+v: want the slow ones at about 2 KB/s", s, o)
+		}
+		checkNoLeaks(t, before)
+	})
+
 	t.Run("http", func(t *testing.T) { // net/http's client, which reads https:// targets
 		before := runtime.NumGoroutine()
 		c := cfg

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -57,13 +58,17 @@ func (r *runner) dialWSClient(dctx context.Context, c *conn) (wsClient, *http.Re
 		u.Path += "/v1/ws"
 		u.RawPath = ""
 		u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(c.syms, ","))
-		ws, resp, err := dialWS(dctx, r.dialer(c.id), &u, wsReadLimit)
+		var wrap func(net.Conn) net.Conn
+		if c.st.slow {
+			wrap = func(nc net.Conn) net.Conn { return r.paceConn(nc, r.cfg.SlowRate) }
+		}
+		ws, resp, err := dialWSWrap(dctx, r.dialer(c.id), &u, wsReadLimit, wrap)
 		if err != nil {
 			return nil, resp, err
 		}
 		return ws, resp, nil
 	}
-	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.id, c.syms), &websocket.DialOptions{HTTPClient: r.client(c.id)})
+	ws, resp, err := websocket.Dial(dctx, r.wsURL(c.id, c.syms), &websocket.DialOptions{HTTPClient: r.connClient(c)})
 	if err != nil {
 		return nil, resp, err
 	}
@@ -152,11 +157,11 @@ func (r *runner) wsReadLoop(st *connStats, read func() ([]byte, bool, error)) {
 	for {
 		buf, text, err := read()
 		if err != nil {
+			st.endWindow()
 			code := websocket.CloseStatus(err)
 			switch {
 			case !r.stopping.Load():
-				st.dropped = true
-				r.nDropped.Add(1)
+				r.lost(st, dropReason(err))
 				if code != -1 {
 					st.addErr(fmt.Sprintf("close_%d", code))
 				} else {
@@ -200,6 +205,35 @@ func (r *runner) wsReadLoop(st *connStats, read func() ([]byte, bool, error)) {
 		default:
 			st.addErr("unexpected_frame")
 		}
+	}
+}
+
+// dropReason names why a connection the run did not close ended:
+// close_<code> for a close frame from the server (4000: slow consumer),
+// reset for a TCP reset, eof for a connection closed without a close frame
+// (what a WebSocket client reports as 1006), timeout, or read.
+func dropReason(err error) string {
+	switch code := websocket.CloseStatus(err); {
+	case code != -1:
+		return fmt.Sprintf("close_%d", code)
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case isTimeout(err):
+		return "timeout"
+	}
+	return "read"
+}
+
+// lost counts connection st as dropped (lost before the run closed it)
+// for reason.
+func (r *runner) lost(st *connStats, reason string) {
+	st.dropped = true
+	st.dropReason = reason
+	r.nDropped.Add(1)
+	if r.windows != nil && r.phase.Load() == phaseMeasure {
+		r.windows.drop(st.group(), time.Now().UnixMicro())
 	}
 }
 

@@ -93,6 +93,12 @@ var aLongTimeAgo = time.Unix(1, 0)
 // ends, blocked I/O fails. It returns the server's response whenever one
 // was read (so that a non-101 status can be reported), even with an error.
 func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, limit int) (*wsConn, *http.Response, error) {
+	return dialWSWrap(ctx, d, u, limit, nil)
+}
+
+// dialWSWrap is dialWS with the connected socket passed through wrap (nil:
+// used as is) before anything is read or written, e.g. to pace its reads.
+func dialWSWrap(ctx context.Context, d *net.Dialer, u *url.URL, limit int, wrap func(net.Conn) net.Conn) (*wsConn, *http.Response, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -100,6 +106,9 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, limit int) (*wsConn,
 	nc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
 	if err != nil {
 		return nil, nil, err
+	}
+	if wrap != nil {
+		nc = wrap(nc)
 	}
 	c := &wsConn{
 		nc:     nc,
