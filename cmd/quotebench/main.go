@@ -10,11 +10,13 @@
 // stays within 50 ms), idle (RSS per idle WebSocket, connect rate and
 // latency), reads (HTTP reads while fan-out runs at half its best rate),
 // churn (connects + subscribes + disconnects, back to baseline after),
-// cluster (three nodes on Redis, clients spread over them), and floor (bare
+// cluster (three nodes on Redis, clients spread over them), floor (bare
 // TCP, no hub: one 2,560-byte write to each of N loopback sockets per tick,
 // between two quotebench processes — this machine's floor for the fan-out
-// burst). Every process binds 127.0.0.1 only, every run is bounded in time,
-// and every process is stopped at the end.
+// burst), and slowreaders (clients that read slower than they are offered:
+// the age of what they receive, per window, and whether they stay
+// connected). Every process binds 127.0.0.1 only, every run is bounded in
+// time, and every process is stopped at the end.
 package main
 
 import (
@@ -55,7 +57,11 @@ type size struct {
 	floorConns             int
 	floorFor               time.Duration
 	floorIntervals         []time.Duration
-	benchtime              string // go test -benchtime of the micro-benchmarks ("" = Go's default)
+	slowFor                time.Duration // slowreaders: each part's measured time
+	slowWindow             time.Duration // slowreaders: age percentiles per window of this length
+	slowCalibrate          time.Duration // slowreaders: the fast reader that measures what is offered
+	slowClients            int           // slowreaders: clients of the many-clients part
+	benchtime              string        // go test -benchtime of the micro-benchmarks ("" = Go's default)
 }
 
 var sizes = map[string]size{
@@ -64,12 +70,14 @@ var sizes = map[string]size{
 		runFor: 4 * time.Second, idleConns: 5000, idleSources: 1, readClients: 1000, readRate: 20000,
 		churnRate: 500, churnFor: 10 * time.Second, clusterClients: 1000, clusterOffered: 100000,
 		floorConns: 2000, floorFor: 4 * time.Second, floorIntervals: ms(1000, 500, 200, 100),
+		slowFor: 15 * time.Second, slowWindow: 3 * time.Second, slowCalibrate: 2 * time.Second, slowClients: 2000,
 	},
 	"full": {
 		name: "full", fanoutClients: 10000, fanoutIntervals: ms(1000, 500, 250, 200, 150, 100, 75, 50), sseClients: 10000,
 		runFor: 10 * time.Second, idleConns: 18000, idleSources: 2, readClients: 10000, readRate: 20000,
 		churnRate: 1000, churnFor: 60 * time.Second, clusterClients: 3000, clusterOffered: 100000,
 		floorConns: 10000, floorFor: 8 * time.Second, floorIntervals: ms(1000, 500, 200, 100),
+		slowFor: 60 * time.Second, slowWindow: 5 * time.Second, slowCalibrate: 3 * time.Second, slowClients: 10000,
 	},
 	// tiny checks that every scenario still runs (the package's test); its
 	// figures mean nothing.
@@ -78,6 +86,7 @@ var sizes = map[string]size{
 		runFor: time.Second, idleConns: 50, idleSources: 1, readClients: 20, readRate: 500,
 		churnRate: 20, churnFor: 2 * time.Second, clusterClients: 30, clusterOffered: 3000,
 		floorConns: 20, floorFor: time.Second, floorIntervals: ms(100), benchtime: "1x",
+		slowFor: 3 * time.Second, slowWindow: time.Second, slowCalibrate: time.Second, slowClients: 20,
 	},
 }
 
@@ -147,7 +156,7 @@ func main() {
 }
 
 // scenarios are the scenario names, in the order they run.
-var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster"}
+var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster", "slowreaders"}
 
 // parseOnly parses -only: the set of scenarios to run (empty: all).
 func parseOnly(only string) (map[string]bool, error) {
@@ -215,6 +224,7 @@ func (b *bench) run(want map[string]bool) (failed []string) {
 	run("reads", func() error { return b.reads(best) })
 	run("churn", b.churn)
 	run("cluster", b.cluster)
+	run("slowreaders", b.slowReaders)
 	return failed
 }
 
@@ -253,6 +263,7 @@ type report struct {
 	Dropped        int     `json:"conns_dropped"`
 	DeliveriesPS   float64 `json:"deliveries_per_sec"`
 	FramesPS       float64 `json:"frames_per_sec"`
+	BytesPS        float64 `json:"bytes_per_sec"`
 	SeqRegressions uint64  `json:"seq_regressions"`
 	Latency        *stats  `json:"latency_ms"`
 	Connect        *stats  `json:"connect_latency_ms"`
@@ -266,7 +277,13 @@ type report struct {
 		CPUus      float64 `json:"cpu_us_per_delivery"`
 	} `json:"server"`
 	Churn json.RawMessage `json:"churn"`
-	Text  string          `json:"-"`
+	// Slow readers (-slow-share, -window, -rcvbuf).
+	MeasuredSeconds float64      `json:"measured_seconds"`
+	RcvBufKernel    int64        `json:"rcvbuf_kernel_bytes"`
+	Groups          []*slowGroup `json:"groups"`
+	Windows         []*windowRow `json:"windows"`
+	Warnings        []string     `json:"warnings"`
+	Text            string       `json:"-"`
 }
 
 // check fails a streaming run whose figures cannot be used: not all n

@@ -67,6 +67,13 @@ func TestEveryScenarioRuns(t *testing.T) {
 		`Highest tick rate within p99 ≤ 50 ms: [0-9.]+/s`, // fan-out summaries
 		`\| 50 \| [0-9.]+ KiB \| [1-9]`,                   // idle: all connected, RSS, rate
 		`\| [1-9][0-9]* \| [0-9.]+ ms \| [0-9.]+ ms \|`,   // reads
+		// slowreaders: one slow client's windows and verdict, then the
+		// slow clients (2 of 20) and the others apart.
+		`\| 0–1 s \| [1-9][0-9]* \| [0-9]+ \| [0-9]+ \| [0-9]+ \| (yes|no) \|`,
+		`Stayed connected: (yes|no)`,
+		`\| slow \| 2 \| [0-9]+ \| [^|]+ \| [1-9][0-9]* \| [0-9.]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| 0 \| [0-9]+ \|`,
+		`\| others \| 18 \| [0-9]+ \| [^|]+ \| [1-9][0-9]* \| `,
+		`µs per delivered quote`,
 	} {
 		if !regexp.MustCompile(re).MatchString(md) {
 			t.Errorf("results lack %q", re)
