@@ -111,3 +111,35 @@ func TestParseOnly(t *testing.T) {
 		t.Errorf("an unknown scenario: %v", err)
 	}
 }
+
+func TestCheckSlow(t *testing.T) {
+	age := func(n uint64) *ageStats { return &ageStats{Count: n} }
+	ok := func() *report {
+		return &report{Connected: 10, Groups: []*slowGroup{
+			{Name: "others", Deliveries: 5, Age: age(5)},
+			{Name: "slow", Deliveries: 1, Age: age(1), Dropped: 1, Disconnects: map[string]int{"close_4000": 1}},
+		}}
+	}
+	if err := ok().checkSlow(10); err != nil {
+		t.Errorf("usable figures (a slow client dropped is a figure, not a failure): %v", err)
+	}
+	for want, spoil := range map[string]func(*report){
+		"9 of 10 clients connected":         func(r *report) { r.Connected, r.Failed = 9, 1 },
+		"no groups":                         func(r *report) { r.Groups = nil },
+		"2 seq regressions":                 func(r *report) { r.SeqRegressions = 2 },
+		"no quotes delivered to the slow":   func(r *report) { r.Groups[1].Deliveries = 0 },
+		"no quotes delivered to the others": func(r *report) { r.Groups[0].Age = nil },
+	} {
+		r := ok()
+		spoil(r)
+		if err := r.checkSlow(10); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v", want, err)
+		}
+	}
+	if got := disconnects(map[string]int{"reset": 1, "close_4000": 3}); got != "close_4000=3 reset=1" {
+		t.Errorf("disconnects = %q", got)
+	}
+	if got := disconnects(nil); got != "none" {
+		t.Errorf("disconnects(nil) = %q", got)
+	}
+}

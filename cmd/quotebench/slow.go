@@ -32,15 +32,18 @@ type slowGroup struct {
 	Deliveries     uint64         `json:"deliveries"`
 	DeliveriesPS   float64        `json:"deliveries_per_sec"`
 	BytesPSPerConn float64        `json:"bytes_per_sec_per_conn"`
-	Age            *struct {
-		Count uint64  `json:"count"`
-		P50   float64 `json:"p50"`
-		P90   float64 `json:"p90"`
-		P99   float64 `json:"p99"`
-		Max   float64 `json:"max"`
-	} `json:"age_ms"`
-	SeqRegressions uint64 `json:"seq_regressions"`
-	SeqRepeats     uint64 `json:"seq_repeats"`
+	Age            *ageStats      `json:"age_ms"`
+	SeqRegressions uint64         `json:"seq_regressions"`
+	SeqRepeats     uint64         `json:"seq_repeats"`
+}
+
+// ageStats is a group's age percentiles (ms) in quoteload's report.
+type ageStats struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
 }
 
 // windowAge is one group's ages in one window of quoteload's report.

@@ -18,8 +18,11 @@ import (
 // sse connections read their socket through a token bucket, at most
 // -slow-rate bytes per second, so that what they do not read backs up
 // through TCP flow control to the server, as it does for a client on a slow
-// link or a slow device. -rcvbuf sets SO_RCVBUF on every connection's
-// socket before it connects, bounding what the client's kernel buffers.
+// link or a slow device. The pace holds from the first byte: a slow
+// connection reads its handshake and welcome at it too (a few hundred
+// bytes, included in its connect latency). -rcvbuf sets SO_RCVBUF on every
+// connection's socket before it connects, bounding what the client's
+// kernel buffers.
 
 // Limits on the slow-reader options.
 const (
