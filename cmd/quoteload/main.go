@@ -29,7 +29,8 @@
 //
 // Slow readers (ws, sse): -slow-share makes that fraction of the
 // connections (spread evenly over them) read their socket through a token
-// bucket at -slow-rate bytes per second — at most rate × 20 ms per read —
+// bucket at -slow-rate bytes per second — at most rate × 20 ms per read,
+// or 1 KiB when that is at most a quarter second's worth —
 // so that what they do not read backs up through TCP flow control to the
 // server. -rcvbuf sets SO_RCVBUF on every connection's socket before it
 // connects, bounding what the client's kernel holds. The report then gives

@@ -30,9 +30,14 @@ const (
 	minWindow   = 100 * time.Millisecond
 	maxWindows  = 600 // -duration / -window
 	minSlowRate = 64  // bytes per second: below this a read could wait minutes
-	// paceTick is the token bucket's period: a paced read waits for (and
-	// then reads at most) one tick's worth of bytes, rate × paceTick.
-	paceTick = 20 * time.Millisecond
+	// A paced read waits for (and then reads at most) one bucket of
+	// bytes: rate × paceTick, but at least paceMinRead bytes as long as
+	// that is at most paceMaxTick's worth, so that a slow reader does not
+	// make a system call and a sleep for every hundred bytes (at 5 KB/s:
+	// 1 KiB, about 5 reads a second, instead of 100 bytes 50 times).
+	paceTick    = 20 * time.Millisecond
+	paceMinRead = 1024
+	paceMaxTick = 250 * time.Millisecond
 )
 
 // parseByteSize parses a byte count or rate: a number with an optional unit
@@ -158,16 +163,15 @@ func isSlow(i, n, k int) bool {
 	return int64(i)*int64(k)/int64(n) != int64(i+1)*int64(k)/int64(n)
 }
 
-// pacer is a token bucket over reads: a Read waits until the bucket holds
-// a tick's worth of bytes (or len(p), if smaller), then reads at most what
-// the bucket holds. Bytes not read stay in the socket, so the peer's
+// pacer is a token bucket over reads: a Read waits until the bucket is
+// full (or holds len(p), if smaller), then reads at most what it holds. Bytes not read stay in the socket, so the peer's
 // writes back up through TCP flow control. Once off reports true (the run
 // is stopping) reads are no longer paced, so that closing does not wait
 // for the backlog to trickle in.
 type pacer struct {
 	r      io.Reader
 	rate   float64 // bytes per second
-	burst  float64 // the bucket's size: one tick's worth, at least 1 byte
+	burst  float64 // the bucket's size: see paceBurst
 	tokens float64
 	last   time.Time
 	off    func() bool
@@ -176,8 +180,15 @@ type pacer struct {
 }
 
 func newPacer(r io.Reader, rate int64, off func() bool) *pacer {
-	burst := max(1, math.Round(float64(rate)*paceTick.Seconds()))
-	return &pacer{r: r, rate: float64(rate), burst: burst, off: off, sleep: time.Sleep, now: time.Now}
+	return &pacer{r: r, rate: float64(rate), burst: paceBurst(rate), off: off, sleep: time.Sleep, now: time.Now}
+}
+
+// paceBurst is the bucket's size for rate bytes per second: rate ×
+// paceTick, raised to paceMinRead bytes when that is at most paceMaxTick's
+// worth (else to that), and at least 1 byte.
+func paceBurst(rate int64) float64 {
+	r := float64(rate)
+	return max(1, math.Round(max(r*paceTick.Seconds(), min(paceMinRead, r*paceMaxTick.Seconds()))))
 }
 
 func (p *pacer) Read(b []byte) (int, error) {
@@ -189,7 +200,7 @@ func (p *pacer) Read(b []byte) (int, error) {
 		now := p.now()
 		if p.last.IsZero() {
 			p.last = now
-			p.tokens = p.burst // start with one tick's worth
+			p.tokens = p.burst // start full
 		}
 		p.tokens = min(p.burst, p.tokens+now.Sub(p.last).Seconds()*p.rate)
 		p.last = now

@@ -190,13 +190,23 @@ func TestPacerFakeClock(t *testing.T) {
 	}
 }
 
+func TestPaceBurst(t *testing.T) {
+	for rate, want := range map[int64]float64{
+		64: 16, 1000: 250, 4096: 1024, 5000: 1024, 51_200: 1024, 100_000: 2000, 200_000: 4000, 5_000_000: 100_000,
+	} {
+		if got := paceBurst(rate); got != want {
+			t.Errorf("paceBurst(%d) = %g, want %g", rate, got, want)
+		}
+	}
+}
+
 func TestPacerStopsPacingWhenOff(t *testing.T) {
 	src := &endless{}
 	off := false
 	p := newPacer(src, 100, func() bool { return off })
 	p.sleep = func(time.Duration) { off = true } // the run stops while it waits
 	buf := make([]byte, 4096)
-	_, _ = p.Read(buf) // the first tick's worth (2 bytes)
+	_, _ = p.Read(buf) // the first bucket (25 bytes)
 	if n, _ := p.Read(buf); n != len(buf) {
 		t.Errorf("read %d bytes after the run stopped; want the whole buffer, unpaced", n)
 	}
