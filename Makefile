@@ -10,8 +10,9 @@ run:
 build:
 	$(GO) build -o bin/quotehub ./cmd/quotehub
 
-# test: formatting, vet, and every test with the race detector, against the
-# real Redis and MariaDB that scripts/services.sh brings up on loopback.
+# test: formatting, vet, a tidy go.mod, and every test with the race
+# detector, against the real Redis and MariaDB that scripts/services.sh
+# brings up on loopback.
 test: services check race fuzz-short
 
 services:
@@ -21,6 +22,7 @@ check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
 
 race:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
