@@ -32,7 +32,6 @@ type Config struct {
 	OpsPerSecond    float64
 	SlowConsumer    time.Duration
 	WriteDelay      time.Duration
-	UnsentLimit     int
 	Writers         int // WebSocket writer pool size; 0 = one per CPU, -1 = none
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
@@ -73,181 +72,76 @@ type Config struct {
 	SimBatch     int
 }
 
-// setting describes one configuration knob; the table below is the single
-// source of the flags, the environment variables and the README's table.
-type setting struct {
-	flag, env, def, help string
-	set                  func(c *Config, v string) error
-	// kind marks booleans (a bare -flag means true) and settings whose
-	// empty value means something (set-but-empty then applies); for the
-	// others an empty variable counts as unset.
-	kind settingKind
+// clearable are the settings whose empty value means something (it
+// disables or empties them); for the others an empty variable counts as
+// unset.
+var clearable = map[string]bool{"admin-addr": true, "allowed-origins": true, "redis-url": true}
+
+// flagSet defines every setting of c as a flag, with its default and its
+// help. It is the single source of the flags, of the environment variables
+// (envName) and of the README's table.
+func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("quotehub", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Addr, "addr", ":8080", "public listen address (WebSocket, SSE, HTTP)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in logs and welcome frames (default: host name + random suffix)")
+	c.Providers = []string{"sim"} // the default: fs.Var reads it
+	fs.Var((*list)(&c.Providers), "providers", "upstream providers to run: sim, or upbit and/or yahoo (KRW-* markets from Upbit, stocks from Yahoo)")
+	fs.DurationVar(&c.Freshness, "freshness", 5*time.Second, "age under which a cached quote is fresh")
+	fs.DurationVar(&c.ActiveWindow, "active-window", 5*time.Minute, "how long a symbol stays active after its last use")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", 30*time.Second, "how often a node re-touches its active symbols")
+	fs.DurationVar(&c.RefreshInterval, "refresh-interval", time.Second, "how often an active symbol is refreshed")
+	fs.DurationVar(&c.FetchTimeout, "fetch-timeout", 2*time.Second, "how long a read that misses waits for the upstream")
+	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 5*time.Second, "longest one upstream request may take")
+	fs.IntVar(&c.MaxSymbols, "max-symbols", 200, "symbols per connection (and per subscribe)")
+	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 4096, "largest client frame; larger closes with 1009")
+	fs.IntVar(&c.MaxConnections, "max-connections", 100000, "connections per node; more are refused (1013 / 429)")
+	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", 200, "requests per second one WebSocket may send (burst: twice that)")
+	fs.DurationVar(&c.SlowConsumer, "slow-consumer-timeout", 30*time.Second, "a client that drains nothing this long is closed with 4000")
+	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "how long a client's writer waits to gather more quotes into one frame (adds that much latency)")
+	fs.Var((*writers)(&c.Writers), "writers", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval (a pong must come within 15 s)")
+	fs.DurationVar(&c.PongTimeout, "pong-timeout", 15*time.Second, "a WebSocket that does not answer a ping this long is closed")
+	fs.DurationVar(&c.SSEKeepalive, "sse-keepalive", 15*time.Second, "longest silence on an SSE stream before a keepalive comment")
+	fs.Var((*list)(&c.AllowedOrigins), "allowed-origins", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown may take")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "json, console, or auto (console on a terminal, else json)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis for cache, active set, bus and leases, e.g. redis://127.0.0.1:6379/0 (empty: embedded memory, one node)")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "qh:", "prefix of every Redis key and channel (one cluster per prefix)")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "QUOTEHUB_REDIS_URL names a Redis Cluster (redis://host:port?addr=host2:port2...)")
+	fs.BoolVar(&c.RedisShardedPubSub, "redis-sharded-pubsub", false, "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+), for Redis Cluster")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 6*time.Second, "refresh lease time to live; a dead node's symbols are taken over within about 1.5 of it")
+	fs.IntVar(&c.RefreshSlots, "refresh-slots", 64, "slots symbols hash onto for refresh ownership; the same on every node")
+	fs.IntVar(&c.BusShards, "bus-shards", 16, "pub/sub shards (one subscriber connection each); the same on every node")
+	fs.StringVar(&c.UpbitURL, "upbit-url", "https://api.upbit.com", "Upbit REST base URL (point it at a proxy or a recorded fake)")
+	fs.StringVar(&c.UpbitWSURL, "upbit-ws-url", "wss://api.upbit.com/websocket/v1", "Upbit WebSocket URL")
+	fs.StringVar(&c.UpbitMode, "upbit-mode", "push", "push (WebSocket stream, REST while it is down) or poll (REST only)")
+	fs.Float64Var(&c.UpbitRate, "upbit-rate", 10, "Upbit REST requests per second at most (Upbit allows 10 per IP)")
+	fs.IntVar(&c.UpbitBatch, "upbit-batch", 100, "markets per Upbit /v1/ticker request")
+	fs.DurationVar(&c.UpbitTimeout, "upbit-timeout", 3*time.Second, "timeout of one Upbit request")
+	fs.DurationVar(&c.UpbitInterval, "upbit-interval", 0, "refresh interval of Upbit symbols when polled (0: QUOTEHUB_REFRESH_INTERVAL)")
+	fs.StringVar(&c.YahooURL, "yahoo-url", "https://query1.finance.yahoo.com", "Yahoo Finance chart API base URL")
+	fs.Float64Var(&c.YahooRate, "yahoo-rate", 5, "Yahoo requests per second at most (one request per symbol)")
+	fs.IntVar(&c.YahooBatch, "yahoo-batch", 20, "symbols per Yahoo fetch (each is its own request)")
+	fs.IntVar(&c.YahooParallel, "yahoo-concurrency", 4, "Yahoo requests in flight at most")
+	fs.DurationVar(&c.YahooTimeout, "yahoo-timeout", 3*time.Second, "timeout of one Yahoo request")
+	fs.DurationVar(&c.YahooInterval, "yahoo-interval", 0, "refresh interval of Yahoo symbols (0: QUOTEHUB_REFRESH_INTERVAL)")
+	fs.Int64Var(&c.SimSeed, "sim-seed", 1, "seed of the sim provider's random walk")
+	fs.IntVar(&c.SimSymbols, "sim-symbols", 0, "extra synthetic symbols (SYN-000001 …) in the sim catalogue")
+	fs.DurationVar(&c.SimLatency, "sim-latency", 0, "delay the sim provider adds to every fetch (slow upstream)")
+	fs.Float64Var(&c.SimFailRate, "sim-fail-rate", 0, "fraction of sim fetches that fail (flaky upstream)")
+	fs.BoolVar(&c.SimDown, "sim-down", false, "every sim fetch fails (upstream down)")
+	fs.IntVar(&c.SimBatch, "sim-batch", 100, "most symbols one sim fetch carries")
+	fs.BoolVar(&c.SimEveryTick, "sim-every-tick", false, "every sim symbol changes on every fetch (benchmarks)")
+	return fs
 }
 
-type settingKind int
-
-const (
-	plain     settingKind = iota
-	clearable             // an empty value is meaningful (e.g. disables)
-	isBool                // a bare -flag sets true
-)
-
-// flagValue adapts a setting to flag.Value; booleans also implement
-// IsBoolFlag so that a bare -flag means true.
-type flagValue struct {
-	c *Config
-	s setting
-}
-
-func (v flagValue) String() string     { return "" }
-func (v flagValue) Set(x string) error { return v.s.set(v.c, x) }
-func (v flagValue) IsBoolFlag() bool   { return v.s.kind == isBool }
-
-func str(dst func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error { *dst(c) = v; return nil }
-}
-
-func list(dst func(*Config) *[]string) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		var out []string
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-		*dst(c) = out
-		return nil
-	}
-}
-
-func dur(dst func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return err
-		}
-		if d < 0 {
-			return errors.New("must not be negative")
-		}
-		*dst(c) = d
-		return nil
-	}
-}
-
-func integer(dst func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return err
-		}
-		if n < 0 {
-			return errors.New("must not be negative")
-		}
-		*dst(c) = n
-		return nil
-	}
-}
-
-// writers parses -writers: auto, off, or a count from 1 to 1024.
-func writers(c *Config, v string) error {
-	switch v {
-	case "auto":
-		c.Writers = 0
-		return nil
-	case "off":
-		c.Writers = -1
-		return nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 1024 {
-		return errors.New("want auto, off or 1 … 1024")
-	}
-	c.Writers = n
-	return nil
-}
-
-func float(dst func(*Config) *float64) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return err
-		}
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return errors.New("must be a finite number")
-		}
-		*dst(c) = f
-		return nil
-	}
-}
-
-func boolean(dst func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return err
-		}
-		*dst(c) = b
-		return nil
-	}
-}
-
-var settings = []setting{
-	{"addr", "QUOTEHUB_ADDR", ":8080", "public listen address (WebSocket, SSE, HTTP)", str(func(c *Config) *string { return &c.Addr }), plain},
-	{"admin-addr", "QUOTEHUB_ADMIN_ADDR", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables", str(func(c *Config) *string { return &c.AdminAddr }), clearable},
-	{"node-id", "QUOTEHUB_NODE_ID", "", "this node's name in logs and welcome frames (default: host name + random suffix)", str(func(c *Config) *string { return &c.NodeID }), plain},
-	{"providers", "QUOTEHUB_PROVIDERS", "sim", "upstream providers to run: sim, or upbit and/or yahoo (KRW-* markets from Upbit, stocks from Yahoo)", list(func(c *Config) *[]string { return &c.Providers }), plain},
-	{"freshness", "QUOTEHUB_FRESHNESS", "5s", "age under which a cached quote is fresh", dur(func(c *Config) *time.Duration { return &c.Freshness }), plain},
-	{"active-window", "QUOTEHUB_ACTIVE_WINDOW", "5m", "how long a symbol stays active after its last use", dur(func(c *Config) *time.Duration { return &c.ActiveWindow }), plain},
-	{"heartbeat", "QUOTEHUB_HEARTBEAT", "30s", "how often a node re-touches its active symbols", dur(func(c *Config) *time.Duration { return &c.Heartbeat }), plain},
-	{"refresh-interval", "QUOTEHUB_REFRESH_INTERVAL", "1s", "how often an active symbol is refreshed", dur(func(c *Config) *time.Duration { return &c.RefreshInterval }), plain},
-	{"fetch-timeout", "QUOTEHUB_FETCH_TIMEOUT", "2s", "how long a read that misses waits for the upstream", dur(func(c *Config) *time.Duration { return &c.FetchTimeout }), plain},
-	{"upstream-timeout", "QUOTEHUB_UPSTREAM_TIMEOUT", "5s", "longest one upstream request may take", dur(func(c *Config) *time.Duration { return &c.UpstreamTimeout }), plain},
-	{"max-symbols", "QUOTEHUB_MAX_SYMBOLS", "200", "symbols per connection (and per subscribe)", integer(func(c *Config) *int { return &c.MaxSymbols }), plain},
-	{"max-message-bytes", "QUOTEHUB_MAX_MESSAGE_BYTES", "4096", "largest client frame; larger closes with 1009", integer(func(c *Config) *int { return &c.MaxMessageBytes }), plain},
-	{"max-connections", "QUOTEHUB_MAX_CONNECTIONS", "100000", "connections per node; more are refused (1013 / 429)", integer(func(c *Config) *int { return &c.MaxConnections }), plain},
-	{"ops-per-second", "QUOTEHUB_OPS_PER_SECOND", "200", "requests per second one WebSocket may send (burst: twice that)", float(func(c *Config) *float64 { return &c.OpsPerSecond }), plain},
-	{"slow-consumer-timeout", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT", "30s", "a client that drains nothing this long is closed with 4000", dur(func(c *Config) *time.Duration { return &c.SlowConsumer }), plain},
-	{"write-delay", "QUOTEHUB_WRITE_DELAY", "0s", "how long a client's writer waits to gather more quotes into one frame (adds that much latency)", dur(func(c *Config) *time.Duration { return &c.WriteDelay }), plain},
-	{"unsent-limit", "QUOTEHUB_UNSENT_LIMIT", "16384", "bytes a client's socket may hold unsent; the rest waits in its outbox, where newer quotes replace older (0: the kernel's send buffer)", integer(func(c *Config) *int { return &c.UnsentLimit }), plain},
-	{"writers", "QUOTEHUB_WRITERS", "auto", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)", writers, plain},
-	{"ping-interval", "QUOTEHUB_PING_INTERVAL", "25s", "WebSocket ping interval (a pong must come within 15 s)", dur(func(c *Config) *time.Duration { return &c.PingInterval }), plain},
-	{"pong-timeout", "QUOTEHUB_PONG_TIMEOUT", "15s", "a WebSocket that has read everything before a ping and does not answer it this long is closed", dur(func(c *Config) *time.Duration { return &c.PongTimeout }), plain},
-	{"sse-keepalive", "QUOTEHUB_SSE_KEEPALIVE", "15s", "longest silence on an SSE stream before a keepalive comment", dur(func(c *Config) *time.Duration { return &c.SSEKeepalive }), plain},
-	{"allowed-origins", "QUOTEHUB_ALLOWED_ORIGINS", "", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)", list(func(c *Config) *[]string { return &c.AllowedOrigins }), clearable},
-	{"shutdown-timeout", "QUOTEHUB_SHUTDOWN_TIMEOUT", "10s", "longest a graceful shutdown may take", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }), plain},
-	{"log-level", "QUOTEHUB_LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel }), plain},
-	{"log-format", "QUOTEHUB_LOG_FORMAT", "auto", "json, console, or auto (console on a terminal, else json)", str(func(c *Config) *string { return &c.LogFormat }), plain},
-	{"redis-url", "QUOTEHUB_REDIS_URL", "", "Redis for cache, active set, bus and leases, e.g. redis://127.0.0.1:6379/0 (empty: embedded memory, one node)", str(func(c *Config) *string { return &c.RedisURL }), clearable},
-	{"redis-prefix", "QUOTEHUB_REDIS_PREFIX", "qh:", "prefix of every Redis key and channel (one cluster per prefix)", str(func(c *Config) *string { return &c.RedisPrefix }), plain},
-	{"redis-cluster", "QUOTEHUB_REDIS_CLUSTER", "false", "QUOTEHUB_REDIS_URL names a Redis Cluster (redis://host:port?addr=host2:port2...)", boolean(func(c *Config) *bool { return &c.RedisCluster }), isBool},
-	{"redis-sharded-pubsub", "QUOTEHUB_REDIS_SHARDED_PUBSUB", "false", "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+), for Redis Cluster", boolean(func(c *Config) *bool { return &c.RedisShardedPubSub }), isBool},
-	{"lease-ttl", "QUOTEHUB_LEASE_TTL", "6s", "refresh lease time to live; a dead node's symbols are taken over within about 1.5 of it", dur(func(c *Config) *time.Duration { return &c.LeaseTTL }), plain},
-	{"refresh-slots", "QUOTEHUB_REFRESH_SLOTS", "64", "slots symbols hash onto for refresh ownership; the same on every node", integer(func(c *Config) *int { return &c.RefreshSlots }), plain},
-	{"bus-shards", "QUOTEHUB_BUS_SHARDS", "16", "pub/sub shards (one subscriber connection each); the same on every node", integer(func(c *Config) *int { return &c.BusShards }), plain},
-	{"upbit-url", "QUOTEHUB_UPBIT_URL", "https://api.upbit.com", "Upbit REST base URL (point it at a proxy or a recorded fake)", str(func(c *Config) *string { return &c.UpbitURL }), plain},
-	{"upbit-ws-url", "QUOTEHUB_UPBIT_WS_URL", "wss://api.upbit.com/websocket/v1", "Upbit WebSocket URL", str(func(c *Config) *string { return &c.UpbitWSURL }), plain},
-	{"upbit-mode", "QUOTEHUB_UPBIT_MODE", "push", "push (WebSocket stream, REST while it is down) or poll (REST only)", str(func(c *Config) *string { return &c.UpbitMode }), plain},
-	{"upbit-rate", "QUOTEHUB_UPBIT_RATE", "10", "Upbit REST requests per second at most (Upbit allows 10 per IP)", float(func(c *Config) *float64 { return &c.UpbitRate }), plain},
-	{"upbit-batch", "QUOTEHUB_UPBIT_BATCH", "100", "markets per Upbit /v1/ticker request", integer(func(c *Config) *int { return &c.UpbitBatch }), plain},
-	{"upbit-timeout", "QUOTEHUB_UPBIT_TIMEOUT", "3s", "timeout of one Upbit request", dur(func(c *Config) *time.Duration { return &c.UpbitTimeout }), plain},
-	{"upbit-interval", "QUOTEHUB_UPBIT_INTERVAL", "0s", "refresh interval of Upbit symbols when polled (0: QUOTEHUB_REFRESH_INTERVAL)", dur(func(c *Config) *time.Duration { return &c.UpbitInterval }), plain},
-	{"yahoo-url", "QUOTEHUB_YAHOO_URL", "https://query1.finance.yahoo.com", "Yahoo Finance chart API base URL", str(func(c *Config) *string { return &c.YahooURL }), plain},
-	{"yahoo-rate", "QUOTEHUB_YAHOO_RATE", "5", "Yahoo requests per second at most (one request per symbol)", float(func(c *Config) *float64 { return &c.YahooRate }), plain},
-	{"yahoo-batch", "QUOTEHUB_YAHOO_BATCH", "20", "symbols per Yahoo fetch (each is its own request)", integer(func(c *Config) *int { return &c.YahooBatch }), plain},
-	{"yahoo-concurrency", "QUOTEHUB_YAHOO_CONCURRENCY", "4", "Yahoo requests in flight at most", integer(func(c *Config) *int { return &c.YahooParallel }), plain},
-	{"yahoo-timeout", "QUOTEHUB_YAHOO_TIMEOUT", "3s", "timeout of one Yahoo request", dur(func(c *Config) *time.Duration { return &c.YahooTimeout }), plain},
-	{"yahoo-interval", "QUOTEHUB_YAHOO_INTERVAL", "0s", "refresh interval of Yahoo symbols (0: QUOTEHUB_REFRESH_INTERVAL)", dur(func(c *Config) *time.Duration { return &c.YahooInterval }), plain},
-	{"sim-seed", "QUOTEHUB_SIM_SEED", "1", "seed of the sim provider's random walk", func(c *Config, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		c.SimSeed = n
-		return err
-	}, plain},
-	{"sim-symbols", "QUOTEHUB_SIM_SYMBOLS", "0", "extra synthetic symbols (SYN-000001 …) in the sim catalogue", integer(func(c *Config) *int { return &c.SimSymbols }), plain},
-	{"sim-latency", "QUOTEHUB_SIM_LATENCY", "0s", "delay the sim provider adds to every fetch (slow upstream)", dur(func(c *Config) *time.Duration { return &c.SimLatency }), plain},
-	{"sim-fail-rate", "QUOTEHUB_SIM_FAIL_RATE", "0", "fraction of sim fetches that fail (flaky upstream)", float(func(c *Config) *float64 { return &c.SimFailRate }), plain},
-	{"sim-down", "QUOTEHUB_SIM_DOWN", "false", "every sim fetch fails (upstream down)", boolean(func(c *Config) *bool { return &c.SimDown }), isBool},
-	{"sim-batch", "QUOTEHUB_SIM_BATCH", "100", "most symbols one sim fetch carries", integer(func(c *Config) *int { return &c.SimBatch }), plain},
-	{"sim-every-tick", "QUOTEHUB_SIM_EVERY_TICK", "false", "every sim symbol changes on every fetch (benchmarks)", boolean(func(c *Config) *bool { return &c.SimEveryTick }), isBool},
+// envName is the environment variable of a flag: QUOTEHUB_ and the flag's
+// name upper-cased, dashes as underscores (-admin-addr: QUOTEHUB_ADMIN_ADDR).
+func envName(flagName string) string {
+	return "QUOTEHUB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // LoadConfig builds the configuration from defaults, the environment (read
@@ -255,17 +149,24 @@ var settings = []setting{
 // after printing usage for -h.
 func LoadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("quotehub", flag.ContinueOnError)
-	fs.SetOutput(out)
-	for _, s := range settings {
-		v := s.def
-		if e, ok := lookupEnv(s.env); ok && (e != "" || s.kind == clearable) {
-			v = e
+	fs := c.flagSet(out)
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := envName(f.Name)
+		f.Usage += " (env " + env + ")"
+		if g, ok := f.Value.(flag.Getter); ok {
+			f.Value = checked{g}
 		}
-		if err := s.set(&c, v); err != nil {
-			return c, fmt.Errorf("%s=%q: %w", s.env, v, err)
+		v, ok := lookupEnv(env)
+		if err != nil || !ok || (v == "" && !clearable[f.Name]) {
+			return
 		}
-		fs.Var(flagValue{&c, s}, s.flag, s.help+" (env "+s.env+", default "+strconv.Quote(s.def)+")")
+		if serr := f.Value.Set(v); serr != nil {
+			err = fmt.Errorf("%s=%q: %w", env, v, serr)
+		}
+	})
+	if err != nil {
+		return c, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -274,6 +175,98 @@ func LoadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// checked wraps a standard flag value: its errors say what is wanted, and
+// it refuses what the type accepts but no setting does (negative counts
+// and durations, NaN and infinite numbers).
+type checked struct{ flag.Getter }
+
+func (v checked) Set(s string) error {
+	if err := v.Getter.Set(s); err != nil {
+		return fmt.Errorf("want %s (%w)", wants[fmt.Sprintf("%T", v.Get())], err)
+	}
+	switch x := v.Get().(type) {
+	case int:
+		if x < 0 {
+			return errNegative
+		}
+	case time.Duration:
+		if x < 0 {
+			return errNegative
+		}
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return errors.New("must be a finite number")
+		}
+	}
+	return nil
+}
+
+// wants names, by Go type, the values a flag accepts.
+var wants = map[string]string{
+	"bool": "true or false", "int": "a whole number", "int64": "a whole number",
+	"float64": "a number", "time.Duration": "a duration such as 500ms or 5m",
+}
+
+// IsBoolFlag lets a bare -flag set a boolean true.
+func (v checked) IsBoolFlag() bool { _, ok := v.Get().(bool); return ok }
+
+// String is the wrapped value's; flag.PrintDefaults also calls it on a
+// zero checked.
+func (v checked) String() string {
+	if v.Getter == nil {
+		return ""
+	}
+	return v.Getter.String()
+}
+
+var errNegative = errors.New("must not be negative")
+
+// list is a comma-separated flag value; blanks around items and empty items
+// are dropped.
+type list []string
+
+func (l *list) String() string { return strings.Join(*l, ",") }
+
+func (l *list) Set(v string) error {
+	*l = nil
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// writers is -writers: auto (0), off (-1), or a count from 1 to 1024.
+type writers int
+
+func (w *writers) String() string {
+	switch *w {
+	case 0:
+		return "auto"
+	case -1:
+		return "off"
+	}
+	return strconv.Itoa(int(*w))
+}
+
+func (w *writers) Set(v string) error {
+	switch v {
+	case "auto":
+		*w = 0
+		return nil
+	case "off":
+		*w = -1
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1024 {
+		return errors.New("want auto, off or 1 … 1024")
+	}
+	*w = writers(n)
+	return nil
 }
 
 func (c *Config) validate() error {
@@ -294,9 +287,6 @@ func (c *Config) validate() error {
 	positive("QUOTEHUB_PONG_TIMEOUT", c.PongTimeout)
 	positive("QUOTEHUB_SSE_KEEPALIVE", c.SSEKeepalive)
 	positive("QUOTEHUB_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
-	if c.UnsentLimit < 0 {
-		errs = append(errs, errors.New("QUOTEHUB_UNSENT_LIMIT must not be negative"))
-	}
 	if c.MaxSymbols < 1 {
 		errs = append(errs, errors.New("QUOTEHUB_MAX_SYMBOLS must be at least 1"))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -344,3 +345,12 @@ func TestLoadConfigUsage(t *testing.T) {
 		}
 	})
 }
+
+// settings are the flags as the README's table lists them: name,
+// environment variable and default.
+var settings = func() (out []struct{ flag, env, def string }) {
+	new(Config).flagSet(io.Discard).VisitAll(func(f *flag.Flag) {
+		out = append(out, struct{ flag, env, def string }{f.Name, envName(f.Name), f.DefValue})
+	})
+	return out
+}()
