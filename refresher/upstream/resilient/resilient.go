@@ -32,13 +32,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"quotehub"
+	"quotehub/internal/backoff"
 )
 
 // Defaults of Options.
@@ -180,9 +180,6 @@ func Wrap(p quotehub.Provider, opts Options) *Provider {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
-	if opts.Rand == nil {
-		opts.Rand = rand.Float64
-	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -253,7 +250,7 @@ func (w *Provider) Fetch(ctx context.Context, symbols []string) ([]quotehub.Quot
 		if v != failure || retry >= retries || ctx.Err() != nil || (!probe && w.refusing()) {
 			break
 		}
-		delay := w.delay(retry)
+		delay := backoff.Delay(retry, w.opts.BaseDelay, w.opts.MaxDelay, w.opts.Rand)
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= delay {
 			break // the wait would outlast the caller: give up now
 		}
@@ -261,7 +258,7 @@ func (w *Provider) Fetch(ctx context.Context, symbols []string) ([]quotehub.Quot
 		if w.opts.OnRetry != nil {
 			w.opts.OnRetry(w.name, retry, delay, err)
 		}
-		if !sleep(ctx, delay) {
+		if backoff.Sleep(ctx, delay) != nil {
 			break
 		}
 	}
@@ -274,32 +271,6 @@ func (w *Provider) attempt(ctx context.Context, symbols []string) ([]quotehub.Qu
 	actx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
 	return w.inner.Fetch(actx, symbols)
-}
-
-// delay is the jittered wait before retry n.
-func (w *Provider) delay(n int) time.Duration {
-	ceiling := w.opts.MaxDelay
-	if n < 32 {
-		if d := w.opts.BaseDelay << n; d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return time.Duration(w.opts.Rand() * float64(ceiling))
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // verdict is what a call's result means to the breaker and to retries.

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"quotehub"
+	"quotehub/internal/backoff"
 )
 
 // Limits of the stream.
@@ -119,26 +119,14 @@ func (p *Provider) Stream(ctx context.Context, emit func([]quotehub.Quote)) erro
 		case delivered:
 			failures = 0
 		}
-		d := p.backoff(failures)
+		d := backoff.Delay(failures, p.reconnectMin, p.reconnectMax, nil)
 		failures++
 		p.log.Warn().Err(err).Dur("retry_in", d).Int("failures", failures).Msg("upbit: stream down")
-		if sleep(ctx, d) != nil {
+		if backoff.Sleep(ctx, d) != nil {
 			return nil
 		}
 	}
 	return nil
-}
-
-// backoff returns the wait before reconnection attempt n+1: a random time
-// in [0, min(ReconnectMax, ReconnectMin·2ⁿ)].
-func (p *Provider) backoff(n int) time.Duration {
-	ceiling := p.reconnectMax
-	if n < 32 {
-		if c := p.reconnectMin << n; c > 0 && c < ceiling {
-			ceiling = c
-		}
-	}
-	return rand.N(ceiling + 1)
 }
 
 // wsEvent is what the reader hands the session loop: a quote, or an error

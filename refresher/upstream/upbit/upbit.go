@@ -47,6 +47,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"quotehub"
+	"quotehub/internal/backoff"
 )
 
 // Name is the provider name reported by Provider.Name and in Quote.Source.
@@ -131,7 +132,7 @@ type Options struct {
 
 	// ReconnectMin and ReconnectMax bound the stream's reconnection
 	// backoff: the n-th consecutive failure waits a random time in
-	// [0, min(ReconnectMax, ReconnectMin·2ⁿ)] ("full jitter"). Zero or
+	// [0, min(ReconnectMax, ReconnectMin·2ⁿ)) ("full jitter"). Zero or
 	// negative mean DefaultReconnectMin (500 ms) and DefaultReconnectMax
 	// (30 s).
 	ReconnectMin time.Duration
@@ -710,7 +711,7 @@ func (p *Provider) admit(ctx context.Context, g *group) error {
 			}
 		}
 		if now.Before(paused) {
-			if err := sleep(ctx, paused.Sub(now)); err != nil {
+			if err := backoff.Sleep(ctx, paused.Sub(now)); err != nil {
 				return upstreamErr(err, "upbit: gave up waiting for the %s request budget", g.name)
 			}
 			continue
@@ -725,7 +726,7 @@ func (p *Provider) admit(ctx context.Context, g *group) error {
 					After: d,
 				}
 			}
-			if err := sleep(ctx, d); err != nil {
+			if err := backoff.Sleep(ctx, d); err != nil {
 				r.Cancel()
 				return upstreamErr(err, "upbit: gave up waiting for the %s request budget", g.name)
 			}
@@ -864,19 +865,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

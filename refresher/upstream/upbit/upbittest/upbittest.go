@@ -49,6 +49,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"quotehub/internal/backoff"
 )
 
 // UnknownMode is how the fake answers a /v1/ticker request whose markets
@@ -271,7 +273,11 @@ func New(opts Options) *Server {
 		s.serveREST(w, r, "market", s.marketAll)
 	})
 	mux.HandleFunc("/websocket/v1", s.serveWS)
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewUnstartedServer(mux)
+	// Every request's context ends with Close, so that no handler holds
+	// Close up.
+	s.srv.Config.BaseContext = func(net.Listener) context.Context { return s.ctx }
+	s.srv.Start()
 	return s
 }
 
@@ -446,14 +452,7 @@ func (s *Server) count(code int) {
 func (s *Server) serveREST(w http.ResponseWriter, r *http.Request, group string, h func(*http.Request) (int, []byte)) {
 	s.requests.Add(1)
 	if d := time.Duration(s.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.ctx.Done():
-			t.Stop()
+		if backoff.Sleep(r.Context(), d) != nil { // ends with the request or Close
 			return
 		}
 	}

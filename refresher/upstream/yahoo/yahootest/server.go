@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"quotehub"
+	"quotehub/internal/backoff"
 )
 
 //go:embed testdata/chart.json.tmpl testdata/not_found.json testdata/unauthorized.json
@@ -353,11 +354,7 @@ func (s *Server) chart(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if d := time.Duration(s.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if backoff.Sleep(r.Context(), d) != nil {
 			s.count(0)
 			return
 		}
