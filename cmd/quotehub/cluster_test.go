@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"quotehub/internal/poll"
 )
 
 // recording is one client's log of the quotes it received.
@@ -144,7 +146,7 @@ func TestCluster(t *testing.T) {
 
 	// Phase 1: three nodes: every update everywhere, and the same upstream cost.
 	nodes = append(nodes, startProc(t, "b", env), startProc(t, "c", env))
-	eventually(t, 10*time.Second, "every node to hold refresh slots", func() bool {
+	poll.Until(t, 10*time.Second, "every node to hold refresh slots", func() bool {
 		for _, p := range nodes {
 			if p.scrape("quotehub_lease_slots_held") < 4 {
 				return false
@@ -245,7 +247,7 @@ func TestCluster(t *testing.T) {
 	key := prefix + "quote:{SYN-000015}"
 	f := func() string { return rdb.HGet(context.Background(), key, "f").Val() }
 	first := f()
-	eventually(t, 5*time.Second, "SYN-000015 to be refreshed while active", func() bool { return f() != first })
+	poll.Until(t, 5*time.Second, "SYN-000015 to be refreshed while active", func() bool { return f() != first })
 	time.Sleep(2*time.Second + 500*time.Millisecond + 2*time.Second) // window + heartbeat + slack
 	settled := f()
 	time.Sleep(time.Second)
@@ -280,10 +282,10 @@ func TestClusterRedisOutage(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 10*time.Second, "live updates", func() bool { return count() > 15 })
+	poll.Until(t, 10*time.Second, "live updates", func() bool { return count() > 15 })
 
 	r.kill()
-	eventually(t, 10*time.Second, "b to report Redis down", func() bool {
+	poll.Until(t, 10*time.Second, "b to report Redis down", func() bool {
 		resp, err := http.Get("http://" + b.addr + "/readyz")
 		if err != nil {
 			return false
@@ -294,7 +296,7 @@ func TestClusterRedisOutage(t *testing.T) {
 		return resp.StatusCode == 503 && strings.Contains(fmt.Sprint(body["reasons"]), "redis")
 	})
 	n := count()
-	eventually(t, 10*time.Second, "prices to keep moving without Redis", func() bool { return count() > n+15 })
+	poll.Until(t, 10*time.Second, "prices to keep moving without Redis", func() bool { return count() > n+15 })
 	var q map[string]any
 	if resp := getJSON(t, "http://"+b.addr+"/v1/quotes/SYN-000001", &q); resp.StatusCode != 200 {
 		t.Fatalf("read without Redis: %d %v", resp.StatusCode, q)
@@ -302,7 +304,7 @@ func TestClusterRedisOutage(t *testing.T) {
 
 	r2 := startRedis(t, r.port) // back, and empty
 	_ = r2
-	eventually(t, 15*time.Second, "b to be ready again", func() bool {
+	poll.Until(t, 15*time.Second, "b to be ready again", func() bool {
 		resp, err := http.Get("http://" + b.addr + "/readyz")
 		if err != nil {
 			return false
@@ -311,7 +313,7 @@ func TestClusterRedisOutage(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 	n = count()
-	eventually(t, 10*time.Second, "updates through Redis again", func() bool { return count() > n+15 })
+	poll.Until(t, 10*time.Second, "updates through Redis again", func() bool { return count() > n+15 })
 	_, _, errs := rec.snapshot()
 	for _, e := range errs {
 		t.Error(e)

@@ -125,17 +125,6 @@ func hasLabels(m *dto.Metric, want []string) bool {
 	return true
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // wsClient is a real WebSocket client.
 type wsClient struct {
 	t    *testing.T

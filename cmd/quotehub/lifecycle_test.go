@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"quotehub/internal/poll"
 )
 
 // TestCostFollowsActiveSet: with 10,000 extra symbols in the catalogue and
@@ -76,7 +78,7 @@ func TestChurnLeavesNothing(t *testing.T) {
 		c.next("welcome")
 		c.next("subscribed")
 		c.conn.Close(websocket.StatusNormalClosure, "")
-		eventually(t, 5*time.Second, "idle", func() bool { return n.hub.Connections() == 0 })
+		poll.Until(t, 5*time.Second, "idle", func() bool { return n.hub.Connections() == 0 })
 	}
 	warm()
 	time.Sleep(100 * time.Millisecond)
@@ -94,11 +96,11 @@ func TestChurnLeavesNothing(t *testing.T) {
 		s.next(5 * time.Second)
 		s.close()
 	}
-	eventually(t, 10*time.Second, "connections to drain", func() bool {
+	poll.Until(t, 10*time.Second, "connections to drain", func() bool {
 		return n.hub.Connections() == 0 && n.metric("quotehub_subscriptions") == 0
 	})
 	http.DefaultClient.CloseIdleConnections()
-	eventually(t, 10*time.Second, fmt.Sprintf("goroutines back to %d", base), func() bool {
+	poll.Until(t, 10*time.Second, fmt.Sprintf("goroutines back to %d", base), func() bool {
 		return runtime.NumGoroutine() <= base+2
 	})
 }

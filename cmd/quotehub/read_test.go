@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"quotehub/internal/poll"
 )
 
 type readQuote struct {
@@ -51,7 +53,7 @@ func TestRead(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		eventually(t, 5*time.Second, "the background refresh", func() bool { return n.sim().FetchCount("KRW-BTC") == calls+1 })
+		poll.Until(t, 5*time.Second, "the background refresh", func() bool { return n.sim().FetchCount("KRW-BTC") == calls+1 })
 		time.Sleep(50 * time.Millisecond)
 		if got := n.sim().FetchCount("KRW-BTC"); got != calls+1 {
 			t.Errorf("%d background refreshes for 20 stale reads, want 1", got-calls)
@@ -97,7 +99,7 @@ func TestRead(t *testing.T) {
 			t.Fatalf("cold read of a slow upstream: %d %+v in %s", resp.StatusCode, e, took)
 		}
 		// The fetch goes on in the background and fills the cache.
-		eventually(t, 5*time.Second, "the slow fetch to land", func() bool {
+		poll.Until(t, 5*time.Second, "the slow fetch to land", func() bool {
 			return getJSON(t, n.url("/v1/quotes/KRW-SOL"), nil).StatusCode == 200
 		})
 		n.sim().SetLatency(3 * time.Second)

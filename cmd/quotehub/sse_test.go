@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"quotehub/internal/poll"
 )
 
 func TestSSE(t *testing.T) {
@@ -56,7 +58,7 @@ func TestSSE(t *testing.T) {
 			last = q.Seq
 		}
 		s.close()
-		eventually(t, 5*time.Second, "the stream to be released", func() bool {
+		poll.Until(t, 5*time.Second, "the stream to be released", func() bool {
 			return n.hub.Connections() == 0 && n.metric("quotehub_subscriptions") == 0
 		})
 	})
@@ -167,7 +169,7 @@ func TestSSESlowConsumer(t *testing.T) {
 			"QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_REFRESH_INTERVAL": "10ms", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "500ms",
 		})
 		openSlowSSE(t, n, 200) // and never read
-		eventually(t, 20*time.Second, "the slow stream to be closed", func() bool {
+		poll.Until(t, 20*time.Second, "the slow stream to be closed", func() bool {
 			return n.metric("quotehub_slow_consumer_disconnects_total") == 1 && n.hub.Connections() == 0
 		})
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"quotehub/internal/poll"
 	"quotehub/refresher/upstream/upbit/upbittest"
 	"quotehub/refresher/upstream/yahoo/yahootest"
 )
@@ -93,18 +94,18 @@ func TestUpbitStreamFallsBackToPolling(t *testing.T) {
 	c := dialWS(t, n, "?symbols=KRW-BTC", nil)
 	c.next("welcome")
 	c.next("subscribed")
-	eventually(t, 10*time.Second, "the stream", func() bool { return u.OpenStreams() == 1 })
+	poll.Until(t, 10*time.Second, "the stream", func() bool { return u.OpenStreams() == 1 })
 	u.SetSilent(true) // the socket stays open but delivers nothing...
 	u.DropStream()    // ...and is then dropped mid-message
 	before := u.TickerRequests()
-	eventually(t, 10*time.Second, "REST polling while the stream is down", func() bool { return u.TickerRequests() >= before+3 })
+	poll.Until(t, 10*time.Second, "REST polling while the stream is down", func() bool { return u.TickerRequests() >= before+3 })
 	for i := 0; i < 3; i++ { // prices keep moving for the client
 		if f := c.next("quotes"); len(f.Quotes) == 0 {
 			t.Fatal("empty quotes frame")
 		}
 	}
 	u.SetSilent(false)
-	eventually(t, 15*time.Second, "the stream to be back", func() bool { return u.OpenStreams() == 1 })
+	poll.Until(t, 15*time.Second, "the stream to be back", func() bool { return u.OpenStreams() == 1 })
 	time.Sleep(500 * time.Millisecond)
 	settled := u.TickerRequests()
 	time.Sleep(time.Second)
@@ -185,7 +186,7 @@ func TestUpstreamDownServesStale(t *testing.T) {
 		t.Errorf("breaker state = %v, want 2 (open)", got)
 	}
 	u.SetDown(false)
-	eventually(t, 30*time.Second, "fresh values after the upstream came back", func() bool {
+	poll.Until(t, 30*time.Second, "fresh values after the upstream came back", func() bool {
 		var q readQuote
 		resp := getJSON(t, n.url("/v1/quotes/KRW-BTC"), &q)
 		return resp.StatusCode == 200 && q.Stale != nil && !*q.Stale

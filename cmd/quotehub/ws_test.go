@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"quotehub/internal/poll"
 )
 
 func TestWebSocket(t *testing.T) {
@@ -68,7 +70,7 @@ func TestWebSocket(t *testing.T) {
 			t.Fatalf("pong = %s", short(p.raw))
 		}
 		c.conn.Close(websocket.StatusNormalClosure, "")
-		eventually(t, 5*time.Second, "the connection to close server-side", func() bool { return n.hub.Connections() == 0 })
+		poll.Until(t, 5*time.Second, "the connection to close server-side", func() bool { return n.hub.Connections() == 0 })
 		if got := n.metric("quotehub_subscriptions"); got != 0 {
 			t.Errorf("subscriptions gauge = %v after the client left", got)
 		}
@@ -167,7 +169,7 @@ func TestWebSocket(t *testing.T) {
 		if code := c.closeStatus(5 * time.Second); code != websocket.StatusMessageTooBig {
 			t.Fatalf("close = %v, want 1009", code)
 		}
-		eventually(t, 5*time.Second, "server cleanup", func() bool { return n.hub.Connections() == 0 })
+		poll.Until(t, 5*time.Second, "server cleanup", func() bool { return n.hub.Connections() == 0 })
 	})
 
 	t.Run("ElevenErrorsClose1008", func(t *testing.T) {
@@ -225,7 +227,7 @@ func TestWebSocket(t *testing.T) {
 		silent := dialWS(t, n, "", nil) // never reads, so never answers a ping
 		done := make(chan websocket.StatusCode, 1)
 		go func() { done <- reader.closeStatus(700 * time.Millisecond * 100) }()
-		eventually(t, 5*time.Second, "the silent client to be dropped", func() bool { return n.hub.Connections() == 1 })
+		poll.Until(t, 5*time.Second, "the silent client to be dropped", func() bool { return n.hub.Connections() == 1 })
 		select {
 		case code := <-done:
 			t.Fatalf("the reading client was closed too (%v)", code)
@@ -244,7 +246,7 @@ func TestSlowConsumer(t *testing.T) {
 		"QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_REFRESH_INTERVAL": "10ms", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "500ms",
 	})
 	dialSlowReader(t, n, 200) // and never read
-	eventually(t, 20*time.Second, "the slow consumer to be closed", func() bool {
+	poll.Until(t, 20*time.Second, "the slow consumer to be closed", func() bool {
 		return n.metric("quotehub_slow_consumer_disconnects_total") == 1 && n.hub.Connections() == 0
 	})
 	if got := n.metric("quotehub_quotes_conflated_total"); got == 0 {
@@ -363,7 +365,7 @@ func TestVanishMidWrite(t *testing.T) {
 		raw.Close()
 		conn.CloseNow()
 	}
-	eventually(t, 10*time.Second, "every connection to be cleaned up", func() bool {
+	poll.Until(t, 10*time.Second, "every connection to be cleaned up", func() bool {
 		return n.hub.Connections() == 0 && n.metric("quotehub_subscriptions") == 0
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"quotehub"
+	"quotehub/internal/poll"
 	"quotehub/refresher/upstream/resilient"
 	"quotehub/refresher/upstream/yahoo"
 	"quotehub/refresher/upstream/yahoo/yahootest"
@@ -427,10 +428,7 @@ func TestHalfOpenSingleProbe(t *testing.T) {
 		})
 	}
 	close(start)
-	deadline := time.Now().Add(5 * time.Second)
-	for fastFail.Load() < callers-1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "the other callers to fail fast", func() bool { return fastFail.Load() >= callers-1 })
 	wantState(t, w, resilient.StateHalfOpen)
 	close(release)
 	wg.Wait()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"quotehub"
+	"quotehub/internal/poll"
 	"quotehub/refresher/upstream/upbit"
 	"quotehub/refresher/upstream/upbit/upbittest"
 )
@@ -446,7 +447,7 @@ func (c *collector) take() []quotehub.Quote {
 func (c *collector) waitFor(want ...string) map[string][]quotehub.Quote {
 	c.t.Helper()
 	got := map[string][]quotehub.Quote{}
-	waitFor(c.t, 3*time.Second, "quotes of "+strings.Join(want, ","), func() bool {
+	poll.Until(c.t, 3*time.Second, "quotes of "+strings.Join(want, ","), func() bool {
 		for _, q := range c.take() {
 			got[q.Symbol] = append(got[q.Symbol], q)
 		}
@@ -488,24 +489,13 @@ func stream(t *testing.T, p *upbit.Provider) *collector {
 	return c
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestStreamSnapshots(t *testing.T) {
 	// No REALTIME ticks: whatever arrives is the SNAPSHOT.
 	s, p := setup(t, upbittest.Options{TickEvery: time.Hour, Frozen: true}, upbit.Options{})
 	c := stream(t, p)
 	p.Follow([]string{"KRW-SOL", "KRW-BTC", "KRW-ETH", "KRW-BTC", "not a code"})
 	got := c.waitFor("KRW-BTC", "KRW-ETH", "KRW-SOL")
-	waitFor(t, time.Second, "Connected", p.Connected)
+	poll.Until(t, time.Second, "Connected", p.Connected)
 	if sub := s.LastSubscription(); !slices.Equal(sub, []string{"KRW-BTC", "KRW-ETH", "KRW-SOL"}) {
 		t.Errorf("subscription %v", sub)
 	}
@@ -527,7 +517,7 @@ func TestStreamFollowChanges(t *testing.T) {
 	c := stream(t, p)
 	p.Follow([]string{"KRW-BTC", "KRW-ETH", "KRW-XRP"})
 	got := c.waitFor("KRW-BTC", "KRW-ETH", "KRW-XRP")
-	waitFor(t, time.Second, "Connected", p.Connected)
+	poll.Until(t, time.Second, "Connected", p.Connected)
 	if len(got["KRW-BTC"]) < 1 {
 		t.Fatal("no KRW-BTC")
 	}
@@ -540,7 +530,7 @@ func TestStreamFollowChanges(t *testing.T) {
 	if connected, sub := p.Connected(), s.LastSubscription(); connected && !slices.Equal(sub, []string{"KRW-DOGE", "KRW-SOL"}) {
 		t.Errorf("Connected right after the set changed, with the subscription still %v", sub)
 	}
-	waitFor(t, 2*time.Second, "Connected to the new set", p.Connected)
+	poll.Until(t, 2*time.Second, "Connected to the new set", p.Connected)
 	if sub := s.LastSubscription(); !slices.Equal(sub, []string{"KRW-DOGE", "KRW-SOL"}) {
 		t.Fatalf("subscription %v", sub)
 	}
@@ -565,15 +555,15 @@ func TestStreamReconnectsAfterDrop(t *testing.T) {
 	c := stream(t, p)
 	p.Follow([]string{"KRW-BTC", "KRW-ETH"})
 	c.waitFor("KRW-BTC", "KRW-ETH")
-	waitFor(t, time.Second, "Connected", p.Connected)
+	poll.Until(t, time.Second, "Connected", p.Connected)
 
 	// Held down, so that the gap is observable.
 	s.SetDown(true)
 	s.DropStream()
-	waitFor(t, time.Second, "Connected to go false", func() bool { return !p.Connected() })
+	poll.Until(t, time.Second, "Connected to go false", func() bool { return !p.Connected() })
 	c.take()
 	s.SetDown(false)
-	waitFor(t, 3*time.Second, "Connected again", p.Connected)
+	poll.Until(t, 3*time.Second, "Connected again", p.Connected)
 	c.waitFor("KRW-BTC", "KRW-ETH")
 	if s.WSConnections() != 2 || s.Subscriptions() != 2 {
 		t.Errorf("%d connections, %d subscriptions", s.WSConnections(), s.Subscriptions())
@@ -581,10 +571,10 @@ func TestStreamReconnectsAfterDrop(t *testing.T) {
 
 	// And without help.
 	s.DropStream()
-	waitFor(t, 3*time.Second, "a third connection", func() bool { return s.WSConnections() == 3 })
+	poll.Until(t, 3*time.Second, "a third connection", func() bool { return s.WSConnections() == 3 })
 	c.take()
 	c.waitFor("KRW-BTC", "KRW-ETH")
-	waitFor(t, time.Second, "Connected", p.Connected)
+	poll.Until(t, time.Second, "Connected", p.Connected)
 }
 
 func TestStreamSubscriptionErrorReconnects(t *testing.T) {
@@ -593,7 +583,7 @@ func TestStreamSubscriptionErrorReconnects(t *testing.T) {
 	c := stream(t, p)
 	p.Follow([]string{"KRW-BTC"})
 	c.waitFor("KRW-BTC")
-	waitFor(t, time.Second, "Connected", p.Connected)
+	poll.Until(t, time.Second, "Connected", p.Connected)
 	if s.WSConnections() != 2 || s.Subscriptions() != 1 {
 		t.Errorf("%d connections, %d subscriptions", s.WSConnections(), s.Subscriptions())
 	}
@@ -634,7 +624,7 @@ func TestStreamReconnectsAfterIdleClose(t *testing.T) {
 	c := stream(t, p)
 	p.Follow([]string{"KRW-ETH"})
 	c.waitFor("KRW-ETH")
-	waitFor(t, 3*time.Second, "a reconnection after the idle close", func() bool { return s.WSConnections() >= 2 })
+	poll.Until(t, 3*time.Second, "a reconnection after the idle close", func() bool { return s.WSConnections() >= 2 })
 	c.take()
 	c.waitFor("KRW-ETH") // the snapshot of the new connection
 }
@@ -648,11 +638,11 @@ func TestStreamSilentConnectionIsReplaced(t *testing.T) {
 	p.Follow([]string{"KRW-BTC"})
 	c.waitFor("KRW-BTC")
 	s.SetSilent(true)
-	waitFor(t, 3*time.Second, "a new connection", func() bool { return s.WSConnections() >= 2 })
+	poll.Until(t, 3*time.Second, "a new connection", func() bool { return s.WSConnections() >= 2 })
 	s.SetSilent(false)
 	c.take()
 	c.waitFor("KRW-BTC")
-	waitFor(t, 3*time.Second, "Connected", p.Connected)
+	poll.Until(t, 3*time.Second, "Connected", p.Connected)
 }
 
 func TestStreamIdleWithoutSymbols(t *testing.T) {
@@ -668,7 +658,7 @@ func TestStreamIdleWithoutSymbols(t *testing.T) {
 	if p.Connected() {
 		t.Error("Connected with nothing followed")
 	}
-	waitFor(t, time.Second, "the connection to close", func() bool { return s.OpenStreams() == 0 })
+	poll.Until(t, time.Second, "the connection to close", func() bool { return s.OpenStreams() == 0 })
 	time.Sleep(100 * time.Millisecond)
 	if s.WSConnections() != 1 || p.Connected() {
 		t.Errorf("%d connections, connected %v", s.WSConnections(), p.Connected())
@@ -693,7 +683,7 @@ func TestStreamCancelAndSingleRun(t *testing.T) {
 	}()
 	p.Follow(upbittest.MarketCodes("KRW")[:20])
 	c.waitFor("KRW-BTC")
-	waitFor(t, time.Second, "Connected", p.Connected)
+	poll.Until(t, time.Second, "Connected", p.Connected)
 	if err := p.Stream(context.Background(), c.emit); err == nil {
 		t.Error("a second concurrent Stream did not fail")
 	}

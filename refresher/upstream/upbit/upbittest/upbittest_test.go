@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"quotehub/internal/poll"
 	"quotehub/refresher/upstream/upbit/upbittest"
 )
 
@@ -39,17 +40,6 @@ func get(t *testing.T, c *http.Client, url string) (*http.Response, []byte) {
 		t.Fatalf("GET %s: reading body: %v", url, err)
 	}
 	return resp, b
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func testdata(t *testing.T, name string) []byte {
@@ -395,7 +385,7 @@ func TestWebSocketTicker(t *testing.T) {
 
 	// A new subscription replaces the old one.
 	write(t, c, `[{"ticket":"t2"},{"type":"ticker","codes":["KRW-XRP"],"isOnlyRealtime":true}]`)
-	waitFor(t, 2*time.Second, "the new subscription", func() bool { return s.Subscriptions() == 2 })
+	poll.Until(t, 2*time.Second, "the new subscription", func() bool { return s.Subscriptions() == 2 })
 	time.Sleep(50 * time.Millisecond) // let in-flight messages of the old one pass
 	for range 5 {
 		_, m := read(t, c)
@@ -467,7 +457,7 @@ func TestWebSocketIdleClose(t *testing.T) {
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Errorf("closed after %v", d)
 	}
-	waitFor(t, time.Second, "no open stream", func() bool { return s.OpenStreams() == 0 })
+	poll.Until(t, time.Second, "no open stream", func() bool { return s.OpenStreams() == 0 })
 }
 
 func TestDropStreamAndDown(t *testing.T) {
@@ -487,7 +477,7 @@ func TestDropStreamAndDown(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, time.Second, "no open stream", func() bool { return s.OpenStreams() == 0 })
+	poll.Until(t, time.Second, "no open stream", func() bool { return s.OpenStreams() == 0 })
 	s.SetDown(true)
 	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer dcancel()
