@@ -143,176 +143,240 @@ func (e *serverError) Error() string {
 	return fmt.Sprintf("upbit: stream error %s: %s", e.name, e.message)
 }
 
+// session is one connection of Stream, from the subscription to the end:
+// Provider.session dials and starts the reader, run then subscribes,
+// pings, resubscribes and gathers quotes until something fails. Its
+// fields belong to run's goroutine, except events and lastRead, which the
+// reader feeds.
+type session struct {
+	p      *Provider
+	conn   *websocket.Conn
+	emit   func([]quotehub.Quote)
+	events chan wsEvent
+	// lastRead is when the reader last got a message (Unix nanoseconds).
+	lastRead atomic.Int64
+
+	// Subscription state of the connection.
+	subVer    uint64          // follow version sent; 0 = none yet
+	subSet    map[string]bool // codes sent
+	confirmed bool            // a ticker of subSet arrived since
+	delivered bool            // a ticker of any subscription arrived
+	subLim    *rate.Limiter
+	subTimer  *time.Timer
+	subDue    <-chan time.Time // set while a rate-limited resend waits
+
+	// Quotes gathered for the next emit, at most one per symbol.
+	batch []quotehub.Quote
+	index map[string]int // symbol → position in batch
+}
+
 // session runs one connection: dial, subscribe, then read, ping and
 // resubscribe until something fails or ctx ends. delivered reports whether
 // it received at least one ticker of its subscription.
 func (p *Provider) session(ctx context.Context, emit func([]quotehub.Quote)) (delivered bool, err error) {
-	dctx, cancel := context.WithTimeout(ctx, p.timeout)
-	conn, resp, err := websocket.Dial(dctx, p.wsURL, &websocket.DialOptions{
-		HTTPClient: p.client,
-		HTTPHeader: http.Header{"User-Agent": {"quotehub-upbit/1"}},
-	})
-	cancel()
+	conn, err := p.dial(ctx)
 	if err != nil {
-		if resp != nil {
-			return false, fmt.Errorf("upbit: stream handshake answered HTTP %d: %w", resp.StatusCode, err)
-		}
-		return false, fmt.Errorf("upbit: stream dial: %w", err)
+		return false, err
 	}
 	defer conn.CloseNow()
-	conn.SetReadLimit(maxWSMessage)
-
-	sctx, stop := context.WithCancel(ctx)
-	events := make(chan wsEvent, 64)
-	var lastRead atomic.Int64
-	lastRead.Store(time.Now().UnixNano())
+	s := &session{
+		p:      p,
+		conn:   conn,
+		emit:   emit,
+		events: make(chan wsEvent, 64),
+		subLim: rate.NewLimiter(rate.Every(subscribeEvery), subscribeBurst),
+		batch:  make([]quotehub.Quote, 0, 16),
+		index:  make(map[string]int),
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			_, data, err := conn.Read(sctx)
-			if err != nil {
-				select {
-				case events <- wsEvent{err: fmt.Errorf("upbit: stream read: %w", err)}:
-				case <-sctx.Done():
-				}
-				return
-			}
-			lastRead.Store(time.Now().UnixNano())
-			for _, ev := range p.decode(data) {
-				select {
-				case events <- ev:
-				case <-sctx.Done():
-					return
-				}
-			}
-		}
-	}()
+	wg.Go(func() { s.read(rctx) })
 	defer func() {
 		stop()
 		conn.CloseNow()
 		wg.Wait()
-	}()
-
-	write := func(msg []byte) error {
-		wctx, cancel := context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-		return conn.Write(wctx, websocket.MessageText, msg)
-	}
-
-	// Subscription state of this connection.
-	var (
-		subVer    uint64          // follow version sent; 0 = none yet
-		subSet    map[string]bool // codes sent
-		confirmed bool            // a ticker of subSet arrived since
-		subLim    = rate.NewLimiter(rate.Every(subscribeEvery), subscribeBurst)
-		subTimer  *time.Timer
-		subDue    <-chan time.Time // set while a rate-limited resend waits
-	)
-	defer func() {
-		if subTimer != nil {
-			subTimer.Stop()
+		if s.subTimer != nil {
+			s.subTimer.Stop()
 		}
 	}()
-	resubscribe := func() error {
-		codes, ver := p.followed()
-		if len(codes) == 0 {
-			return errUnfollowed
-		}
-		if ver == subVer || subDue != nil {
-			return nil
-		}
-		r := subLim.Reserve()
-		if d := r.Delay(); d > 0 {
-			r.Cancel()
-			subTimer = time.NewTimer(d)
-			subDue = subTimer.C
-			return nil
-		}
-		if err := write(subscribeMessage(codes)); err != nil {
-			return fmt.Errorf("upbit: stream subscribe: %w", err)
-		}
-		subVer, confirmed = ver, false
-		subSet = make(map[string]bool, len(codes))
-		for _, c := range codes {
-			subSet[c] = true
-		}
-		p.upVer.Store(0)
-		p.log.Debug().Int("codes", len(codes)).Msg("upbit: stream subscribed")
-		return nil
-	}
-	if err := resubscribe(); err != nil {
-		return false, err
-	}
+	err = s.run(ctx)
+	return s.delivered, err
+}
 
-	ping := time.NewTicker(p.pingEvery)
-	defer ping.Stop()
-	staleAfter := 2*p.pingEvery + p.timeout
-
-	batch := make([]quotehub.Quote, 0, 16)
-	index := make(map[string]int)
-	take := func(ev wsEvent) error {
-		if ev.err != nil {
-			return ev.err
+// dial opens the WebSocket within the provider's timeout.
+func (p *Provider) dial(ctx context.Context) (*websocket.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	conn, resp, err := websocket.Dial(dctx, p.wsURL, &websocket.DialOptions{
+		HTTPClient: p.client,
+		HTTPHeader: http.Header{"User-Agent": {"quotehub-upbit/1"}},
+	})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("upbit: stream handshake answered HTTP %d: %w", resp.StatusCode, err)
 		}
-		sym := ev.quote.Symbol
-		if !subSet[sym] {
-			return nil // from an earlier subscription
-		}
-		if !confirmed {
-			confirmed, delivered = true, true
-			p.upVer.Store(subVer)
-		}
-		if i, ok := index[sym]; ok {
-			batch[i] = ev.quote // a later message of the same symbol wins
-		} else {
-			index[sym] = len(batch)
-			batch = append(batch, ev.quote)
-		}
-		return nil
+		return nil, fmt.Errorf("upbit: stream dial: %w", err)
 	}
+	conn.SetReadLimit(maxWSMessage)
+	return conn, nil
+}
+
+// read hands the events of every message to run, then the error that
+// ended the connection, until ctx ends.
+func (s *session) read(ctx context.Context) {
 	for {
+		_, data, err := s.conn.Read(ctx)
+		if err != nil {
+			select {
+			case s.events <- wsEvent{err: fmt.Errorf("upbit: stream read: %w", err)}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		for _, ev := range s.p.decode(data) {
+			select {
+			case s.events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// run subscribes, then serves the session until it fails or ctx ends:
+// follow changes and due resends resubscribe, the ping ticker pings, and
+// events are gathered into emits.
+func (s *session) run(ctx context.Context) error {
+	if err := s.resubscribe(ctx); err != nil {
+		return err
+	}
+	ping := time.NewTicker(s.p.pingEvery)
+	defer ping.Stop()
+	for {
+		var err error
 		select {
 		case <-ctx.Done():
-			return delivered, ctx.Err()
-		case <-p.wake:
-			if err := resubscribe(); err != nil {
-				return delivered, err
-			}
-		case <-subDue:
-			subTimer, subDue = nil, nil
-			if err := resubscribe(); err != nil {
-				return delivered, err
-			}
+			return ctx.Err()
+		case <-s.p.wake:
+			err = s.resubscribe(ctx)
+		case <-s.subDue:
+			s.subTimer, s.subDue = nil, nil
+			err = s.resubscribe(ctx)
 		case <-ping.C:
-			if idle := time.Since(time.Unix(0, lastRead.Load())); idle > staleAfter {
-				return delivered, fmt.Errorf("upbit: stream silent for %v", idle.Round(time.Millisecond))
-			}
-			if err := write([]byte("PING")); err != nil {
-				return delivered, fmt.Errorf("upbit: stream ping: %w", err)
-			}
-		case ev := <-events:
-			err := take(ev)
-		drain:
-			for err == nil && len(batch) < maxEmitBatch {
-				select {
-				case ev := <-events:
-					err = take(ev)
-				default:
-					break drain
-				}
-			}
-			if len(batch) > 0 {
-				emit(slices.Clone(batch))
-				batch = batch[:0]
-				clear(index)
-			}
-			if err != nil {
-				return delivered, err
-			}
+			err = s.ping(ctx)
+		case ev := <-s.events:
+			err = s.gather(ev)
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// write sends one text message within the provider's timeout.
+func (s *session) write(ctx context.Context, msg []byte) error {
+	wctx, cancel := context.WithTimeout(ctx, s.p.timeout)
+	defer cancel()
+	return s.conn.Write(wctx, websocket.MessageText, msg)
+}
+
+// resubscribe sends the followed set when it differs from the one sent,
+// or, when the subscription rate limit says not yet, sets subDue for when
+// it may. An empty set ends the session with errUnfollowed.
+func (s *session) resubscribe(ctx context.Context) error {
+	codes, ver := s.p.followed()
+	if len(codes) == 0 {
+		return errUnfollowed
+	}
+	if ver == s.subVer || s.subDue != nil {
+		return nil
+	}
+	r := s.subLim.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		s.subTimer = time.NewTimer(d)
+		s.subDue = s.subTimer.C
+		return nil
+	}
+	if err := s.write(ctx, subscribeMessage(codes)); err != nil {
+		return fmt.Errorf("upbit: stream subscribe: %w", err)
+	}
+	s.subVer, s.confirmed = ver, false
+	s.subSet = make(map[string]bool, len(codes))
+	for _, c := range codes {
+		s.subSet[c] = true
+	}
+	s.p.upVer.Store(0)
+	s.p.log.Debug().Int("codes", len(codes)).Msg("upbit: stream subscribed")
+	return nil
+}
+
+// ping sends PING, or ends the session when nothing was read for two ping
+// periods plus the timeout.
+func (s *session) ping(ctx context.Context) error {
+	staleAfter := 2*s.p.pingEvery + s.p.timeout
+	if idle := time.Since(time.Unix(0, s.lastRead.Load())); idle > staleAfter {
+		return fmt.Errorf("upbit: stream silent for %v", idle.Round(time.Millisecond))
+	}
+	if err := s.write(ctx, []byte("PING")); err != nil {
+		return fmt.Errorf("upbit: stream ping: %w", err)
+	}
+	return nil
+}
+
+// gather takes ev and the events already waiting, up to maxEmitBatch
+// quotes, and flushes them in one emit. An error event stops the
+// gathering and is returned, after the quotes before it are emitted.
+func (s *session) gather(ev wsEvent) error {
+	err := s.take(ev)
+more:
+	for err == nil && len(s.batch) < maxEmitBatch {
+		select {
+		case ev := <-s.events:
+			err = s.take(ev)
+		default:
+			break more
+		}
+	}
+	s.flush()
+	return err
+}
+
+// take adds the quote of ev to the batch, where a later quote of a symbol
+// replaces the earlier one, or returns the error of ev. Quotes of symbols
+// outside the current subscription (from an earlier one) are dropped; the
+// first of the subscription marks the stream up.
+func (s *session) take(ev wsEvent) error {
+	if ev.err != nil {
+		return ev.err
+	}
+	sym := ev.quote.Symbol
+	if !s.subSet[sym] {
+		return nil
+	}
+	if !s.confirmed {
+		s.confirmed, s.delivered = true, true
+		s.p.upVer.Store(s.subVer)
+	}
+	if i, ok := s.index[sym]; ok {
+		s.batch[i] = ev.quote
+	} else {
+		s.index[sym] = len(s.batch)
+		s.batch = append(s.batch, ev.quote)
+	}
+	return nil
+}
+
+// flush emits the batch, if it has quotes, and empties it.
+func (s *session) flush() {
+	if len(s.batch) == 0 {
+		return
+	}
+	s.emit(slices.Clone(s.batch))
+	s.batch = s.batch[:0]
+	clear(s.index)
 }
 
 // decode turns one WebSocket message (a JSON object, or an array of them
