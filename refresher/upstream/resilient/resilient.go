@@ -52,8 +52,7 @@ const (
 	DefaultMaxOpenFor       = 2 * time.Minute
 )
 
-// States of the circuit breaker, as returned by Provider.State and passed
-// to Options.OnStateChange.
+// States of the circuit breaker, as passed to Options.OnStateChange.
 const (
 	StateClosed   = "closed"
 	StateOpen     = "open"
@@ -103,8 +102,8 @@ type Options struct {
 	// OnStateChange, when set, is called after each change of the breaker's
 	// state with the provider's name and the states (StateClosed,
 	// StateOpen, StateHalfOpen). Calls come in the order of the changes,
-	// one at a time, from a goroutine that is calling the provider (Fetch
-	// or State), without holding its lock: the hook may call State. It
+	// one at a time, from a goroutine that is calling Fetch, without
+	// holding the provider's lock: the hook may call the provider. It
 	// should return quickly, since that caller waits for it.
 	OnStateChange func(provider, from, to string)
 
@@ -198,9 +197,6 @@ func (w *Provider) Name() string { return w.name }
 // MaxBatch returns the inner provider's MaxBatch.
 func (w *Provider) MaxBatch() int { return w.inner.MaxBatch() }
 
-// Unwrap returns the inner provider.
-func (w *Provider) Unwrap() quotehub.Provider { return w.inner }
-
 // AsProvider returns w as a quotehub.Provider that implements
 // quotehub.Streamer exactly when the inner provider does (a
 // *StreamProvider then, w itself otherwise).
@@ -209,17 +205,6 @@ func (w *Provider) AsProvider() quotehub.Provider {
 		return &StreamProvider{Provider: w, streamer: s}
 	}
 	return w
-}
-
-// State returns the breaker's state: StateClosed, StateOpen or
-// StateHalfOpen. An open breaker whose period has ended reports (and
-// becomes) half-open.
-func (w *Provider) State() string {
-	w.mu.Lock()
-	ts := w.advance(w.opts.Now())
-	s := w.state
-	w.unlockAndNotify(ts)
-	return s
 }
 
 // Fetch implements quotehub.Provider. It fails fast with an error wrapping
@@ -437,7 +422,7 @@ func (w *Provider) set(to string, ts []transition) []transition {
 // the queue unless another goroutine is already delivering it (that one
 // then delivers ts too). Transitions are queued under mu, so they are
 // delivered in order and one at a time, and hooks run without mu held, so
-// a hook may call State or Fetch.
+// a hook may call Fetch.
 func (w *Provider) unlockAndNotify(ts []transition) {
 	if w.opts.OnStateChange == nil {
 		w.mu.Unlock()

@@ -165,7 +165,7 @@ type Provider struct {
 	unknownMu sync.Mutex
 	unknown   map[string]time.Time // market → when to ask again
 
-	requests atomic.Int64
+	requests atomic.Int64 // REST requests sent (not handshakes); tests read it
 
 	// stream state
 	followMu  sync.Mutex
@@ -278,10 +278,6 @@ func (p *Provider) Name() string { return Name }
 // MaxBatch returns the most symbols one Fetch accepts (Options.MaxBatch,
 // default 100).
 func (p *Provider) MaxBatch() int { return p.maxBatch }
-
-// Requests returns the number of REST requests sent so far (WebSocket
-// handshakes excluded).
-func (p *Provider) Requests() int64 { return p.requests.Load() }
 
 // Fetch returns the current quotes of symbols (Upbit market codes such as
 // "KRW-BTC") with one GET /v1/ticker, in request order, at most one per

@@ -122,7 +122,7 @@ type Provider struct {
 	warn      zerolog.Logger
 	now       func() time.Time
 
-	requests atomic.Int64
+	requests atomic.Int64 // HTTP requests sent; tests read it
 }
 
 var _ quotehub.Provider = (*Provider)(nil)
@@ -184,10 +184,6 @@ func (p *Provider) Name() string { return Name }
 // MaxBatch returns the most symbols one Fetch accepts (Options.MaxBatch,
 // default 20). Each symbol still costs its own HTTP request.
 func (p *Provider) MaxBatch() int { return p.maxBatch }
-
-// Requests returns the number of HTTP requests sent so far (requests the
-// HTTP transport itself retried count once).
-func (p *Provider) Requests() int64 { return p.requests.Load() }
 
 // CloseIdleConnections closes the idle keep-alive connections of the
 // provider's own HTTP client; it does nothing when Options.HTTPClient was
