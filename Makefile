@@ -11,8 +11,8 @@ build:
 	$(GO) build -o bin/quotehub ./cmd/quotehub
 
 # test: formatting, vet, a tidy go.mod, and every test with the race
-# detector, against the real Redis and MariaDB that scripts/services.sh
-# brings up on loopback.
+# detector, against the real Redis that scripts/services.sh brings up on
+# loopback (it starts MariaDB too, kept ready for the planned MySQL store).
 test: services check race fuzz-short
 
 services:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure Redis and MariaDB answer on loopback for the tests that use the
-# real servers: uses a running one, else starts the installed one, else
+# Makes sure Redis and MariaDB answer on loopback: Redis for the tests that
+# use the real server, MariaDB kept ready for the planned MySQL store (no
+# test uses it yet). Uses a running one, else starts the installed one, else
 # installs it with apt-get and starts it. Idempotent; safe to run often.
 #
 #   REDIS_ADDR  host:port of Redis    (default 127.0.0.1:6379)
