@@ -18,6 +18,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"quotehub/internal/poll"
 	"quotehub/store/redis/redistest"
 )
 
@@ -219,13 +220,9 @@ func startRedis(t *testing.T, port int) *redisServer {
 	t.Cleanup(r.kill)
 	rdb := goredis.NewClient(&goredis.Options{Addr: r.addr()})
 	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("private redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the private redis-server to start", func() bool {
+		return rdb.Ping(context.Background()).Err() == nil
+	})
 	return r
 }
 
