@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,8 +184,17 @@ func LoadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 type checked struct{ flag.Getter }
 
 func (v checked) Set(s string) error {
+	want := wants[fmt.Sprintf("%T", v.Get())]
+	switch v.Get().(type) {
+	case int, int64: // decimal, as always: the flag package reads 010 as 8
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want %s (%w)", want, err)
+		}
+		s = strconv.FormatInt(n, 10)
+	}
 	if err := v.Getter.Set(s); err != nil {
-		return fmt.Errorf("want %s (%w)", wants[fmt.Sprintf("%T", v.Get())], err)
+		return fmt.Errorf("want %s (%w)", want, err)
 	}
 	switch x := v.Get().(type) {
 	case int:
@@ -269,112 +279,74 @@ func (w *writers) Set(v string) error {
 	return nil
 }
 
+// validate reports every setting that is out of range or does not fit
+// with another, each error naming the variable.
 func (c *Config) validate() error {
+	nodeIDChar := func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)
+	}
+	absolute := func(u string) bool {
+		pu, err := url.Parse(u)
+		return err == nil && pu.Scheme != "" && pu.Host != ""
+	}
+	checks := []struct {
+		ok  bool
+		msg string
+	}{
+		{c.Freshness > 0, "QUOTEHUB_FRESHNESS must be positive"},
+		{c.ActiveWindow > 0, "QUOTEHUB_ACTIVE_WINDOW must be positive"},
+		{c.Heartbeat > 0, "QUOTEHUB_HEARTBEAT must be positive"},
+		{c.RefreshInterval > 0, "QUOTEHUB_REFRESH_INTERVAL must be positive"},
+		{c.FetchTimeout > 0, "QUOTEHUB_FETCH_TIMEOUT must be positive"},
+		{c.UpstreamTimeout > 0, "QUOTEHUB_UPSTREAM_TIMEOUT must be positive"},
+		{c.SlowConsumer > 0, "QUOTEHUB_SLOW_CONSUMER_TIMEOUT must be positive"},
+		{c.PingInterval > 0, "QUOTEHUB_PING_INTERVAL must be positive"},
+		{c.PongTimeout > 0, "QUOTEHUB_PONG_TIMEOUT must be positive"},
+		{c.SSEKeepalive > 0, "QUOTEHUB_SSE_KEEPALIVE must be positive"},
+		{c.ShutdownTimeout > 0, "QUOTEHUB_SHUTDOWN_TIMEOUT must be positive"},
+		{c.MaxSymbols >= 1, "QUOTEHUB_MAX_SYMBOLS must be at least 1"},
+		{c.MaxMessageBytes >= 256, "QUOTEHUB_MAX_MESSAGE_BYTES must be at least 256"},
+		{c.MaxConnections >= 1, "QUOTEHUB_MAX_CONNECTIONS must be at least 1"},
+		{c.OpsPerSecond > 0, "QUOTEHUB_OPS_PER_SECOND must be positive"},
+		{c.SimBatch >= 1, "QUOTEHUB_SIM_BATCH must be at least 1"},
+		{c.SimFailRate >= 0 && c.SimFailRate <= 1, "QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"},
+		{c.LeaseTTL > 0, "QUOTEHUB_LEASE_TTL must be positive"},
+		{c.LeaseTTL <= 0 || c.LeaseTTL >= 300*time.Millisecond, "QUOTEHUB_LEASE_TTL must be at least 300ms"},
+		{c.RefreshSlots >= 1 && c.RefreshSlots <= 16384, "QUOTEHUB_REFRESH_SLOTS must be within 1..16384"},
+		{c.BusShards >= 1 && c.BusShards <= 1024, "QUOTEHUB_BUS_SHARDS must be within 1..1024"},
+		{c.RedisURL != "" || !(c.RedisCluster || c.RedisShardedPubSub), "QUOTEHUB_REDIS_CLUSTER and QUOTEHUB_REDIS_SHARDED_PUBSUB need QUOTEHUB_REDIS_URL"},
+		{c.RedisURL == "" || c.RedisPrefix != "", "QUOTEHUB_REDIS_PREFIX must not be empty"},
+		{strings.IndexFunc(c.NodeID, func(r rune) bool { return !nodeIDChar(r) }) < 0, fmt.Sprintf("QUOTEHUB_NODE_ID %q: use letters, digits and - _ . :", c.NodeID)},
+		{len(c.NodeID) <= 64, "QUOTEHUB_NODE_ID is longer than 64 characters"},
+		{c.Heartbeat < c.ActiveWindow, "QUOTEHUB_HEARTBEAT must be shorter than QUOTEHUB_ACTIVE_WINDOW, or watched symbols would drop out"},
+		{len(c.Providers) > 0, "QUOTEHUB_PROVIDERS names no provider"},
+		{c.UpbitMode == "push" || c.UpbitMode == "poll", fmt.Sprintf("QUOTEHUB_UPBIT_MODE: %q is not push or poll", c.UpbitMode)},
+		{c.UpbitRate > 0, "QUOTEHUB_UPBIT_RATE must be positive"},
+		{c.YahooRate > 0, "QUOTEHUB_YAHOO_RATE must be positive"},
+		{c.UpbitBatch >= 1, "QUOTEHUB_UPBIT_BATCH must be at least 1"},
+		{c.YahooBatch >= 1, "QUOTEHUB_YAHOO_BATCH must be at least 1"},
+		{c.YahooParallel >= 1, "QUOTEHUB_YAHOO_CONCURRENCY must be at least 1"},
+		{c.UpbitTimeout > 0, "QUOTEHUB_UPBIT_TIMEOUT must be positive"},
+		{c.YahooTimeout > 0, "QUOTEHUB_YAHOO_TIMEOUT must be positive"},
+		{absolute(c.UpbitURL), fmt.Sprintf("QUOTEHUB_UPBIT_URL: %q is not an absolute URL", c.UpbitURL)},
+		{absolute(c.UpbitWSURL), fmt.Sprintf("QUOTEHUB_UPBIT_WS_URL: %q is not an absolute URL", c.UpbitWSURL)},
+		{absolute(c.YahooURL), fmt.Sprintf("QUOTEHUB_YAHOO_URL: %q is not an absolute URL", c.YahooURL)},
+		{slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel), fmt.Sprintf("QUOTEHUB_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)},
+		{slices.Contains([]string{"auto", "json", "console"}, c.LogFormat), fmt.Sprintf("QUOTEHUB_LOG_FORMAT: %q is not auto, json or console", c.LogFormat)},
+	}
 	var errs []error
-	positive := func(name string, d time.Duration) {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive", name))
+	for _, ch := range checks {
+		if !ch.ok {
+			errs = append(errs, errors.New(ch.msg))
 		}
 	}
-	positive("QUOTEHUB_FRESHNESS", c.Freshness)
-	positive("QUOTEHUB_ACTIVE_WINDOW", c.ActiveWindow)
-	positive("QUOTEHUB_HEARTBEAT", c.Heartbeat)
-	positive("QUOTEHUB_REFRESH_INTERVAL", c.RefreshInterval)
-	positive("QUOTEHUB_FETCH_TIMEOUT", c.FetchTimeout)
-	positive("QUOTEHUB_UPSTREAM_TIMEOUT", c.UpstreamTimeout)
-	positive("QUOTEHUB_SLOW_CONSUMER_TIMEOUT", c.SlowConsumer)
-	positive("QUOTEHUB_PING_INTERVAL", c.PingInterval)
-	positive("QUOTEHUB_PONG_TIMEOUT", c.PongTimeout)
-	positive("QUOTEHUB_SSE_KEEPALIVE", c.SSEKeepalive)
-	positive("QUOTEHUB_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
-	if c.MaxSymbols < 1 {
-		errs = append(errs, errors.New("QUOTEHUB_MAX_SYMBOLS must be at least 1"))
-	}
-	if c.MaxMessageBytes < 256 {
-		errs = append(errs, errors.New("QUOTEHUB_MAX_MESSAGE_BYTES must be at least 256"))
-	}
-	if c.MaxConnections < 1 {
-		errs = append(errs, errors.New("QUOTEHUB_MAX_CONNECTIONS must be at least 1"))
-	}
-	if c.OpsPerSecond <= 0 {
-		errs = append(errs, errors.New("QUOTEHUB_OPS_PER_SECOND must be positive"))
-	}
-	if c.SimBatch < 1 {
-		errs = append(errs, errors.New("QUOTEHUB_SIM_BATCH must be at least 1"))
-	}
-	if c.SimFailRate < 0 || c.SimFailRate > 1 {
-		errs = append(errs, errors.New("QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"))
-	}
-	positive("QUOTEHUB_LEASE_TTL", c.LeaseTTL)
-	if c.LeaseTTL > 0 && c.LeaseTTL < 300*time.Millisecond {
-		errs = append(errs, errors.New("QUOTEHUB_LEASE_TTL must be at least 300ms"))
-	}
-	if c.RefreshSlots < 1 || c.RefreshSlots > 16384 {
-		errs = append(errs, errors.New("QUOTEHUB_REFRESH_SLOTS must be within 1..16384"))
-	}
-	if c.BusShards < 1 || c.BusShards > 1024 {
-		errs = append(errs, errors.New("QUOTEHUB_BUS_SHARDS must be within 1..1024"))
-	}
-	if c.RedisURL == "" && (c.RedisCluster || c.RedisShardedPubSub) {
-		errs = append(errs, errors.New("QUOTEHUB_REDIS_CLUSTER and QUOTEHUB_REDIS_SHARDED_PUBSUB need QUOTEHUB_REDIS_URL"))
-	}
-	if c.RedisURL != "" && c.RedisPrefix == "" {
-		errs = append(errs, errors.New("QUOTEHUB_REDIS_PREFIX must not be empty"))
-	}
-	for _, r := range c.NodeID {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
-			errs = append(errs, fmt.Errorf("QUOTEHUB_NODE_ID %q: use letters, digits and - _ . :", c.NodeID))
-			break
-		}
-	}
-	if len(c.NodeID) > 64 {
-		errs = append(errs, errors.New("QUOTEHUB_NODE_ID is longer than 64 characters"))
-	}
-	if c.Heartbeat >= c.ActiveWindow {
-		errs = append(errs, errors.New("QUOTEHUB_HEARTBEAT must be shorter than QUOTEHUB_ACTIVE_WINDOW, or watched symbols would drop out"))
-	}
-	if len(c.Providers) == 0 {
-		errs = append(errs, errors.New("QUOTEHUB_PROVIDERS names no provider"))
-	}
-	seen := map[string]bool{}
-	for _, p := range c.Providers {
+	for i, p := range c.Providers {
 		switch {
 		case p != "sim" && p != "upbit" && p != "yahoo":
 			errs = append(errs, fmt.Errorf("QUOTEHUB_PROVIDERS: unknown provider %q (available: sim, upbit, yahoo)", p))
-		case seen[p]:
+		case slices.Contains(c.Providers[:i], p):
 			errs = append(errs, fmt.Errorf("QUOTEHUB_PROVIDERS names %q twice", p))
 		}
-		seen[p] = true
-	}
-	if c.UpbitMode != "push" && c.UpbitMode != "poll" {
-		errs = append(errs, fmt.Errorf("QUOTEHUB_UPBIT_MODE: %q is not push or poll", c.UpbitMode))
-	}
-	for name, r := range map[string]float64{"QUOTEHUB_UPBIT_RATE": c.UpbitRate, "QUOTEHUB_YAHOO_RATE": c.YahooRate} {
-		if r <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive", name))
-		}
-	}
-	for name, n := range map[string]int{"QUOTEHUB_UPBIT_BATCH": c.UpbitBatch, "QUOTEHUB_YAHOO_BATCH": c.YahooBatch, "QUOTEHUB_YAHOO_CONCURRENCY": c.YahooParallel} {
-		if n < 1 {
-			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
-		}
-	}
-	positive("QUOTEHUB_UPBIT_TIMEOUT", c.UpbitTimeout)
-	positive("QUOTEHUB_YAHOO_TIMEOUT", c.YahooTimeout)
-	for name, u := range map[string]string{"QUOTEHUB_UPBIT_URL": c.UpbitURL, "QUOTEHUB_UPBIT_WS_URL": c.UpbitWSURL, "QUOTEHUB_YAHOO_URL": c.YahooURL} {
-		if pu, err := url.Parse(u); err != nil || pu.Scheme == "" || pu.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: %q is not an absolute URL", name, u))
-		}
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("QUOTEHUB_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
-	}
-	switch c.LogFormat {
-	case "auto", "json", "console":
-	default:
-		errs = append(errs, fmt.Errorf("QUOTEHUB_LOG_FORMAT: %q is not auto, json or console", c.LogFormat))
 	}
 	return errors.Join(errs...)
 }

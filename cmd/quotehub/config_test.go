@@ -307,6 +307,18 @@ func TestLoadConfigBadValues(t *testing.T) {
 	}
 }
 
+func TestLoadConfigIntegersAreDecimal(t *testing.T) {
+	c := mustLoadConfig(t, []string{"-max-symbols", "010"}, map[string]string{"QUOTEHUB_SIM_SEED": "010"})
+	if c.MaxSymbols != 10 || c.SimSeed != 10 {
+		t.Errorf("MaxSymbols = %d SimSeed = %d, want 10 and 10", c.MaxSymbols, c.SimSeed)
+	}
+	for _, v := range []string{"0x10", "1_000"} {
+		if err := loadConfigErr(t, nil, map[string]string{"QUOTEHUB_MAX_SYMBOLS": v}); !strings.Contains(err.Error(), "QUOTEHUB_MAX_SYMBOLS") {
+			t.Errorf("QUOTEHUB_MAX_SYMBOLS=%s: error %q does not name the variable", v, err)
+		}
+	}
+}
+
 func TestLoadConfigWriters(t *testing.T) {
 	for v, want := range map[string]int{"auto": 0, "off": -1, "1": 1, "8": 8, "1024": 1024} {
 		if c := mustLoadConfig(t, []string{"-writers", v}, nil); c.Writers != want {
