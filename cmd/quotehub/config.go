@@ -33,6 +33,7 @@ type Config struct {
 	OpsPerSecond    float64
 	SlowConsumer    time.Duration
 	WriteDelay      time.Duration
+	UnsentLimit     int
 	Writers         int // WebSocket writer pool size; 0 = one per CPU, -1 = none
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
@@ -101,9 +102,10 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", 200, "requests per second one WebSocket may send (burst: twice that)")
 	fs.DurationVar(&c.SlowConsumer, "slow-consumer-timeout", 30*time.Second, "a client that drains nothing this long is closed with 4000")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "how long a client's writer waits to gather more quotes into one frame (adds that much latency)")
+	fs.IntVar(&c.UnsentLimit, "unsent-limit", 16384, "bytes a client's socket may hold unsent; the rest waits in its outbox, where newer quotes replace older (0: the kernel's send buffer)")
 	fs.Var((*writers)(&c.Writers), "writers", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval (a pong must come within 15 s)")
-	fs.DurationVar(&c.PongTimeout, "pong-timeout", 15*time.Second, "a WebSocket that does not answer a ping this long is closed")
+	fs.DurationVar(&c.PongTimeout, "pong-timeout", 15*time.Second, "a WebSocket that has read everything before a ping and does not answer it this long is closed")
 	fs.DurationVar(&c.SSEKeepalive, "sse-keepalive", 15*time.Second, "longest silence on an SSE stream before a keepalive comment")
 	fs.Var((*list)(&c.AllowedOrigins), "allowed-origins", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown may take")
