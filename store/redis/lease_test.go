@@ -3,9 +3,11 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	goredis "github.com/redis/go-redis/v9"
 
 	"quotehub/store/redis"
@@ -20,7 +22,12 @@ type runningOwnership struct {
 
 func startOwnership(t *testing.T, rdb goredis.UniversalClient, prefix, node string, ttl time.Duration) *runningOwnership {
 	t.Helper()
-	o := redis.NewOwnership(rdb, redis.OwnershipOptions{Prefix: prefix, Node: node, Slots: 16, TTL: ttl})
+	return startOwnershipWith(t, rdb, redis.OwnershipOptions{Prefix: prefix, Node: node, Slots: 16, TTL: ttl})
+}
+
+func startOwnershipWith(t *testing.T, rdb goredis.UniversalClient, opts redis.OwnershipOptions) *runningOwnership {
+	t.Helper()
+	o := redis.NewOwnership(rdb, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningOwnership{Ownership: o, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(r.done); o.Run(ctx) }()
@@ -91,8 +98,10 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 	waitUntil(t, 10*time.Second, "2 nodes to hold every slot", balanced(nodes[:2]))
 	t.Logf("slots re-spread %s after a clean stop", time.Since(start))
 
-	// A crash (no release: its client is gone) is taken over once the
-	// leases expire: within two lease periods.
+	// A crash (no release: its client is gone) is taken over as soon as
+	// the leases expire: the survivors watch the leases of a node that
+	// stopped heartbeating and run a round at their expiry, so the
+	// takeover comes within one TTL of the last renewal, not TTL + a round.
 	crashed := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
 	d := startOwnership(t, crashed, prefix, "d", ttl)
 	waitUntil(t, 10*time.Second, "d to get its share", func() bool { return len(d.Held()) >= 5 })
@@ -107,8 +116,8 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 		ok, _ := partitioned(nodes[:2])
 		return ok
 	})
-	if took := time.Since(killed); took > 2*ttl {
-		t.Errorf("takeover took %s, want within about two lease periods (%s)", took, 2*ttl)
+	if took := time.Since(killed); took > ttl+ttl/3 {
+		t.Errorf("takeover took %s, want within one lease period and less than a round (%s)", took, ttl+ttl/3)
 	} else {
 		t.Logf("takeover after a crash: %s (lease %s)", took, ttl)
 	}
@@ -128,4 +137,100 @@ func TestOwnershipStopsTrustingUnrenewedLeases(t *testing.T) {
 	waitUntil(t, 2*time.Second, "the leases to lapse", func() bool { return !o.Owns("KRW-BTC") })
 	waitUntil(t, 2*time.Second, "the node to report it lost Redis", func() bool { return !o.Connected() })
 	_ = rdb
+}
+
+// A node that stops cleanly releases its leases and nudges the others,
+// which take the slots at once rather than at their next round (a second
+// here: the lease is 3 s).
+func TestOwnershipCleanStopHandsOverAtOnce(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	const ttl = 3 * time.Second
+	a := startOwnership(t, rdb, prefix, "a", ttl)
+	b := startOwnership(t, rdb, prefix, "b", ttl)
+	waitUntil(t, 15*time.Second, "16 slots over 2 nodes", func() bool {
+		ok, counts := partitioned([]*runningOwnership{a, b})
+		return ok && counts[0] == 8 && counts[1] == 8
+	})
+	stopped := time.Now()
+	b.stop()
+	waitUntil(t, 5*time.Second, "a to hold every slot", func() bool { return len(a.Held()) == 16 })
+	took := time.Since(stopped)
+	t.Logf("slots handed over %s after a clean stop (lease %s, rounds every %s)", took, ttl, ttl/3)
+	if took >= ttl/3 {
+		t.Errorf("hand-over took %s: not sooner than the next round (%s)", took, ttl/3)
+	}
+}
+
+// When the shared state disappears (here: the prefix's keys deleted, as a
+// FLUSHALL would), every node notices it at its next round through the
+// epoch marker, calls OnStateLost once, counts it, and the slots are held
+// again; the node that noticed first nudges the others.
+func TestOwnershipNoticesLostState(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	const ttl = 3 * time.Second
+	var mu sync.Mutex
+	calls := map[string]int{}
+	var nodes []*runningOwnership
+	metrics := map[string]*redis.Metrics{}
+	changes := map[string]chan struct{}{}
+	for _, name := range []string{"a", "b"} {
+		m := redis.NewMetrics(nil)
+		metrics[name] = m
+		ch := make(chan struct{}, 1)
+		changes[name] = ch
+		nodes = append(nodes, startOwnershipWith(t, rdb, redis.OwnershipOptions{
+			Prefix: prefix, Node: name, Slots: 16, TTL: ttl, Metrics: m,
+			OnChange: func() {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			},
+			OnStateLost: func(ctx context.Context) {
+				if ctx.Err() != nil {
+					t.Errorf("OnStateLost of %s got a done context", name)
+				}
+				mu.Lock()
+				calls[name]++
+				mu.Unlock()
+			},
+		}))
+	}
+	waitUntil(t, 15*time.Second, "16 slots over 2 nodes", func() bool {
+		ok, counts := partitioned(nodes)
+		return ok && counts[0] == 8 && counts[1] == 8
+	})
+	ctx := context.Background()
+	if n, _ := rdb.Exists(ctx, prefix+"epoch").Result(); n != 1 {
+		t.Fatal("no epoch marker")
+	}
+	keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lostAt := time.Now()
+	waitUntil(t, 2*ttl, "both nodes to notice the loss", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls["a"] == 1 && calls["b"] == 1
+	})
+	noticed := time.Since(lostAt)
+	waitUntil(t, 2*ttl, "every slot held again", func() bool { ok, _ := partitioned(nodes); return ok })
+	t.Logf("both nodes noticed the lost state within %s and hold every slot again after %s (rounds every %s)",
+		noticed, time.Since(lostAt), ttl/3)
+	if noticed > ttl/3+ttl/6 {
+		t.Errorf("noticed after %s, want within about a round (%s)", noticed, ttl/3)
+	}
+	for name, m := range metrics {
+		if got := testutil.ToFloat64(m.StateLost); got != 1 {
+			t.Errorf("%s counted the loss %v times, want 1", name, got)
+		}
+	}
+	// Nothing more to notice: the new marker stands.
+	time.Sleep(ttl / 2)
+	mu.Lock()
+	defer mu.Unlock()
+	if calls["a"] != 1 || calls["b"] != 1 {
+		t.Errorf("OnStateLost called %v, want once per node", calls)
+	}
 }

@@ -11,6 +11,7 @@ type Metrics struct {
 	Leases        prometheus.Gauge
 	LeaseChanges  *prometheus.CounterVec
 	FetchLocks    *prometheus.CounterVec
+	StateLost     prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -38,9 +39,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FetchLocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quotehub_fetch_locks_total", Help: "Cluster-wide single-flight locks, by result (acquired, busy, error).",
 		}, []string{"result"}),
+		StateLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quotehub_redis_state_lost_total", Help: "Times this node found that Redis had lost the cluster's shared state (flush, empty restart or failover) and rebuilt it.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Received, m.Resyncs, m.PublishErrors, m.Channels, m.Leases, m.LeaseChanges, m.FetchLocks)
+		reg.MustRegister(m.Received, m.Resyncs, m.PublishErrors, m.Channels, m.Leases, m.LeaseChanges, m.FetchLocks, m.StateLost)
 	}
 	return m
 }

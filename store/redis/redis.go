@@ -40,6 +40,17 @@ func (k Keys) Nodes() string { return k.Prefix + "nodes" }
 // Lease is the lease of one refresh slot.
 func (k Keys) Lease(slot int) string { return k.Prefix + "lease:" + strconv.Itoa(slot) }
 
+// Epoch is the marker of the shared state: written once, it disappears
+// only when Redis loses everything (a flush, a restart without
+// persistence, a failover to an empty replica), which the lease round
+// notices.
+func (k Keys) Epoch() string { return k.Prefix + "epoch" }
+
+// LeaseEvents is the channel on which a node that released leases (or
+// noticed the shared state was lost) nudges the others to run a lease
+// round at once.
+func (k Keys) LeaseEvents() string { return k.Prefix + "leases" }
+
 // Fetch is the cluster-wide single-flight lock of a symbol's fetch.
 func (k Keys) Fetch(symbol string) string { return k.Prefix + "fetch:{" + symbol + "}" }
 
