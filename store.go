@@ -149,6 +149,16 @@ type Streamer interface {
 	Connected() bool
 }
 
+// Seeder is an optional capability of a Provider whose quotes carry state
+// of its own (the sim provider's random walk). In a cluster the node that
+// takes over a symbol calls Seed with the symbol's cached quote before its
+// first fetch, so the values continue from the last one the cluster served
+// instead of from wherever this node's provider last left them. Seed must
+// be safe for concurrent use with Fetch and ignore quotes it cannot use.
+type Seeder interface {
+	Seed(q Quote)
+}
+
 // Backoff is an upstream error that asks the caller to wait before the
 // next request (a 429 with Retry-After, an Upbit 418 ban, an exhausted
 // request budget).

@@ -132,6 +132,7 @@ type source struct {
 	Source
 	sem      chan struct{}
 	streamer quotehub.Streamer // nil unless Push and the provider streams
+	seeder   quotehub.Seeder   // the provider (or the one it wraps) takes seeds; else nil
 	followed string            // the symbol set last given to Follow, joined
 }
 
@@ -150,6 +151,10 @@ type symState struct {
 	refreshed time.Time // last fetch or stream quote
 	market    string    // market of the stored value; "" when the refresher stored none
 	flight    *flight
+	// owned is whether this node refreshed the symbol at the last scan that
+	// looked at it; a scan that finds it owned when it was not is a
+	// takeover (see takeOver).
+	owned bool
 }
 
 // Refresher keeps active symbols fresh. Create it with New, start it with
@@ -160,6 +165,7 @@ type Refresher struct {
 	warn    zerolog.Logger // sampled, for per-fetch failures
 	streams bool           // some source streams
 	kick    chan struct{}
+	rebuild chan struct{}  // the shared stores lost their state
 	wg      sync.WaitGroup // fetch goroutines
 
 	mu        sync.Mutex
@@ -188,7 +194,7 @@ func New(opts Options) (*Refresher, error) {
 		return nil, err
 	}
 	r := &Refresher{
-		opts: opts, sources: make(map[string]*source), kick: make(chan struct{}, 1),
+		opts: opts, sources: make(map[string]*source), kick: make(chan struct{}, 1), rebuild: make(chan struct{}, 1),
 		state: make(map[string]*symState), lastRead: make(map[string]time.Time), touched: make(map[string]time.Time),
 		touches: make(map[string]bool), activeSet: make(map[string]struct{}),
 	}
@@ -208,7 +214,7 @@ func New(opts Options) (*Refresher, error) {
 		if s.StreamSilence <= 0 {
 			s.StreamSilence = 30 * time.Second
 		}
-		src := &source{Source: s, sem: make(chan struct{}, s.Concurrency)}
+		src := &source{Source: s, sem: make(chan struct{}, s.Concurrency), seeder: seederOf(s.Provider)}
 		if st, ok := s.Provider.(quotehub.Streamer); ok && s.Push {
 			src.streamer = st
 			r.streams = true
@@ -307,6 +313,56 @@ func (r *Refresher) activeSnapshot() []string {
 	return append([]string(nil), r.active...)
 }
 
+// seederOf finds the quotehub.Seeder behind p, looking through wrappers
+// that expose the provider they wrap with Unwrap.
+func seederOf(p quotehub.Provider) quotehub.Seeder {
+	for range 8 { // wrappers do not nest deeper
+		if s, ok := p.(quotehub.Seeder); ok {
+			return s
+		}
+		u, ok := p.(interface{ Unwrap() quotehub.Provider })
+		if !ok {
+			return nil
+		}
+		p = u.Unwrap()
+	}
+	return nil
+}
+
+// Rescan makes the loop look at every active symbol now rather than at its
+// next planned scan: the node's ownership changed (a lease won or lost), so
+// a symbol may have to be refreshed here at once. It never blocks.
+func (r *Refresher) Rescan() {
+	r.mu.Lock()
+	r.scanAt = time.Time{}
+	r.mu.Unlock()
+	r.Kick()
+}
+
+// Rebuild tells the refresher that the shared stores lost their state (an
+// emptied Redis): the loop re-touches every local symbol and recent read
+// at once instead of at the next heartbeat, re-reads the active set, and
+// treats every symbol it refreshes from then on as taken over (seeding its
+// provider from the cache). It never blocks.
+func (r *Refresher) Rebuild() {
+	select {
+	case r.rebuild <- struct{}{}:
+	default:
+	}
+}
+
+// Tracked returns the symbols the refresher keeps state for: the active
+// set as last read, plus recent local reads.
+func (r *Refresher) Tracked() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.state))
+	for s := range r.state {
+		out = append(out, s)
+	}
+	return out
+}
+
 // Kick wakes the loop to re-read the active set now.
 func (r *Refresher) Kick() {
 	select {
@@ -338,7 +394,7 @@ func (r *Refresher) Run(ctx context.Context) {
 		}
 	}
 
-	r.heartbeat(ctx)
+	r.heartbeat(ctx, false)
 	r.pollActive(ctx)
 	lastPoll := r.opts.Now()
 	degraded := false
@@ -347,7 +403,15 @@ func (r *Refresher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hb.C:
-			r.heartbeat(ctx)
+			r.heartbeat(ctx, false)
+		case <-r.rebuild:
+			// Everything this node had put in the shared stores is gone:
+			// put its part of the active set back now, and take every
+			// symbol it refreshes from here on as a takeover.
+			r.heartbeat(ctx, true)
+			r.forgetOwnership()
+			r.pollActive(ctx)
+			lastPoll = r.opts.Now()
 		case <-r.kick:
 			r.addActive(ctx, r.flushTouches(ctx))
 		case <-ticker.C:
@@ -365,7 +429,8 @@ func (r *Refresher) Run(ctx context.Context) {
 			degraded = false
 			// The shared stores are back (maybe empty, after a restart):
 			// put this node's symbols back in the active set at once.
-			r.heartbeat(ctx)
+			r.heartbeat(ctx, true)
+			r.forgetOwnership()
 			r.pollActive(ctx)
 			r.opts.OnRecover()
 			r.opts.Logger.Info().Msg("shared stores reachable again")
@@ -374,9 +439,21 @@ func (r *Refresher) Run(ctx context.Context) {
 	}
 }
 
+// forgetOwnership marks every symbol as not refreshed here, so that the
+// next scan treats the ones this node owns as taken over.
+func (r *Refresher) forgetOwnership() {
+	r.mu.Lock()
+	for _, st := range r.state {
+		st.owned = false
+	}
+	r.scanAt = time.Time{}
+	r.mu.Unlock()
+}
+
 // heartbeat re-touches local symbols and recent local reads, and prunes the
-// active set of symbols unused for the window.
-func (r *Refresher) heartbeat(ctx context.Context) {
+// active set of symbols unused for the window. With all, every recent read
+// is touched again, not only those read since their last touch.
+func (r *Refresher) heartbeat(ctx context.Context, all bool) {
 	now := r.opts.Now()
 	local := r.opts.Local()
 	if len(local) > 0 {
@@ -393,7 +470,7 @@ func (r *Refresher) heartbeat(ctx context.Context) {
 		case t.Before(cut):
 			delete(r.lastRead, sym)
 			delete(r.touched, sym)
-		case t.After(r.touched[sym]):
+		case all || t.After(r.touched[sym]):
 			reread = append(reread, sym)
 			r.touched[sym] = now
 		}
@@ -536,17 +613,83 @@ func (r *Refresher) primeFromCache(ctx context.Context, syms []string) {
 		r.opts.Metrics.Errors.WithLabelValues("cache_get").Inc()
 		return
 	}
+	degraded := r.opts.Degraded()
+	var seeds []seed
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for i, q := range qs {
 		st := r.state[syms[i]]
-		if q.Symbol == "" || st == nil || st.flight != nil || st.market != "" {
+		if st == nil {
+			continue
+		}
+		if !degraded && !st.owned && r.opts.Owns(syms[i]) {
+			// Refreshed here from now on, and the cache was just read: this
+			// is the takeover (see takeOver), done here rather than at the
+			// next scan.
+			st.owned = true
+			if q.Symbol != "" {
+				seeds = st.src.seedOf(seeds, q)
+			}
+		}
+		if q.Symbol == "" || st.flight != nil || st.market != "" {
 			continue
 		}
 		st.nextDue = time.UnixMilli(q.FetchedAt).Add(st.src.Interval)
 		st.market = q.Market
 		r.dueHintLocked(st)
 	}
+	r.mu.Unlock()
+	plant(seeds)
+}
+
+// seed is a cached quote to hand to a provider's Seed.
+type seed struct {
+	to quotehub.Seeder
+	q  quotehub.Quote
+}
+
+// seedOf appends q to seeds when the source's provider takes seeds and q
+// came from it.
+func (src *source) seedOf(seeds []seed, q quotehub.Quote) []seed {
+	if src.seeder == nil || q.Source != src.Provider.Name() {
+		return seeds
+	}
+	return append(seeds, seed{to: src.seeder, q: q})
+}
+
+func plant(seeds []seed) {
+	for _, s := range seeds {
+		s.to.Seed(s.q)
+	}
+}
+
+// takeOver prepares symbols this node has just started to refresh (a lease
+// won from a node that died, stopped or gave the slot away): it reads
+// their cached quotes, seeds the provider with them so its values continue
+// from the last one the cluster served, and schedules each from the
+// cache's fetched_at, so a planned hand-over costs no extra fetch and a
+// failover fetches at once.
+func (r *Refresher) takeOver(ctx context.Context, syms []string) {
+	qs, err := r.opts.Cache.GetMany(ctx, syms)
+	if err != nil {
+		r.opts.Metrics.Errors.WithLabelValues("cache_get").Inc()
+		return
+	}
+	var seeds []seed
+	r.mu.Lock()
+	for i, q := range qs {
+		st := r.state[syms[i]]
+		if q.Symbol == "" || st == nil {
+			continue
+		}
+		if st.flight == nil {
+			st.nextDue = time.UnixMilli(q.FetchedAt).Add(st.src.Interval)
+			st.market = q.Market
+			r.dueHintLocked(st)
+		}
+		seeds = st.src.seedOf(seeds, q)
+	}
+	r.mu.Unlock()
+	plant(seeds)
 }
 
 // ensureState creates the state of an active symbol, looking up its
@@ -603,43 +746,68 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		candidates, owns = r.localInterest(ctx), func(string) bool { return true }
 	}
 	due := make(map[*source][]string)
-	var cold []string
+	var cold, taken []string
 	soon := make(map[*source][]string) // due within half an interval: they join a batch that goes now
 	next := now.Add(r.scanCap)         // the next scan
-	r.mu.Lock()
-	for _, sym := range candidates {
-		if !owns(sym) {
-			continue
-		}
-		st := r.state[sym]
-		if st == nil || st.flight != nil {
-			continue // a flight's end lowers scanAt
-		}
+	// consider files an owned symbol under due, soon or cold, or lowers
+	// next to when it will be. The caller holds r.mu.
+	consider := func(sym string, st *symState) {
 		early := now.Before(st.nextDue)
 		if early && now.Add(st.src.Interval/2).Before(st.nextDue) {
 			next = earliest(next, st.nextDue.Add(-st.src.Interval/2))
-			continue
+			return
 		}
 		open := st.cal.IsOpen(now)
 		if !open && st.market == quotehub.MarketClosed {
-			continue
+			return
 		}
 		if st.src.streamer != nil && st.src.streamer.Connected() && st.market != "" &&
 			now.Sub(st.refreshed) < st.src.StreamSilence {
 			next = earliest(next, st.refreshed.Add(st.src.StreamSilence))
-			continue // the stream keeps it fresh
+			return // the stream keeps it fresh
 		}
 		if early {
 			soon[st.src] = append(soon[st.src], sym)
 			next = earliest(next, st.nextDue) // in case no batch goes now
-			continue
+			return
 		}
 		if st.market == "" && r.opts.FetchLock != nil {
 			cold = append(cold, sym)
-			continue
+			return
 		}
 		due[st.src] = append(due[st.src], sym)
 	}
+	r.mu.Lock()
+	for _, sym := range candidates {
+		st := r.state[sym]
+		if !owns(sym) {
+			if st != nil {
+				st.owned = false
+			}
+			continue
+		}
+		if st == nil || st.flight != nil {
+			continue // a flight's end lowers scanAt
+		}
+		if !degraded && !st.owned {
+			st.owned = true
+			taken = append(taken, sym)
+			continue // considered once the cache was read, below
+		}
+		consider(sym, st)
+	}
+	r.mu.Unlock()
+	if len(taken) > 0 {
+		r.takeOver(ctx, taken)
+		r.mu.Lock()
+		for _, sym := range taken {
+			if st := r.state[sym]; st != nil && st.flight == nil {
+				consider(sym, st)
+			}
+		}
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
 	r.scanAt = next
 	r.mu.Unlock()
 	r.admitCold(ctx, cold, now, due)

@@ -331,3 +331,48 @@ func (p *Provider) quote(e *entry, now time.Time, call int64) (q quotehub.Quote,
 	}
 	return e.quoteOf(st, market), true
 }
+
+var _ quotehub.Seeder = (*Provider)(nil)
+
+// Seed implements quotehub.Seeder: the walk of q.Symbol continues from q
+// (its price, reference price, volume and trade time), as if this provider
+// had produced it, so that a node taking over a symbol in a cluster goes on
+// from the price the cluster last served instead of jumping back to its own
+// start. The symbol's random generator is kept, so a seeded walk is still
+// deterministic. Quotes of another source, of unknown symbols, or without
+// a usable price are ignored.
+func (p *Provider) Seed(q quotehub.Quote) {
+	e, ok := p.entries[q.Symbol]
+	if !ok || q.Source != Name || !(q.Price > 0) || math.IsInf(q.Price, 0) {
+		return
+	}
+	now := p.now()
+	open := e.cal.IsOpen(now)
+	key := e.sessionKey(now, open)
+	mu := &p.shards[e.shard].mu
+	mu.Lock()
+	defer mu.Unlock()
+	st := e.st
+	if st == nil {
+		st = p.newState(e, now, open, key)
+		e.st = st
+	}
+	st.price = e.cls.round(q.Price)
+	st.mid = st.price
+	if q.Has&quotehub.HasPrevClose != 0 && q.PrevClose > 0 && !math.IsInf(q.PrevClose, 0) {
+		st.prevClose = q.PrevClose
+	}
+	if q.Has&quotehub.HasVolume != 0 && q.Volume >= 0 && !math.IsInf(q.Volume, 0) {
+		st.volume = q.Volume
+	}
+	st.key = key
+	if q.TradeTime > 0 {
+		st.tradeTime = q.TradeTime
+		st.lastMove = min(q.TradeTime*int64(time.Millisecond), now.UnixNano())
+		if q.TradeTime < key {
+			// The quote predates the current session (or UTC day): the
+			// next fetch rolls its price into the reference price.
+			st.key = key - 1
+		}
+	}
+}

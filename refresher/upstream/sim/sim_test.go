@@ -837,3 +837,77 @@ func BenchmarkFetch100(b *testing.B) {
 		}
 	}
 }
+
+// A provider seeded with another provider's last quote continues that walk:
+// its next price is within one step of the seed, its reference price is
+// kept, whereas without the seed it would have started from its own price
+// (a different seed here, so the jump it avoids is plain to see).
+func TestSeedContinuesTheWalk(t *testing.T) {
+	syms := []string{"005930.KS", "KRW-BTC", "SYN-000001"}
+	clk := newClock(wedKRXOpen.Add(time.Hour))
+	a := sim.New(sim.Options{Symbols: mixedUniverse(), Now: clk.Now, Seed: 7, ChangeEveryFetch: true})
+	maxStep := map[string]float64{}
+	prev := fetch(t, a, syms...)
+	for range 300 {
+		clk.Advance(time.Second)
+		cur := fetch(t, a, syms...)
+		for i, q := range cur {
+			maxStep[q.Symbol] = math.Max(maxStep[q.Symbol], math.Abs(q.Price-prev[i].Price))
+		}
+		prev = cur
+	}
+	last := prev
+
+	for _, warm := range []bool{false, true} {
+		name := "a provider that never quoted the symbols"
+		if warm {
+			name = "a provider with a walk of its own"
+		}
+		t.Run(name, func(t *testing.T) {
+			b := sim.New(sim.Options{Symbols: mixedUniverse(), Now: clk.Now, Seed: 99, ChangeEveryFetch: true})
+			unseeded := sim.New(sim.Options{Symbols: mixedUniverse(), Now: clk.Now, Seed: 99, ChangeEveryFetch: true})
+			if warm {
+				fetch(t, b, syms...)
+				fetch(t, unseeded, syms...)
+			}
+			for _, q := range last {
+				b.Seed(q)
+			}
+			clk.Advance(time.Second)
+			got := fetch(t, b, syms...)
+			jumped := fetch(t, unseeded, syms...)
+			for i, q := range got {
+				d := math.Abs(q.Price - last[i].Price)
+				t.Logf("%s: %v → %v (largest step before %v; unseeded %v)", q.Symbol, last[i].Price, q.Price, maxStep[q.Symbol], jumped[i].Price)
+				if d > maxStep[q.Symbol] {
+					t.Errorf("%s jumped from %v to %v after the seed; steps were at most %v", q.Symbol, last[i].Price, q.Price, maxStep[q.Symbol])
+				}
+				if q.PrevClose != last[i].PrevClose {
+					t.Errorf("%s: prev_close %v after the seed, want %v", q.Symbol, q.PrevClose, last[i].PrevClose)
+				}
+				if math.Abs(jumped[i].Price-last[i].Price) <= maxStep[q.Symbol] {
+					t.Errorf("%s: the unseeded provider did not jump (%v vs %v): the test shows nothing", q.Symbol, jumped[i].Price, last[i].Price)
+				}
+			}
+		})
+	}
+}
+
+// Seed ignores what it cannot use.
+func TestSeedIgnoresForeignQuotes(t *testing.T) {
+	clk := newClock(wedKRXOpen.Add(time.Hour))
+	p := sim.New(sim.Options{Symbols: mixedUniverse(), Now: clk.Now})
+	ref := sim.New(sim.Options{Symbols: mixedUniverse(), Now: clk.Now})
+	base := fetch(t, ref, "KRW-BTC")[0]
+	for _, q := range []quotehub.Quote{
+		{Symbol: "KRW-BTC", Price: 1, Source: "upbit", TradeTime: clk.Now().UnixMilli()},
+		{Symbol: "KRW-BTC", Price: 0, Source: sim.Name},
+		{Symbol: "KRW-BTC", Price: math.Inf(1), Source: sim.Name},
+		{Symbol: "NOPE", Price: 5, Source: sim.Name},
+	} {
+		p.Seed(q)
+	}
+	if got := fetch(t, p, "KRW-BTC")[0]; got.Price != base.Price {
+		t.Errorf("price %v after foreign seeds, want the unseeded %v", got.Price, base.Price)
+	}
+}
