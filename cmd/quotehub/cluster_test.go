@@ -3,17 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	goredis "github.com/redis/go-redis/v9"
 
 	"quotehub/internal/poll"
+	"quotehub/internal/shard"
 )
 
 // recording is one client's log of the quotes it received.
@@ -21,6 +26,7 @@ type recording struct {
 	mu     sync.Mutex
 	seqs   map[string][]uint64
 	times  map[string][]time.Time
+	prices map[string][]float64
 	lat    []float64 // receive − fetched_at, ms
 	errors []string
 }
@@ -29,7 +35,7 @@ type recording struct {
 // quote until ctx ends; it flags any seq that does not increase.
 func record(ctx context.Context, t *testing.T, p *proc, syms []string) *recording {
 	t.Helper()
-	r := &recording{seqs: map[string][]uint64{}, times: map[string][]time.Time{}}
+	r := &recording{seqs: map[string][]uint64{}, times: map[string][]time.Time{}, prices: map[string][]float64{}}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(dctx, "ws://"+p.addr+"/v1/ws?symbols="+strings.Join(syms, ","), nil)
@@ -66,6 +72,8 @@ func record(ctx context.Context, t *testing.T, p *proc, syms []string) *recordin
 				delete(snap, sym)
 				r.seqs[sym] = append(r.seqs[sym], seq)
 				r.times[sym] = append(r.times[sym], now)
+				price, _ := q["price"].(float64)
+				r.prices[sym] = append(r.prices[sym], price)
 			}
 			r.mu.Unlock()
 		}
@@ -358,4 +366,271 @@ func TestClusterSingleFlight(t *testing.T) {
 	if got := fetched() - before; got != 1 {
 		t.Errorf("the upstream was asked %v times for 60 cold reads on 3 nodes, want 1", got)
 	}
+}
+
+// prices returns a copy of the prices recorded for sym.
+func (r *recording) pricesOf(sym string) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.prices[sym])
+}
+
+// gapAcross returns the last update of ts before at and the first one
+// after it; after is zero when none came.
+func gapAcross(ts []time.Time, at time.Time) (before, after time.Time, iBefore int) {
+	iBefore = -1
+	for i, tm := range ts {
+		if tm.Before(at) {
+			before, iBefore = tm, i
+		} else if after.IsZero() {
+			after = tm
+		}
+	}
+	return before, after, iBefore
+}
+
+// leaseHolder returns the node holding the refresh slot of sym (64 slots).
+func leaseHolder(t *testing.T, rdb *goredis.Client, prefix, sym string) string {
+	t.Helper()
+	v, err := rdb.Get(context.Background(), prefix+"lease:"+strconv.Itoa(shard.Of(sym, 64))).Result()
+	if err != nil && err != goredis.Nil {
+		t.Fatalf("reading the lease of %s: %v", sym, err)
+	}
+	node, _, _ := strings.Cut(v, "|")
+	return node
+}
+
+// TestClusterFailover runs three real nodes at the default interval (1 s)
+// and lease settings. A client on node c watches symbols; the node that
+// refreshes some of them is killed with kill -9 mid-stream, and the
+// client's longest wait for a quote of those symbols must stay within 2 s,
+// with no seq going back and no jump in price: the new owner continues
+// the walk from the cached quote. Each node's sim has its own seed, so a
+// new owner that started its own walk would show a jump of about 2 %,
+// against steps of a few cents. Then the new owner stops cleanly and its
+// symbols are handed over without a gap beyond the interval's.
+func TestClusterFailover(t *testing.T) {
+	url, prefix, rdb := sharedRedis(t)
+	base := map[string]string{
+		"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix,
+		"QUOTEHUB_SIM_EVERY_TICK": "true", "QUOTEHUB_SIM_SYMBOLS": "20",
+	}
+	envOf := func(seed string) map[string]string {
+		e := maps.Clone(base)
+		e["QUOTEHUB_SIM_SEED"] = seed
+		return e
+	}
+	nodes := map[string]*proc{}
+	for i, name := range []string{"a", "b", "c"} {
+		nodes[name] = startProc(t, name, envOf(strconv.Itoa(11+i)))
+	}
+	poll.Until(t, 15*time.Second, "every node to hold its share of the 64 slots", func() bool {
+		for _, p := range nodes {
+			if p.scrape("quotehub_lease_slots_held") < 21 {
+				return false
+			}
+		}
+		return true
+	})
+	var syms []string
+	for i := 1; i <= 12; i++ {
+		syms = append(syms, fmt.Sprintf("SYN-%06d", i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := record(ctx, t, nodes["c"], syms)
+	poll.Until(t, 15*time.Second, "three updates of every symbol on c", func() bool {
+		seqs, _, _ := rec.snapshot()
+		for _, s := range syms {
+			if len(seqs[s]) < 4 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The victim: a or b, whichever refreshes more of the watched symbols.
+	owned := map[string][]string{}
+	for _, s := range syms {
+		h := leaseHolder(t, rdb, prefix, s)
+		owned[h] = append(owned[h], s)
+	}
+	victim := "a"
+	if len(owned["b"]) > len(owned["a"]) {
+		victim = "b"
+	}
+	if len(owned[victim]) == 0 {
+		t.Fatalf("neither a nor b refreshes any of the watched symbols: %v", owned)
+	}
+	heir := map[string]string{"a": "b", "b": "a"}[victim]
+	time.Sleep(1500 * time.Millisecond) // mid-stream, at no particular phase
+	nodes[victim].kill9()
+	killed := time.Now()
+	poll.Until(t, 10*time.Second, "an update of every symbol after the kill", func() bool {
+		_, times, _ := rec.snapshot()
+		for _, s := range owned[victim] {
+			if _, after, _ := gapAcross(times[s], killed); after.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(1500 * time.Millisecond) // a few more, to see the walk go on
+	_, times, errs := rec.snapshot()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	worst := time.Duration(0)
+	for _, s := range owned[victim] {
+		before, after, i := gapAcross(times[s], killed)
+		gap := after.Sub(before)
+		worst = max(worst, gap)
+		ps := rec.pricesOf(s)
+		step := 0.0 // the largest step of the victim's walk, the snapshot excluded
+		for j := 2; j <= i; j++ {
+			step = math.Max(step, math.Abs(ps[j]-ps[j-1]))
+		}
+		jump := math.Abs(ps[i+1] - ps[i])
+		t.Logf("%s (refreshed by %s): %s without a quote across the kill; price %v → %v (largest step before %.4f)",
+			s, victim, gap.Round(time.Millisecond), ps[i], ps[i+1], step)
+		if jump > step+1e-9 {
+			t.Errorf("%s: the price jumped from %v to %v across the takeover; steps before were at most %.4f", s, ps[i], ps[i+1], step)
+		}
+	}
+	t.Logf("longest wait for a quote on c across kill -9 of %s: %s (default interval 1s and lease %s; %d symbols)",
+		victim, worst.Round(time.Millisecond), "600ms", len(owned[victim]))
+	if worst > 2*time.Second {
+		t.Errorf("a subscriber waited %s for a quote after the refreshing node died, want at most 2s", worst)
+	}
+
+	// A clean stop of the heir hands its slots over at once: c's client
+	// waits no longer than the interval (plus a little).
+	var heirs []string
+	for _, s := range syms {
+		if leaseHolder(t, rdb, prefix, s) == heir {
+			heirs = append(heirs, s)
+		}
+	}
+	if len(heirs) == 0 {
+		t.Fatalf("%s refreshes none of the watched symbols after the kill", heir)
+	}
+	nodes[heir].stop()
+	stopped := time.Now()
+	poll.Until(t, 10*time.Second, "an update of every symbol after the clean stop", func() bool {
+		_, times, _ := rec.snapshot()
+		for _, s := range heirs {
+			if _, after, _ := gapAcross(times[s], stopped); after.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	_, times, errs = rec.snapshot()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	worst = 0
+	for _, s := range heirs {
+		before, after, _ := gapAcross(times[s], stopped)
+		worst = max(worst, after.Sub(before))
+	}
+	t.Logf("longest wait for a quote on c across a clean stop of %s: %s (%d symbols)", heir, worst.Round(time.Millisecond), len(heirs))
+	if worst > 2*time.Second {
+		t.Errorf("a subscriber waited %s for a quote after a clean stop, want at most 2s", worst)
+	}
+	cancel()
+}
+
+// TestClusterRedisFlush: when the cluster's Redis loses everything (here
+// FLUSHALL on a private redis-server; a restart without persistence or a
+// failover to an empty replica look the same), every node notices it
+// within a lease round, logs it once, counts it, and rebuilds the active
+// set, the leases and the cache of the symbols it serves: a subscriber
+// waits at most 2 s for its next quote, seqs keep rising, /readyz stays
+// 200, and a read on a node without subscribers finds the written-back
+// value.
+func TestClusterRedisFlush(t *testing.T) {
+	r := startRedis(t, 0)
+	env := map[string]string{
+		"QUOTEHUB_REDIS_URL": "redis://" + r.addr() + "/0", "QUOTEHUB_REDIS_PREFIX": "qh:",
+		"QUOTEHUB_SIM_EVERY_TICK": "true", "QUOTEHUB_SIM_SYMBOLS": "20",
+	}
+	nodes := []*proc{startProc(t, "a", env), startProc(t, "b", env), startProc(t, "c", env)}
+	poll.Until(t, 15*time.Second, "every node to hold its share of the slots", func() bool {
+		for _, p := range nodes {
+			if p.scrape("quotehub_lease_slots_held") < 21 {
+				return false
+			}
+		}
+		return true
+	})
+	var syms []string
+	for i := 1; i <= 12; i++ {
+		syms = append(syms, fmt.Sprintf("SYN-%06d", i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := record(ctx, t, nodes[2], syms)
+	poll.Until(t, 15*time.Second, "three updates of every symbol", func() bool {
+		seqs, _, _ := rec.snapshot()
+		for _, s := range syms {
+			if len(seqs[s]) < 4 {
+				return false
+			}
+		}
+		return true
+	})
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.addr()})
+	defer rdb.Close()
+	time.Sleep(1300 * time.Millisecond) // at no particular phase
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	flushed := time.Now()
+	poll.Until(t, 10*time.Second, "an update of every symbol after the flush", func() bool {
+		_, times, _ := rec.snapshot()
+		for _, s := range syms {
+			if _, after, _ := gapAcross(times[s], flushed); after.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	_, times, errs := rec.snapshot()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	worst := time.Duration(0)
+	for _, s := range syms {
+		before, after, _ := gapAcross(times[s], flushed)
+		worst = max(worst, after.Sub(before))
+	}
+	t.Logf("longest wait for a quote across FLUSHALL: %s (default interval 1s, lease 600ms)", worst.Round(time.Millisecond))
+	if worst > 2*time.Second {
+		t.Errorf("a subscriber waited %s for a quote after the flush, want at most 2s", worst)
+	}
+	for _, p := range nodes {
+		poll.Until(t, 5*time.Second, p.name+" to count the lost state", func() bool {
+			return p.scrape("quotehub_redis_state_lost_total") == 1
+		})
+		if n := strings.Count(p.output(), "Redis lost the cluster's shared state"); n != 1 {
+			t.Errorf("%s logged the lost state %d times, want once", p.name, n)
+		}
+		resp, err := http.Get("http://" + p.addr + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s /readyz = %d after the flush, want 200", p.name, resp.StatusCode)
+		}
+	}
+	if n, _ := rdb.ZCard(context.Background(), "qh:active").Result(); n < int64(len(syms)) {
+		t.Errorf("%d symbols in the active set after the rebuild, want at least %d", n, len(syms))
+	}
+	var q map[string]any
+	if resp := getJSON(t, "http://"+nodes[0].addr+"/v1/quotes/SYN-000001", &q); resp.StatusCode != 200 {
+		t.Errorf("read after the flush: %d %v", resp.StatusCode, q)
+	}
+	cancel()
 }

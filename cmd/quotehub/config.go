@@ -115,7 +115,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "qh:", "prefix of every Redis key and channel (one cluster per prefix)")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "QUOTEHUB_REDIS_URL names a Redis Cluster (redis://host:port?addr=host2:port2...)")
 	fs.BoolVar(&c.RedisShardedPubSub, "redis-sharded-pubsub", false, "use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+), for Redis Cluster")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 6*time.Second, "refresh lease time to live; a dead node's symbols are taken over within about 1.5 of it")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 600*time.Millisecond, "refresh lease time to live (renewed every third of it); a dead node's symbols are taken over within one TTL of its last renewal")
 	fs.IntVar(&c.RefreshSlots, "refresh-slots", 64, "slots symbols hash onto for refresh ownership; the same on every node")
 	fs.IntVar(&c.BusShards, "bus-shards", 16, "pub/sub shards (one subscriber connection each); the same on every node")
 	fs.StringVar(&c.UpbitURL, "upbit-url", "https://api.upbit.com", "Upbit REST base URL (point it at a proxy or a recorded fake)")

@@ -49,6 +49,7 @@ type stores struct {
 	degraded  func() bool
 	fetchLock quotehub.FetchLock
 	resync    func()
+	leases    *leaseHooks // Redis only: what the lease round calls back
 	checks    map[string]quotehub.HealthChecker
 	run       []func(context.Context) // background loops, stopped at shutdown
 	close     []func()                // run in order after the loops stopped
@@ -83,11 +84,13 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 		Prefix: cfg.RedisPrefix, Shards: cfg.BusShards, Sharded: cfg.RedisShardedPubSub, Cache: cache,
 		Metrics: m, Logger: &storeLog,
 	})
+	hooks := &leaseHooks{}
 	own := redis.NewOwnership(rdb, redis.OwnershipOptions{
 		Prefix: cfg.RedisPrefix, Node: cfg.NodeID, Slots: cfg.RefreshSlots, TTL: cfg.LeaseTTL, Metrics: m, Logger: &storeLog,
+		OnChange: hooks.changed, OnStateLost: hooks.stateLost,
 	})
 	return &stores{
-		cache: cache, active: redis.NewActiveSet(rdb, cfg.RedisPrefix), bus: bus, local: local,
+		cache: cache, active: redis.NewActiveSet(rdb, cfg.RedisPrefix), bus: bus, local: local, leases: hooks,
 		owns: own.Owns, degraded: func() bool { return !own.Connected() },
 		fetchLock: redis.NewFetchLock(rdb, cfg.RedisPrefix, cfg.NodeID, m),
 		resync:    func() { bus.Resync("recovered") },
@@ -132,6 +135,35 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
 		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
 	})
+	if st.leases != nil {
+		cache, local := st.cache, st.local
+		st.leases.onChange = ref.Rescan
+		st.leases.onStateLost = func(ctx context.Context) {
+			// Redis lost everything: write back the last quote this node
+			// knows of every symbol its clients watch (kept current by the
+			// bus) and of the other symbols it tracks when that quote is
+			// fresh (it refreshed them itself), so reads and the new owners
+			// continue from them; the seq fence keeps anything newer. Then
+			// the refresher re-touches its symbols.
+			watched := h.Symbols()
+			qs, _ := local.GetMany(ctx, append(watched, ref.Tracked()...))
+			fresh := time.Now().Add(-cfg.Freshness).UnixMilli()
+			known := qs[:0]
+			seen := map[string]bool{}
+			for i, q := range qs {
+				if q.Symbol == "" || seen[q.Symbol] || i >= len(watched) && q.FetchedAt < fresh {
+					continue
+				}
+				seen[q.Symbol] = true
+				known = append(known, q)
+			}
+			if _, err := cache.PutMany(ctx, known); err != nil {
+				log.Warn().Err(err).Msg("writing the last known quotes back to Redis failed")
+			}
+			ref.Rebuild()
+			log.Info().Int("quotes", len(known)).Msg("wrote the last known quotes back to Redis")
+		}
+	}
 	if st.local != nil {
 		local := st.local
 		st.bus.Handle(func(qs []quotehub.Quote) {
@@ -202,6 +234,25 @@ func (n *node) shutdown(timeout time.Duration, log *zerolog.Logger) {
 		log.Warn().Msg("fetches still running at the shutdown deadline")
 	}
 	n.stores.closeAll()
+}
+
+// leaseHooks connect the lease round to the refresher, which is built
+// after the stores; they are set before the node starts.
+type leaseHooks struct {
+	onChange    func()
+	onStateLost func(context.Context)
+}
+
+func (l *leaseHooks) changed() {
+	if l.onChange != nil {
+		l.onChange()
+	}
+}
+
+func (l *leaseHooks) stateLost(ctx context.Context) {
+	if l.onStateLost != nil {
+		l.onStateLost(ctx)
+	}
 }
 
 // redisLogger sends go-redis's own log lines (reconnects, dropped pub/sub
