@@ -396,13 +396,18 @@ func (o *Ownership) expiryOf(ctx context.Context, orphaned []int) time.Duration 
 	if err != nil {
 		return 0
 	}
-	first := o.opts.TTL
+	first, found := o.opts.TTL, false
 	for _, c := range cmds {
-		d := c.Val()
-		if d < 0 { // gone already (-2) or no TTL (-1, not ours to judge)
-			d = 0
+		switch d := c.Val(); {
+		case d == -1: // no TTL: not a lease this code wrote; the ticker's rounds will do
+		case d < 0: // gone already
+			first, found = 0, true
+		default:
+			first, found = min(first, d), true
 		}
-		first = min(first, d)
+	}
+	if !found {
+		return 0
 	}
 	return first + 5*time.Millisecond
 }
