@@ -188,3 +188,53 @@ func TestNewOwnedSymbolIsSeeded(t *testing.T) {
 		t.Fatalf("the first scan seeded again: %d seeds", len(s))
 	}
 }
+
+// touchRecorder is an active set that reports every touch.
+type touchRecorder struct {
+	*memory.ActiveSet
+	touched chan []string
+}
+
+func (a touchRecorder) Touch(ctx context.Context, t time.Time, syms ...string) error {
+	select {
+	case a.touched <- append([]string(nil), syms...):
+	default:
+	}
+	return a.ActiveSet.Touch(ctx, t, syms...)
+}
+
+// Rebuild puts the node's local symbols back in the active set at once,
+// not at the next heartbeat (an hour away here).
+func TestRebuildRetouchesAtOnce(t *testing.T) {
+	p := &seedingProvider{countingProvider: countingProvider{syms: map[string]int{}}}
+	active := touchRecorder{ActiveSet: memory.NewActiveSet(), touched: make(chan []string, 16)}
+	const sym = "KRW-XRP"
+	r, err := New(Options{
+		Cache: memory.NewCache(), Bus: memory.NewBus(), Active: active,
+		Catalog: memory.NewCatalog([]quotehub.SymbolInfo{{Symbol: sym, Exchange: quotehub.ExchangeUpbit, Currency: "KRW"}}),
+		Sources: []Source{{Provider: p, Interval: time.Second}}, Metrics: NewMetrics(nil),
+		Local:     func() []string { return []string{sym} },
+		Heartbeat: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	select { // the heartbeat at start
+	case <-active.touched:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no touch at start")
+	}
+	r.Rebuild()
+	select {
+	case got := <-active.touched:
+		if len(got) != 1 || got[0] != sym {
+			t.Fatalf("rebuild touched %v, want [%s]", got, sym)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Rebuild did not re-touch the local symbols")
+	}
+}
