@@ -1,6 +1,10 @@
 package web
 
-import "time"
+import (
+	"time"
+
+	"quotehub/web/internal/wire"
+)
 
 // liveness decides, each time a WebSocket's ping timer fires, whether the
 // peer is alive. A pong answers a ping only once the peer has read
@@ -39,10 +43,10 @@ func (l *liveness) start(now time.Time) { l.nextPing = now.Add(l.every) }
 
 // look decides at now, given whether a pong came since the last ping and
 // the socket's state.
-func (l *liveness) look(now time.Time, answered bool, s sockState) verdict {
-	l.pending = s.known && s.outstanding
-	if !l.pending || l.moved.IsZero() || s.acked != l.acked {
-		l.acked, l.moved = s.acked, now
+func (l *liveness) look(now time.Time, answered bool, s wire.State) verdict {
+	l.pending = s.Known && s.Outstanding
+	if !l.pending || l.moved.IsZero() || s.Acked != l.acked {
+		l.acked, l.moved = s.Acked, now
 	}
 	if l.pending && now.Sub(l.moved) >= l.stall {
 		return closeStalled

@@ -14,6 +14,7 @@ import (
 
 	"quotehub"
 	"quotehub/hub"
+	"quotehub/web/internal/wire"
 )
 
 // serveSSE opens one SSE stream. Everything that can be refused is checked
@@ -66,10 +67,10 @@ func (s *Server) serveSSE(c echo.Context) error {
 		head.Write(mustJSON(r))
 		head.WriteString("\n\n")
 	}
-	t.wire = newWire(conn, nil, s.opts.UnsentLimit)
-	t.wire.progress = client.Progressed
+	t.wire = wire.New(conn, s.opts.UnsentLimit)
+	t.wire.OnProgress(client.Progressed)
 	t.conn = conn
-	if err := t.wire.writeFrames(head.Bytes(), false); err != nil {
+	if err := t.wire.Send(head.Bytes(), false); err != nil {
 		client.Close()
 		_ = conn.Close()
 		return nil
@@ -126,7 +127,7 @@ func allRejected(rejected []hub.Rejection) error {
 // one write, on a hijacked connection. Control frames are written as they
 // are: the only ones an SSE client gets are keepalive comments.
 type sseTransport struct {
-	wire      *wsWire
+	wire      *wire.Conn
 	conn      net.Conn
 	id        uint64       // event counter; only the client's writer touches it
 	lastWrite atomic.Int64 // Unix ns of the last write that went out whole
@@ -136,9 +137,9 @@ type sseTransport struct {
 	ka    *time.Timer
 }
 
-// frame builds the events of a batch in a buffer from framePool.
+// frame builds the events of a batch in a buffer from the wire's pool.
 func (t *sseTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
-	bp := framePool.Get().(*[]byte)
+	bp := wire.Buf()
 	b := (*bp)[:0]
 	for _, c := range controls {
 		b = append(b, c...)
@@ -157,7 +158,7 @@ func (t *sseTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 
 // Write implements hub.Transport.
 func (t *sseTransport) Write(controls [][]byte, quotes []*hub.Update) error {
-	err := t.wire.sendPooled(t.frame(controls, quotes))
+	err := t.wire.SendBuf(t.frame(controls, quotes))
 	if err == nil {
 		t.lastWrite.Store(time.Now().UnixNano())
 	}
@@ -166,7 +167,7 @@ func (t *sseTransport) Write(controls [][]byte, quotes []*hub.Update) error {
 
 // TryWrite implements hub.TryWriter.
 func (t *sseTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, error) {
-	done, err := t.wire.trySendPooled(t.frame(controls, quotes))
+	done, err := t.wire.TrySendBuf(t.frame(controls, quotes))
 	if err == nil {
 		t.lastWrite.Store(time.Now().UnixNano()) // a kept rest goes out before anything else
 	}
@@ -174,7 +175,7 @@ func (t *sseTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, 
 }
 
 // FinishWrite implements hub.TryWriter.
-func (t *sseTransport) FinishWrite() error { return t.wire.finish() }
+func (t *sseTransport) FinishWrite() error { return t.wire.Finish() }
 
 // Abort implements hub.Transport: closing the connection fails a stuck
 // write at once, which ends the stream.

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"quotehub/hub"
+	"quotehub/web/internal/wire"
 )
 
 // wsPair is one WebSocket over loopback: the server's transport, read by
@@ -35,7 +36,7 @@ func newWSPair(t *testing.T) *wsPair {
 	accepted := make(chan *wsTransport, 1)
 	e := echo.New()
 	e.GET("/ws", func(c echo.Context) error {
-		tr, err := acceptWS(c.Response(), c.Request(), 0)
+		tr, err := acceptWS(c.Response(), c.Request(), 0, 1<<20)
 		if err != nil {
 			return nil
 		}
@@ -45,7 +46,7 @@ func newWSPair(t *testing.T) *wsPair {
 			t.Error(err)
 		}
 		accepted <- tr
-		go tr.read(context.Background(), func(_ websocket.MessageType, b []byte) { p.got <- string(b) })
+		go tr.read(func(_ bool, b []byte) { p.got <- string(b) })
 		return nil
 	})
 	srv := httptest.NewServer(e)
@@ -87,7 +88,7 @@ func (p *wsPair) read(t *testing.T) (string, error) {
 // the length encoding, reads back whole and in order with a real client.
 func TestWSFramesEverySize(t *testing.T) {
 	p := newWSPair(t)
-	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000, maxPooledFrame + 1} {
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000, 64<<10 + 1} { // the last is over what the buffer pool keeps
 		control := bytes.Repeat([]byte{'c'}, n)
 		if err := p.t.Write([][]byte{control, []byte("second")}, nil); err != nil {
 			t.Fatalf("write of %d bytes: %v", n, err)
@@ -181,8 +182,8 @@ func TestWSCloseHandshake(t *testing.T) {
 	if !errors.As(err, &ce) {
 		t.Fatalf("client read: %v, want a close", err)
 	}
-	if int(ce.Code) != hub.CloseSlowConsumer || ce.Reason != long[:wsMaxCtl-2] {
-		t.Errorf("close %d %q (%d bytes), want %d and the first %d bytes", ce.Code, ce.Reason, len(ce.Reason), hub.CloseSlowConsumer, wsMaxCtl-2)
+	if int(ce.Code) != hub.CloseSlowConsumer || ce.Reason != long[:wire.MaxControl-2] {
+		t.Errorf("close %d %q (%d bytes), want %d and the first %d bytes", ce.Code, ce.Reason, len(ce.Reason), hub.CloseSlowConsumer, wire.MaxControl-2)
 	}
 	select {
 	case <-done:
@@ -230,31 +231,11 @@ func TestWSCloseToSilentPeer(t *testing.T) {
 	}
 }
 
-func TestAppendWSHeader(t *testing.T) {
-	for _, c := range []struct {
-		n    int
-		want []byte
-	}{
-		{0, []byte{0x81, 0}},
-		{125, []byte{0x81, 125}},
-		{126, []byte{0x81, 126, 0, 126}},
-		{65535, []byte{0x81, 126, 0xff, 0xff}},
-		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
-	} {
-		if got := appendWSHeader(nil, c.n); !bytes.Equal(got, c.want) {
-			t.Errorf("appendWSHeader(%d) = %x, want %x", c.n, got, c.want)
-		}
-	}
-}
-
 // TestWSTryWriteFillsThenFinishes: non-blocking writes to a peer that does
 // not read fill the socket and keep the rest; a ping written meanwhile
 // waits for that rest, and the peer reads every message whole and in order.
 func TestWSTryWriteFillsThenFinishes(t *testing.T) {
 	p := newWSPair(t)
-	if p.t.wire.raw == nil {
-		t.Fatal("a loopback TCP connection has no raw conn: writes could not be non-blocking")
-	}
 	pad := strings.Repeat("x", 64<<10)
 	msg := func(i int) []byte { return []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)) }
 	sent := 0
@@ -268,12 +249,9 @@ func TestWSTryWriteFillsThenFinishes(t *testing.T) {
 		}
 		kept = !done
 	}
-	if len(p.t.wire.rest) == 0 || len(p.t.wire.rest) >= len(msg(0)) {
-		t.Logf("the kept rest (%d bytes) is a whole frame: the ping below cannot land inside one", len(p.t.wire.rest))
-	}
 	pinged := make(chan error, 1)
-	go func() { pinged <- p.t.wire.writeFrames([]byte{wsFinPing, 0}, false) }() // must write the rest first
-	time.Sleep(20 * time.Millisecond)                                           // the ping is waiting before FinishWrite starts
+	go func() { pinged <- p.t.wire.Send(pingFrame, false) }() // must write the rest first
+	time.Sleep(20 * time.Millisecond)                         // the ping is waiting before FinishWrite starts
 	finished := make(chan error, 1)
 	go func() { finished <- p.t.FinishWrite() }()
 	select {
@@ -311,8 +289,7 @@ func TestWSTryWriteWithoutFD(t *testing.T) {
 	server, client := net.Pipe()
 	defer server.Close()
 	defer client.Close()
-	w := &wsWire{Conn: server}
-	tr := &wsTransport{wire: w}
+	tr := &wsTransport{wire: wire.New(server, 0)}
 	done, err := tr.TryWrite([][]byte{[]byte("hello")}, nil)
 	if done || err != nil {
 		t.Fatalf("TryWrite on a pipe = %v, %v; want the whole frame kept", done, err)
@@ -329,7 +306,7 @@ func TestWSTryWriteWithoutFD(t *testing.T) {
 	if err := tr.FinishWrite(); err != nil {
 		t.Fatal(err)
 	}
-	if b := <-got; !bytes.Equal(b, append([]byte{wsFinText, 5}, "hello"...)) {
+	if b := <-got; !bytes.Equal(b, append([]byte{0x81, 5}, "hello"...)) {
 		t.Fatalf("wire got %q", b)
 	}
 	if err := tr.FinishWrite(); err != nil {
@@ -345,8 +322,8 @@ func TestWSTryWriteClosed(t *testing.T) {
 	if !done || err == nil {
 		t.Fatalf("TryWrite on a closed connection = %v, %v; want done with an error", done, err)
 	}
-	if p.t.wire.rest != nil {
-		t.Error("a failed write kept a rest")
+	if err := p.t.FinishWrite(); err != nil {
+		t.Errorf("a failed write kept a rest: FinishWrite = %v", err)
 	}
 }
 
@@ -357,7 +334,7 @@ func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
 	e := echo.New()
 	done := make(chan struct{})
 	e.GET("/ws", func(c echo.Context) error {
-		tr, err := acceptWS(c.Response(), c.Request(), 0)
+		tr, err := acceptWS(c.Response(), c.Request(), 0, 1<<20)
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -414,7 +391,7 @@ func rawWS(t *testing.T) (conn net.Conn, br *bufio.Reader, readEnded <-chan stru
 	ended := make(chan struct{})
 	e := echo.New()
 	e.GET("/ws", func(c echo.Context) error {
-		tr, err := acceptWS(c.Response(), c.Request(), 0)
+		tr, err := acceptWS(c.Response(), c.Request(), 0, 1<<20)
 		if err != nil {
 			t.Error(err)
 			return nil
@@ -423,7 +400,7 @@ func rawWS(t *testing.T) (conn net.Conn, br *bufio.Reader, readEnded <-chan stru
 			t.Error(err)
 		}
 		go func() {
-			tr.read(context.Background(), func(websocket.MessageType, []byte) {})
+			tr.read(func(bool, []byte) {})
 			close(ended)
 			_ = tr.conn.CloseNow()
 			tr.wait()
@@ -485,7 +462,7 @@ func TestWSPeerClose(t *testing.T) {
 		{"reason not UTF-8", []byte{0x03, 0xe8, 0xff, 0xfe}, []byte{0x88, 2, 0x03, 0xea}}, // → 1002
 		{"unassigned 2000", []byte{0x07, 0xd0}, []byte{0x88, 2, 0x03, 0xea}},              // → 1002
 		{"1014", []byte{0x03, 0xf6}, []byte{0x88, 2, 0x03, 0xf6}},                         // bad gateway, valid
-		{"reason at the limit", append([]byte{0x03, 0xe8}, strings.Repeat("z", wsMaxCtl-2)...), append([]byte{0x88, wsMaxCtl, 0x03, 0xe8}, strings.Repeat("z", wsMaxCtl-2)...)},
+		{"reason at the limit", append([]byte{0x03, 0xe8}, strings.Repeat("z", wire.MaxControl-2)...), append([]byte{0x88, wire.MaxControl, 0x03, 0xe8}, strings.Repeat("z", wire.MaxControl-2)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, br, ended := rawWS(t)
