@@ -115,6 +115,10 @@ type Options struct {
 	// RetryAfterHeader adds a Retry-After header (whole seconds) to 429 and
 	// 418 answers. Upbit documents none, so false is the default.
 	RetryAfterHeader bool
+	// RetryAfter is the wait a 429's Retry-After header asks for, rounded
+	// up to whole seconds; zero or negative means 1 s. A 418's header
+	// always gives what is left of the block.
+	RetryAfter time.Duration
 	// BanTimeInBody writes the block time into the 418 body's message
 	// ("... blocked for 60 seconds"). Upbit documents that the body carries
 	// it but not how, so false, the default, writes a message without it.
@@ -157,6 +161,7 @@ type Server struct {
 	banWindow     time.Duration
 	banFor        time.Duration
 	retryAfter    bool
+	retryAfter429 string // the 429's Retry-After value
 	banTimeInBody bool
 	maxMarkets    int
 	tickEvery     time.Duration
@@ -209,6 +214,7 @@ func New(opts Options) *Server {
 		banWindow:     opts.BanWindow,
 		banFor:        opts.BanFor,
 		retryAfter:    opts.RetryAfterHeader,
+		retryAfter429: strconv.FormatInt(max(int64(math.Ceil(opts.RetryAfter.Seconds())), 1), 10),
 		banTimeInBody: opts.BanTimeInBody,
 		maxMarkets:    opts.MaxMarkets,
 		tickEvery:     opts.TickEvery,
@@ -509,7 +515,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request, group string,
 		s.mu.Unlock()
 		w.Header().Set("Remaining-Req", fmt.Sprintf("group=%s; min=600; sec=0", group))
 		if s.retryAfter {
-			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Retry-After", s.retryAfter429)
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusTooManyRequests)
