@@ -717,6 +717,40 @@ func TestBus(t *testing.T, newBus func(t *testing.T, deliver func([]quotehub.Quo
 		rec.waitFor(t, quote(sym, 5))
 	})
 
+	t.Run("unwatched symbol is not delivered", func(t *testing.T) {
+		rec := newRecorder()
+		b := newBus(t, rec.deliver)
+		watched, unwatched := symbol(t), symbols(t, 8)
+		b.Watch(watched)
+		// The unwatched quotes go first, one publish each, then the watched
+		// one: once that is delivered, everything published before it has
+		// been through the bus, so what was not delivered by then is not
+		// waiting in it (a server that fans out in order, like Redis, has
+		// already written them to this node's connections).
+		var sent []quotehub.Quote
+		for i, s := range unwatched {
+			q := quote(s, uint64(i+1))
+			sent = append(sent, q)
+			if err := b.Publish(ctx(t), []quotehub.Quote{q}); err != nil {
+				t.Fatalf("Publish(%s): %v", s, err)
+			}
+		}
+		marker := quote(watched, 1)
+		if err := b.Publish(ctx(t), []quotehub.Quote{marker}); err != nil {
+			t.Fatalf("Publish(%s): %v", watched, err)
+		}
+		rec.waitFor(t, marker)
+		for _, q := range sent {
+			got, _ := rec.has(q)
+			switch {
+			case got && !deliversAll(b):
+				t.Errorf("%s was delivered though never watched", q.Symbol)
+			case !got && deliversAll(b):
+				t.Errorf("%s was not delivered by a bus that delivers everything", q.Symbol)
+			}
+		}
+	})
+
 	t.Run("publishing nothing succeeds", func(t *testing.T) {
 		b := newBus(t, newRecorder().deliver)
 		if err := b.Publish(ctx(t), nil); err != nil {
@@ -739,6 +773,39 @@ func TestBus(t *testing.T, newBus func(t *testing.T, deliver func([]quotehub.Quo
 			t.Fatalf("400 Watch/Unwatch calls took %v, want them not to block", d)
 		}
 	})
+}
+
+// EverythingDeliverer is implemented by buses that deliver every quote
+// published anywhere to this node, watched or not (a single node's
+// in-process bus, which the hub filters). The interface allows it; for
+// them the suite checks that unwatched symbols are delivered. Every other
+// bus must deliver only watched symbols.
+type EverythingDeliverer interface {
+	DeliversEverything() bool
+}
+
+// DeliveringEverything wraps a bus that delivers every published quote (see
+// EverythingDeliverer), for its conformance run.
+func DeliveringEverything(b quotehub.Bus) quotehub.Bus { return everything{b} }
+
+type everything struct{ quotehub.Bus }
+
+func (everything) DeliversEverything() bool { return true }
+
+// Settle passes on to the wrapped bus, when it has Settle.
+func (e everything) Settle(ctx context.Context, symbols ...string) error {
+	if s, ok := e.Bus.(Settler); ok {
+		return s.Settle(ctx, symbols...)
+	}
+	return nil
+}
+
+func deliversAll(b quotehub.Bus) bool {
+	if s, ok := b.(settledBus); ok {
+		b = s.Bus
+	}
+	e, ok := b.(EverythingDeliverer)
+	return ok && e.DeliversEverything()
 }
 
 // Settler is implemented by buses whose Watch takes effect asynchronously
