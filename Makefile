@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clean
+.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clean mutants
 
 run:
 	$(GO) run ./cmd/quotehub
@@ -50,3 +50,9 @@ bench: services
 
 clean:
 	rm -rf bin
+
+# mutants: break chosen behaviours on purpose (on a copy of the tree) and
+# check that the owning package's tests fail; not part of make test.
+# MUTANTS=regex runs some of them. See docs/testing.md.
+mutants: services
+	bash scripts/mutants.sh $(MUTANTS)
