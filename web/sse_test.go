@@ -138,8 +138,8 @@ func TestSSEKeepalive(t *testing.T) {
 	if err := n.bus.Publish(context.Background(), []quotehub.Quote{newer}); err != nil {
 		t.Fatal(err)
 	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second)) // bounds the loop: keepalives keep coming
 	for {
-		_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		line, err := s.body.ReadString('\n')
 		if err != nil {
 			t.Fatalf("waiting for the quote: %v", err)
