@@ -31,6 +31,7 @@ TIMEOUT=${MUTANT_TIMEOUT:-5m}
 # filter (optional) ~ what breaks
 MUTANTS=$(cat <<'EOF'
 stale-read-waits~./refresher~refresher/read.go~s/^\t\t\tr\.startFetch(ctx, st\.src, \[\]string{sym}, false, time\.Time{})$/\t\t\t<-r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})[sym].done/~~a stale read waits for its refresh instead of answering at once
+stale-read-waits-http~./web~refresher/read.go~s/^\t\t\tr\.startFetch(ctx, st\.src, \[\]string{sym}, false, time\.Time{})$/\t\t\t<-r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})[sym].done/~TestQuoteRead~the same, seen through GET /v1/quotes/{symbol}
 no-single-flight~./refresher~refresher/refresher.go~s/^\t\tif st\.flight != nil {$/\t\tif false {/~~every fetch ignores the one in flight: cold reads each ask the upstream
 inactive-still-fetched~./refresher~refresher/refresher.go~s/r\.opts\.Active\.Active(ctx, r\.opts\.Now()\.Add(-r\.opts\.ActiveWindow))/r.opts.Active.Active(ctx, time.Time{})/; s/r\.opts\.Active\.Prune(ctx, cut)/r.opts.Active.Prune(ctx, time.Time{})/~~the active window is never applied: symbols nobody uses keep being fetched
 deactivate-noop~./refresher~refresher/refresher.go~s/^\tr\.touchAsync(symbol, false)$/\t_ = symbol/~~Deactivate does not start the window: a symbol leaves up to a heartbeat early

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,11 +51,18 @@ func TestQuoteRead(t *testing.T) {
 		type answer struct {
 			resp *http.Response
 			body []byte
+			err  error
 		}
 		got := make(chan answer, 1)
-		go func() {
-			resp, body := n.get(t, "/v1/quotes/KRW-BTC")
-			got <- answer{resp, body}
+		go func() { // not n.get: it may not fail the test from here
+			resp, err := n.client.Get(n.url("/v1/quotes/KRW-BTC"))
+			if err != nil {
+				got <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			got <- answer{resp, body, err}
 		}()
 		// The background refresh starts, and is held; the read must not be.
 		select {
@@ -71,6 +79,12 @@ func TestQuoteRead(t *testing.T) {
 			release()
 			<-got
 			t.Fatal("a stale read waited for the upstream; it must answer at once")
+		}
+		if a.err != nil {
+			t.Fatalf("stale read: %v", a.err)
+		}
+		if n.prov.ended.Load() != 0 {
+			t.Fatal("the stale read answered only after its refresh had ended (it timed out upstream); it must answer at once")
 		}
 		h := a.resp.Header
 		if a.resp.StatusCode != 200 || h.Get("X-Cache") != "stale" || h.Get("Cache-Control") != "max-age=0" {

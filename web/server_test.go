@@ -54,6 +54,7 @@ type provider struct {
 	gate    chan struct{}
 	entered chan string // each fetch's first symbol, when it starts
 	calls   atomic.Int64
+	ended   atomic.Int64 // fetches that returned
 }
 
 func newProvider() *provider {
@@ -83,6 +84,7 @@ func (p *provider) Name() string  { return "test" }
 func (p *provider) MaxBatch() int { return 10 }
 func (p *provider) Fetch(ctx context.Context, syms []string) ([]quotehub.Quote, error) {
 	p.calls.Add(1)
+	defer p.ended.Add(1)
 	select {
 	case p.entered <- syms[0]:
 	default:
