@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clean mutants
+.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clean
 
 run:
 	$(GO) run ./cmd/quotehub
@@ -54,5 +54,6 @@ clean:
 # mutants: break chosen behaviours on purpose (on a copy of the tree) and
 # check that the owning package's tests fail; not part of make test.
 # MUTANTS=regex runs some of them. See docs/testing.md.
+.PHONY: mutants
 mutants: services
 	bash scripts/mutants.sh $(MUTANTS)
