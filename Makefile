@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clean
+.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clients clean
 
 run:
 	$(GO) run ./cmd/quotehub
@@ -13,10 +13,14 @@ build:
 # test: formatting, vet, a tidy go.mod, and every test with the race
 # detector, against the real Redis that scripts/services.sh brings up on
 # loopback (it starts MariaDB too, kept ready for the planned MySQL store).
-test: services check race fuzz-short
+test: services clients check race fuzz-short
 
 services:
 	bash scripts/services.sh
+
+# clients: the independent WebSocket clients (Python, Node) the tests use.
+clients:
+	bash scripts/clients.sh
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
