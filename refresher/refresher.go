@@ -789,7 +789,11 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		if st == nil || st.flight != nil {
 			continue // a flight's end lowers scanAt
 		}
-		if !degraded && !st.owned {
+		if !st.owned {
+			// Refreshed here from now on: as the owner, or while degraded
+			// (a node whose lease rounds lag, say under load, refreshes what
+			// its clients use). Either way the provider continues from the
+			// cached quote, not from a walk of its own.
 			st.owned = true
 			taken = append(taken, sym)
 			continue // considered once the cache was read, below

@@ -238,3 +238,37 @@ func TestRebuildRetouchesAtOnce(t *testing.T) {
 		t.Fatal("Rebuild did not re-touch the local symbols")
 	}
 }
+
+// TestDegradedRefreshSeedsFromTheCache: a node whose lease rounds lag
+// (Redis slow or away) refreshes what its own clients use; it continues
+// from the cached quote like an owner that took over, instead of starting
+// a walk of its own that a client would see as a jump.
+func TestDegradedRefreshSeedsFromTheCache(t *testing.T) {
+	p := &seedingProvider{countingProvider: countingProvider{syms: map[string]int{}}}
+	cache := memory.NewCache()
+	const sym = "KRW-XRP"
+	now := time.Now()
+	q := quotehub.Quote{Symbol: sym, Price: 7, Currency: "KRW", TradeTime: now.UnixMilli(), Source: "counting",
+		Market: quotehub.MarketOpen, Seq: 1, FetchedAt: now.Add(-2 * time.Second).UnixMilli()}
+	if _, err := cache.Put(context.Background(), q); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{
+		Cache: cache, Bus: memory.NewBus(), Active: memory.NewActiveSet(),
+		Catalog: memory.NewCatalog([]quotehub.SymbolInfo{{Symbol: sym, Exchange: quotehub.ExchangeUpbit, Currency: "KRW"}}),
+		Sources: []Source{{Provider: wrapper{p}, Interval: time.Second}}, Metrics: NewMetrics(nil),
+		Owns: func(string) bool { return false }, Degraded: func() bool { return true },
+		Local: func() []string { return []string{sym} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.refreshDue(context.Background())
+	r.wg.Wait()
+	if s := p.seeded(); len(s) != 1 || s[0].Price != 7 {
+		t.Fatalf("seeds while degraded: %+v, want the cached quote at 7", s)
+	}
+	if _, per := p.fetched(); per[sym] != 1 {
+		t.Fatalf("fetches while degraded: %d, want 1 (the cached quote is 2 s old)", per[sym])
+	}
+}

@@ -1,10 +1,5 @@
 package resilient
 
-import "quotehub"
-
-// Unwrap returns the inner provider.
-func (w *Provider) Unwrap() quotehub.Provider { return w.inner }
-
 // State returns the breaker's state: StateClosed, StateOpen or
 // StateHalfOpen. An open breaker whose period has ended reports (and
 // becomes) half-open, as the next Fetch would find it.

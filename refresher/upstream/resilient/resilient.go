@@ -194,6 +194,13 @@ func Wrap(p quotehub.Provider, opts Options) *Provider {
 // Name returns the inner provider's name, so quotes and metrics keep it.
 func (w *Provider) Name() string { return w.name }
 
+// Unwrap returns the wrapped provider, so that optional capabilities of
+// it (quotehub.Seeder) can be found through the wrapper.
+func (w *Provider) Unwrap() quotehub.Provider { return w.inner }
+
+// The refresher finds a Seeder behind the wrapper through Unwrap.
+var _ interface{ Unwrap() quotehub.Provider } = (*Provider)(nil)
+
 // MaxBatch returns the inner provider's MaxBatch.
 func (w *Provider) MaxBatch() int { return w.inner.MaxBatch() }
 
