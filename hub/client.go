@@ -92,27 +92,14 @@ type Client struct {
 	closed    bool
 	conflated int
 
-	// Writer state (StartOnDemand), guarded by mu.
-	onDemand      bool // StartOnDemand was called: wakes may start a writer
-	writerRunning bool
-	wakePending   bool // an offer asked for a wake its caller has not made yet
-	ended         bool
-	end           func(error)
-	pooled        bool  // t is a TryWriter and the hub's writer pool writes it
-	queuedAt      int64 // Unix ns when the pooled writer was queued
-	writers       sync.WaitGroup
-	closeOnce     sync.Once
-	abortOnce     sync.Once
-	writeMoved    atomic.Int64 // Unix ns when the current write began or last moved (Progressed); 0 when idle
+	w         writer // the client's writer; its flags are guarded by mu
+	closeOnce sync.Once
+	abortOnce sync.Once
 
 	// Reader-side state, used only by the goroutine that reads requests.
 	errTimes []time.Time
 	tokens   float64
 	tokensAt time.Time
-
-	// Writer-side buffers, reused across flushes.
-	outCtl [][]byte
-	outQ   []*Update
 }
 
 // symState is one client's state for one symbol. idx is guarded by the
@@ -142,8 +129,10 @@ func (h *Hub) NewClient(t Transport, transport string) *Client {
 		syms:   make(map[string]*symState),
 		tokens: float64(h.opts.OpsBurst), tokensAt: h.opts.Now(),
 	}
-	_, c.pooled = t.(TryWriter)
-	c.pooled = c.pooled && h.opts.Writers > 0
+	c.w.c, c.w.t = c, t
+	if tw, ok := t.(TryWriter); ok && h.opts.Writers > 0 {
+		c.w.try = tw
+	}
 	cs := h.clientShard(c)
 	cs.mu.Lock()
 	cs.m[c] = struct{}{}
@@ -189,7 +178,7 @@ func (c *Client) Close() {
 		for _, st := range subs {
 			c.hub.remove(st)
 		}
-		c.writers.Wait() // an on-demand writer may be finishing a write
+		c.w.wg.Wait() // an on-demand writer may be finishing a write
 		cs := c.hub.clientShard(c)
 		cs.mu.Lock()
 		delete(cs.m, c)
@@ -224,27 +213,27 @@ func (c *Client) offer(st *symState, u *Update, resend uint64) (mustWake bool) {
 		st.queued = true
 		c.order = append(c.order, st)
 	}
-	if c.wakePending || c.writerRunning {
+	if c.w.wakePending || c.w.running {
 		return false // a wake is owed already, or the running writer will drain it
 	}
-	c.wakePending = true
+	c.w.wakePending = true
 	return true
 }
 
 // wakeWriter wakes the writer after offers that asked for it.
 func (c *Client) wakeWriter() {
 	c.mu.Lock()
-	c.wakePending = false
+	c.w.wakePending = false
 	c.wakeLocked()
 }
 
 // wakeLocked starts the writer if none runs (and StartOnDemand was
 // called; before that, what is queued waits for it) and unlocks c.mu.
 func (c *Client) wakeLocked() {
-	start := c.claimWriterLocked()
+	start := c.w.claimLocked()
 	c.mu.Unlock()
 	if start {
-		c.startWriter()
+		c.w.start()
 	}
 }
 
@@ -266,266 +255,6 @@ func (c *Client) closeAfterFlush(ce *CloseError) {
 		c.closeReq = ce
 	}
 	c.wakeLocked()
-}
-
-// drain takes everything pending. Only the writer calls it.
-func (c *Client) drain() (controls [][]byte, quotes []*Update, ce *CloseError, conflated int) {
-	c.mu.Lock()
-	controls = append(c.outCtl[:0], c.controls...)
-	clear(c.controls)
-	c.controls = c.controls[:0]
-	quotes = c.outQ[:0]
-	for _, st := range c.order {
-		st.queued = false
-		if st.pending != nil {
-			quotes = append(quotes, st.pending)
-			st.pending = nil
-		}
-	}
-	clear(c.order)
-	c.order = c.order[:0]
-	ce = c.closeReq
-	conflated = c.conflated
-	c.conflated = 0
-	c.mu.Unlock()
-	return controls, quotes, ce, conflated
-}
-
-// StartOnDemand makes the client's writer a goroutine that exists only
-// while there is something to write: it starts on the first offer or
-// control frame, drains the outbox, and exits when it is empty. An idle
-// connection then costs no writer goroutine. When the writer ends for good
-// (a failed write, or a requested close such as the hub's shutdown, which
-// asks for 1001), it calls end with the error, once; end must not call
-// Close. Close waits for a running writer to finish.
-func (c *Client) StartOnDemand(end func(error)) {
-	c.mu.Lock()
-	c.onDemand, c.end = true, end
-	start := c.pendingLocked() && c.claimWriterLocked()
-	c.mu.Unlock()
-	if start {
-		c.startWriter()
-	}
-}
-
-// pendingLocked reports whether anything waits to be written. c.mu is held.
-func (c *Client) pendingLocked() bool {
-	return len(c.controls) > 0 || len(c.order) > 0 || c.closeReq != nil
-}
-
-// startWriter runs a claimed on-demand writer: on the hub's writer pool
-// when the transport can write without blocking, else on a goroutine.
-func (c *Client) startWriter() {
-	if c.pooled && c.hub.queueWrite(c) {
-		return
-	}
-	go c.writeOnDemand()
-}
-
-// claimWriterLocked reports whether the caller should start an on-demand
-// writer, and marks one as running. c.mu is held.
-func (c *Client) claimWriterLocked() bool {
-	if !c.onDemand || c.writerRunning || c.closed || c.ended {
-		return false
-	}
-	c.writerRunning = true
-	c.writers.Add(1)
-	if c.pooled {
-		c.queuedAt = time.Now().UnixNano()
-	}
-	return true
-}
-
-// writeOnDemand drains the outbox until it is empty, then exits.
-func (c *Client) writeOnDemand() {
-	defer c.writers.Done()
-	for {
-		wrote, ce, err := c.flush()
-		if err == nil && ce != nil {
-			err = ce
-		}
-		if err != nil {
-			c.endWriter(err)
-			return
-		}
-		if !wrote && c.idleLocked() {
-			return
-		}
-	}
-}
-
-// idleLocked ends the writer's turn when there is nothing left to write:
-// it reports true, with writerRunning cleared, or false (more came).
-func (c *Client) idleLocked() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.pendingLocked() || c.closed {
-		c.writerRunning = false
-		return true
-	}
-	return false
-}
-
-// endWriter ends the client's writer for good and hands err to end.
-func (c *Client) endWriter(err error) {
-	c.mu.Lock()
-	c.ended = true // no writer ever again
-	c.mu.Unlock()
-	c.end(err)
-}
-
-// flush writes everything pending (after the write delay, if any) and
-// records the metrics. It reports whether it wrote anything, and the close
-// that was requested, if any.
-func (c *Client) flush() (wrote bool, ce *CloseError, err error) {
-	if d := c.hub.opts.WriteDelay; d > 0 {
-		time.Sleep(d)
-	}
-	controls, quotes, ce := c.take()
-	if len(controls) == 0 && len(quotes) == 0 {
-		return false, ce, nil
-	}
-	c.writeMoved.Store(c.hub.opts.Now().UnixNano())
-	err = c.t.Write(controls, quotes)
-	c.writeMoved.Store(0)
-	c.wrote(controls, quotes, err)
-	return true, ce, err
-}
-
-// take drains the outbox for a write and counts what was conflated.
-func (c *Client) take() (controls [][]byte, quotes []*Update, ce *CloseError) {
-	controls, quotes, ce, conflated := c.drain()
-	if conflated > 0 {
-		c.hub.opts.Metrics.Conflated.Add(float64(conflated))
-	}
-	return controls, quotes, ce
-}
-
-// wrote records a finished write of controls and quotes (err: it failed)
-// and gives their slices back for the next drain.
-func (c *Client) wrote(controls [][]byte, quotes []*Update, err error) {
-	clear(controls)
-	c.outCtl = controls[:0]
-	defer func() {
-		clear(quotes)
-		c.outQ = quotes[:0]
-	}()
-	if err != nil {
-		return
-	}
-	m := c.hub.opts.Metrics
-	m.Frames.WithLabelValues(c.transport).Inc()
-	if len(quotes) > 0 {
-		m.Delivered.WithLabelValues(c.transport).Add(float64(len(quotes)))
-		oldest := int64(0)
-		for _, u := range quotes {
-			if !u.Snapshot && (oldest == 0 || u.FetchedAt < oldest) {
-				oldest = u.FetchedAt
-			}
-		}
-		if oldest > 0 {
-			m.Latency.WithLabelValues(c.transport).Observe(max(0, float64(c.hub.opts.Now().UnixMilli()-oldest)/1000))
-		}
-	}
-}
-
-// writePooled is one turn of a pooled writer on a pool goroutine: one
-// non-blocking write of everything pending. Then the client goes back to
-// the end of the queue if more came, rests if nothing did, or — when the
-// socket did not take it all, or the writer ends — goes on on a goroutine
-// of its own, so the pool never waits on one client.
-func (c *Client) writePooled() {
-	if d := c.hub.opts.WriteDelay; d > 0 {
-		if wait := time.Duration(c.queuedAt + int64(d) - time.Now().UnixNano()); wait > 0 {
-			time.Sleep(wait) // once per burst: the queue is in queuing order
-		}
-	}
-	controls, quotes, ce := c.take()
-	if len(controls) == 0 && len(quotes) == 0 {
-		switch {
-		case ce != nil:
-			go c.endPooled(ce)
-		case c.idleLocked():
-			c.writers.Done()
-		default:
-			c.requeue()
-		}
-		return
-	}
-	c.writeMoved.Store(c.hub.opts.Now().UnixNano())
-	done, err := c.t.(TryWriter).TryWrite(controls, quotes)
-	if err == nil && !done {
-		// The socket is full: finish on a goroutine of its own, which
-		// then writes on as writeOnDemand does.
-		go func() {
-			err := c.t.(TryWriter).FinishWrite()
-			c.writeMoved.Store(0)
-			c.wrote(controls, quotes, err)
-			if err == nil && ce != nil {
-				err = ce
-			}
-			if err != nil {
-				c.endPooled(err)
-				return
-			}
-			c.writeOnDemand()
-		}()
-		return
-	}
-	c.writeMoved.Store(0)
-	c.wrote(controls, quotes, err)
-	if err == nil && ce != nil {
-		err = ce
-	}
-	switch {
-	case err != nil:
-		go c.endPooled(err) // a close handshake waits for the peer
-	case c.idleLocked():
-		c.writers.Done()
-	default:
-		c.requeue()
-	}
-}
-
-// endPooled ends a pooled writer: endWriter, then the writer is done.
-func (c *Client) endPooled(err error) {
-	defer c.writers.Done()
-	c.endWriter(err)
-}
-
-// requeue puts a pooled writer with more to write back in the queue.
-func (c *Client) requeue() {
-	c.mu.Lock()
-	c.queuedAt = time.Now().UnixNano()
-	c.mu.Unlock()
-	if !c.hub.queueWrite(c) {
-		go c.writeOnDemand()
-	}
-}
-
-// Progressed tells the hub that the write in progress moved: the socket
-// took more of it, so the peer is reading. The sweeper closes a client
-// only when its write has not moved for SlowTimeout, so a client that
-// reads slowly but steadily is not taken for a stuck one. It is cheap
-// (one atomic compare-and-swap) and may be called from any goroutine;
-// outside a write it does nothing.
-func (c *Client) Progressed() {
-	if v := c.writeMoved.Load(); v != 0 {
-		c.writeMoved.CompareAndSwap(v, c.hub.opts.Now().UnixNano())
-	}
-}
-
-// AbortSlow closes the client as a slow consumer (4000), counted, once.
-// The hub's sweeper calls it for a write that has not moved for
-// SlowTimeout; a transport calls it when it sees by other means that the
-// peer has taken nothing for that long (a WebSocket's pinger watching the
-// socket's acknowledgements while nothing is being written).
-func (c *Client) AbortSlow() {
-	c.abortOnce.Do(func() {
-		c.hub.opts.Metrics.SlowDisconnects.Inc()
-		c.hub.opts.Logger.Info().Str("session", c.id).Str("transport", c.transport).Msg("closing slow consumer")
-		c.t.Abort(ErrSlowConsumer.Code, ErrSlowConsumer.Reason)
-	})
 }
 
 // IsClose reports whether err is a *CloseError and returns it.

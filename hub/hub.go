@@ -182,7 +182,7 @@ func (h *Hub) poolWriter() {
 			for {
 				select {
 				case c := <-h.writeQ:
-					go c.writeOnDemand()
+					go c.w.run()
 				default:
 					return
 				}
@@ -380,7 +380,7 @@ func (h *Hub) sweep() {
 			cs := &h.clients[i]
 			cs.mu.Lock()
 			for c := range cs.m {
-				if ws := c.writeMoved.Load(); ws != 0 && ws < limit {
+				if ws := c.w.moved.Load(); ws != 0 && ws < limit {
 					stuck = append(stuck, c)
 				}
 			}
