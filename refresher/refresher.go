@@ -732,6 +732,10 @@ func (r *Refresher) ensureStateNew(ctx context.Context, sym string) (*symState, 
 // has no stored value, when its market opened or closed since the stored
 // value, or when its market is open and the last fetch is older than the
 // provider's interval. A closed market's close is never re-polled.
+//
+// It walks in two steps: a scan that only classifies the symbols this node
+// refreshes (dueScan, under r.mu, after reading the cache for the ones it
+// has just taken over), then a dispatch that starts the fetches.
 func (r *Refresher) refreshDue(ctx context.Context) {
 	now := r.opts.Now()
 	candidates, owns := r.active, r.opts.Owns
@@ -745,38 +749,8 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 	if degraded { // what local clients use; scanned every tick while it lasts
 		candidates, owns = r.localInterest(ctx), func(string) bool { return true }
 	}
-	due := make(map[*source][]string)
-	var cold, taken []string
-	soon := make(map[*source][]string) // due within half an interval: they join a batch that goes now
-	next := now.Add(r.scanCap)         // the next scan
-	// consider files an owned symbol under due, soon or cold, or lowers
-	// next to when it will be. The caller holds r.mu.
-	consider := func(sym string, st *symState) {
-		early := now.Before(st.nextDue)
-		if early && now.Add(st.src.Interval/2).Before(st.nextDue) {
-			next = earliest(next, st.nextDue.Add(-st.src.Interval/2))
-			return
-		}
-		open := st.cal.IsOpen(now)
-		if !open && st.market == quotehub.MarketClosed {
-			return
-		}
-		if st.src.streamer != nil && st.src.streamer.Connected() && st.market != "" &&
-			now.Sub(st.refreshed) < st.src.StreamSilence {
-			next = earliest(next, st.refreshed.Add(st.src.StreamSilence))
-			return // the stream keeps it fresh
-		}
-		if early {
-			soon[st.src] = append(soon[st.src], sym)
-			next = earliest(next, st.nextDue) // in case no batch goes now
-			return
-		}
-		if st.market == "" && r.opts.FetchLock != nil {
-			cold = append(cold, sym)
-			return
-		}
-		due[st.src] = append(due[st.src], sym)
-	}
+	scan := newDueScan(now, now.Add(r.scanCap), r.opts.FetchLock != nil)
+	var taken []string
 	r.mu.Lock()
 	for _, sym := range candidates {
 		st := r.state[sym]
@@ -798,7 +772,7 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 			taken = append(taken, sym)
 			continue // considered once the cache was read, below
 		}
-		consider(sym, st)
+		scan.consider(sym, st)
 	}
 	r.mu.Unlock()
 	if len(taken) > 0 {
@@ -806,19 +780,74 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 		r.mu.Lock()
 		for _, sym := range taken {
 			if st := r.state[sym]; st != nil && st.flight == nil {
-				consider(sym, st)
+				scan.consider(sym, st)
 			}
 		}
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
-	r.scanAt = next
+	r.scanAt = scan.next
 	r.mu.Unlock()
-	r.admitCold(ctx, cold, now, due)
+	r.dispatch(ctx, scan)
+}
+
+// dueScan is one walk's classification of the symbols this node
+// refreshes: due now, due within half an interval (soon: they join a batch
+// that goes now), cold (never seen a value, in a cluster: see admitCold),
+// and when the next walk is worth it. It only reads symbol state, under
+// the refresher's lock, and starts nothing.
+type dueScan struct {
+	now     time.Time
+	next    time.Time // the next walk
+	cluster bool      // a fetch lock guards cold symbols
+	due     map[*source][]string
+	soon    map[*source][]string
+	cold    []string
+}
+
+func newDueScan(now, next time.Time, cluster bool) *dueScan {
+	return &dueScan{now: now, next: next, cluster: cluster, due: map[*source][]string{}, soon: map[*source][]string{}}
+}
+
+// consider files sym under due, soon or cold, or lowers next to when it
+// will be. The caller holds the refresher's lock.
+func (d *dueScan) consider(sym string, st *symState) {
+	early := d.now.Before(st.nextDue)
+	if early && d.now.Add(st.src.Interval/2).Before(st.nextDue) {
+		d.next = earliest(d.next, st.nextDue.Add(-st.src.Interval/2))
+		return
+	}
+	open := st.cal.IsOpen(d.now)
+	if !open && st.market == quotehub.MarketClosed {
+		return
+	}
+	if st.src.streamer != nil && st.src.streamer.Connected() && st.market != "" &&
+		d.now.Sub(st.refreshed) < st.src.StreamSilence {
+		d.next = earliest(d.next, st.refreshed.Add(st.src.StreamSilence))
+		return // the stream keeps it fresh
+	}
+	if early {
+		d.soon[st.src] = append(d.soon[st.src], sym)
+		d.next = earliest(d.next, st.nextDue) // in case no batch goes now
+		return
+	}
+	if st.market == "" && d.cluster {
+		d.cold = append(d.cold, sym)
+		return
+	}
+	d.due[st.src] = append(d.due[st.src], sym)
+}
+
+// dispatch starts the fetches of a scan: cold symbols admitted under the
+// cluster's fetch lock, then every provider's due symbols in batches of its
+// MaxBatch, at most its concurrency at once.
+func (r *Refresher) dispatch(ctx context.Context, scan *dueScan) {
+	due := scan.due
+	r.admitCold(ctx, scan.cold, scan.now, due)
 	// Symbols that became active at different moments would otherwise keep
 	// their own phase and cost a request each per interval; pulling the
 	// nearly due ones into a batch that goes anyway merges the phases.
-	for src, syms := range soon {
+	for src, syms := range scan.soon {
 		if len(due[src]) > 0 {
 			due[src] = append(due[src], syms...)
 		}
@@ -839,7 +868,7 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 				r.mu.Unlock()
 				continue
 			}
-			r.startFetch(ctx, src, syms[:n], true, now.Add(src.Interval/2))
+			r.startFetch(ctx, src, syms[:n], true, scan.now.Add(src.Interval/2))
 			syms = syms[n:]
 		}
 	}
