@@ -97,6 +97,9 @@ type Client struct {
 	abortOnce sync.Once
 
 	// Reader-side state, used only by the goroutine that reads requests.
+	// The request budget is a token bucket of its own rather than an
+	// x/time/rate Limiter: that carries a mutex and more state on every
+	// connection for a check only this one goroutine makes.
 	errTimes []time.Time
 	tokens   float64
 	tokensAt time.Time

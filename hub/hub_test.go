@@ -16,6 +16,7 @@ import (
 
 	"quotehub"
 	"quotehub/hub"
+	"quotehub/internal/poll"
 	"quotehub/store/memory"
 )
 
@@ -157,17 +158,6 @@ func quote(sym string, seq uint64, price float64) quotehub.Quote {
 		FetchedAt: time.Now().UnixMilli(), Seq: seq, Source: "test", Market: quotehub.MarketOpen}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestSubscribe(t *testing.T) {
 	t.Run("SubscribedThenSnapshotThenLive", func(t *testing.T) {
 		e := newEnv(t, nil)
@@ -179,7 +169,7 @@ func TestSubscribe(t *testing.T) {
 		if err := c.Subscribe(context.Background(), json.RawMessage(`"r1"`), []string{"krw-btc", "KRW-ETH", "bad!", "NOPE", "KRW-BTC"}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "snapshot", func() bool { return len(r.quotes()) == 1 })
+		poll.Until(t, 5*time.Second, "snapshot", func() bool { return len(r.quotes()) == 1 })
 		f := r.frames(t)
 		if len(f) != 1 || f[0]["type"] != "subscribed" || f[0]["id"] != "r1" {
 			t.Fatalf("frames = %v, want one subscribed with id r1", f)
@@ -196,7 +186,7 @@ func TestSubscribe(t *testing.T) {
 			t.Errorf("snapshot = %+v", q)
 		}
 		e.hub.Publish([]quotehub.Quote{quote("KRW-ETH", 1, 5), quote("AAPL", 1, 5)})
-		eventually(t, "live quote", func() bool { return len(r.quotes()) == 2 })
+		poll.Until(t, 5*time.Second, "live quote", func() bool { return len(r.quotes()) == 2 })
 		if q := r.quotes()[1]; q.Symbol != "KRW-ETH" || q.Snapshot {
 			t.Errorf("live = %+v", q)
 		}
@@ -252,7 +242,7 @@ func TestUnsubscribe(t *testing.T) {
 	if err := c.Unsubscribe(json.RawMessage(`7`), []string{"krw-btc", "MSFT", " bad! "}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "unsubscribed", func() bool { return len(r.frames(t)) == 2 })
+	poll.Until(t, 5*time.Second, "unsubscribed", func() bool { return len(r.frames(t)) == 2 })
 	f := r.frames(t)[1]
 	if f["type"] != "unsubscribed" || f["id"] != float64(7) || fmt.Sprint(f["symbols"]) != "[KRW-BTC MSFT bad!]" {
 		t.Errorf("frame = %v", f)
@@ -261,7 +251,7 @@ func TestUnsubscribe(t *testing.T) {
 		t.Errorf("after unsubscribe: held %d, KRW-BTC subscribers %d", c.Subscribed(), e.hub.Subscribers("KRW-BTC"))
 	}
 	e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", 1, 1), quote("AAPL", 1, 1)})
-	eventually(t, "AAPL quote", func() bool { return len(r.quotes()) == 1 })
+	poll.Until(t, 5*time.Second, "AAPL quote", func() bool { return len(r.quotes()) == 1 })
 	time.Sleep(10 * time.Millisecond)
 	if qs := r.quotes(); len(qs) != 1 || qs[0].Symbol != "AAPL" {
 		t.Errorf("quotes after unsubscribe = %+v", qs)
@@ -280,7 +270,7 @@ func TestSeq(t *testing.T) {
 			e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", seq, float64(seq))})
 			time.Sleep(2 * time.Millisecond)
 		}
-		eventually(t, "seq 6", func() bool { qs := r.quotes(); return len(qs) > 0 && qs[len(qs)-1].Seq == 6 })
+		poll.Until(t, 5*time.Second, "seq 6", func() bool { qs := r.quotes(); return len(qs) > 0 && qs[len(qs)-1].Seq == 6 })
 		var seqs []uint64
 		for _, q := range r.quotes() {
 			seqs = append(seqs, q.Seq)
@@ -302,11 +292,11 @@ func TestSeq(t *testing.T) {
 			if err := c.Subscribe(ctx, nil, []string{"KRW-BTC"}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "a snapshot", func() bool { return len(r.quotes()) == i+1 })
+			poll.Until(t, 5*time.Second, "a snapshot", func() bool { return len(r.quotes()) == i+1 })
 		}
-		eventually(t, "two snapshots", func() bool { return len(r.quotes()) == 2 })
+		poll.Until(t, 5*time.Second, "two snapshots", func() bool { return len(r.quotes()) == 2 })
 		e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", 9, 1)})
-		eventually(t, "seq 9", func() bool { return len(r.quotes()) == 3 })
+		poll.Until(t, 5*time.Second, "seq 9", func() bool { return len(r.quotes()) == 3 })
 		// Unsubscribe and subscribe again: the cache still says 4, lower than
 		// the 9 this connection has, so no snapshot goes out.
 		if err := c.Unsubscribe(nil, []string{"KRW-BTC"}); err != nil {
@@ -345,7 +335,7 @@ func TestConflation(t *testing.T) {
 	}
 	r.setGate(nil)
 	close(gate)
-	eventually(t, "the conflated batch", func() bool { return len(r.quotes()) == 3 })
+	poll.Until(t, 5*time.Second, "the conflated batch", func() bool { return len(r.quotes()) == 3 })
 	time.Sleep(10 * time.Millisecond)
 	qs := r.quotes()
 	if len(qs) != 3 {
@@ -445,7 +435,7 @@ func TestHandleFrame(t *testing.T) {
 		c := e.connect(t, r)
 		c.HandleFrame(ctx, []byte(`{"op":"ping","id":"r3"}`), false)
 		c.HandleFrame(ctx, []byte(`{"op":"ping"}`), false)
-		eventually(t, "pongs", func() bool { return len(r.frames(t)) == 2 })
+		poll.Until(t, 5*time.Second, "pongs", func() bool { return len(r.frames(t)) == 2 })
 		f := r.frames(t)
 		if f[0]["type"] != "pong" || f[0]["id"] != "r3" || f[0]["time"] == nil {
 			t.Errorf("pong = %v", f[0])
@@ -473,7 +463,7 @@ func TestHandleFrame(t *testing.T) {
 		for _, tc := range cases {
 			c.HandleFrame(ctx, []byte(tc.frame), tc.binary)
 		}
-		eventually(t, "error frames", func() bool { return len(r.frames(t)) == len(cases) })
+		poll.Until(t, 5*time.Second, "error frames", func() bool { return len(r.frames(t)) == len(cases) })
 		for i, f := range r.frames(t) {
 			if f["type"] != "error" || f["code"] != cases[i].code || f["message"] == "" {
 				t.Errorf("%s: frame = %v", cases[i].frame, f)
@@ -551,7 +541,7 @@ func TestHandleFrame(t *testing.T) {
 		now = now.Add(time.Second)
 		mu.Unlock()
 		c.HandleFrame(ctx, []byte(`{"op":"ping"}`), false)
-		eventually(t, "4 frames", func() bool { return len(r.frames(t)) == 4 })
+		poll.Until(t, 5*time.Second, "4 frames", func() bool { return len(r.frames(t)) == 4 })
 		var types []string
 		for _, f := range r.frames(t) {
 			types = append(types, fmt.Sprint(f["type"], f["code"]))
@@ -709,7 +699,7 @@ func TestSnapshotNeverRepeatsALiveSeq(t *testing.T) {
 	if err := c.Subscribe(context.Background(), nil, []string{"KRW-BTC"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the quote", func() bool { return len(r.quotes()) >= 1 })
+	poll.Until(t, 5*time.Second, "the quote", func() bool { return len(r.quotes()) >= 1 })
 	time.Sleep(20 * time.Millisecond)
 	if qs := r.quotes(); len(qs) != 1 || qs[0].Seq != 1 {
 		t.Errorf("delivered %+v, want seq 1 once", qs)

@@ -12,6 +12,7 @@ import (
 
 	"quotehub"
 	"quotehub/hub"
+	"quotehub/internal/poll"
 )
 
 // tryRecorder is a hub.TryWriter that records which call wrote each batch
@@ -145,7 +146,7 @@ func TestPoolWritesEveryClient(t *testing.T) {
 		e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", seq, 1), quote("AAPL", seq, 2)})
 	}
 	for i, r := range recs {
-		eventually(t, fmt.Sprintf("client %d's last quotes", i), func() bool {
+		poll.Until(t, 5*time.Second, fmt.Sprintf("client %d's last quotes", i), func() bool {
 			_, qs, _, _ := r.snapshot()
 			last := map[string]uint64{}
 			for _, q := range qs {
@@ -182,7 +183,7 @@ func TestPoolHandsOffAFullSocket(t *testing.T) {
 	if err := sc.Subscribe(context.Background(), nil, []string{"AAPL"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the stuck client's first write", func() bool {
+	poll.Until(t, 5*time.Second, "the stuck client's first write", func() bool {
 		calls, _, _, _ := stuck.snapshot()
 		return len(calls) == 1
 	})
@@ -194,7 +195,7 @@ func TestPoolHandsOffAFullSocket(t *testing.T) {
 	for seq := uint64(1); seq <= 5; seq++ {
 		e.hub.Publish([]quotehub.Quote{quote("AAPL", seq, 1)})
 	}
-	eventually(t, "the other client's quotes while one socket is full", func() bool {
+	poll.Until(t, 5*time.Second, "the other client's quotes while one socket is full", func() bool {
 		_, qs, _, _ := other.snapshot()
 		return len(qs) > 0 && qs[len(qs)-1].Seq == 5
 	})
@@ -202,7 +203,7 @@ func TestPoolHandsOffAFullSocket(t *testing.T) {
 		t.Fatalf("the stuck client was written %v before its rest went out", calls)
 	}
 	openGate()
-	eventually(t, "the stuck client's quotes after its rest", func() bool {
+	poll.Until(t, 5*time.Second, "the stuck client's quotes after its rest", func() bool {
 		_, qs, _, _ := stuck.snapshot()
 		return len(qs) > 0 && qs[len(qs)-1].Seq == 5
 	})
@@ -213,7 +214,7 @@ func TestPoolHandsOffAFullSocket(t *testing.T) {
 	}
 	// Once drained, the client is back on the pool.
 	e.hub.Publish([]quotehub.Quote{quote("AAPL", 6, 1)})
-	eventually(t, "seq 6", func() bool {
+	poll.Until(t, 5*time.Second, "seq 6", func() bool {
 		_, qs, _, _ := stuck.snapshot()
 		return qs[len(qs)-1].Seq == 6
 	})
@@ -283,7 +284,7 @@ func TestPoolShutdown(t *testing.T) {
 	r2 := &tryRecorder{}
 	c2, _ := pooledClient(t, e, r2)
 	c2.SendControl([]byte(`{"type":"welcome"}`))
-	eventually(t, "a write after the pool stopped", func() bool {
+	poll.Until(t, 5*time.Second, "a write after the pool stopped", func() bool {
 		calls, _, n, _ := r2.snapshot()
 		return n == 1 && len(calls) == 1 && calls[0] == "write"
 	})
@@ -294,7 +295,7 @@ func TestPoolOff(t *testing.T) {
 	r := &tryRecorder{}
 	c, _ := pooledClient(t, e, r)
 	c.SendControl([]byte(`{"type":"welcome"}`))
-	eventually(t, "the welcome", func() bool {
+	poll.Until(t, 5*time.Second, "the welcome", func() bool {
 		_, _, n, _ := r.snapshot()
 		return n == 1
 	})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"quotehub"
+	"quotehub/internal/poll"
 	"quotehub/refresher"
 )
 
@@ -91,10 +92,10 @@ func TestPush(t *testing.T) {
 		o.Owns = func(s string) bool { _, ok := owned.Load(s); return ok }
 	})
 	e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP")
-	eventually(t, "the owned symbols to be followed", func() bool {
+	poll.Until(t, 5*time.Second, "the owned symbols to be followed", func() bool {
 		return slices.Equal(p.followed(), []string{"KRW-BTC", "KRW-ETH"})
 	})
-	eventually(t, "streamed quotes published", func() bool { return len(e.got()) > 20 })
+	poll.Until(t, 5*time.Second, "streamed quotes published", func() bool { return len(e.got()) > 20 })
 	// Connected: nothing is polled once every symbol has its first value.
 	time.Sleep(50 * time.Millisecond)
 	calls := p.calls.Load()
@@ -110,7 +111,7 @@ func TestPush(t *testing.T) {
 
 	// Down: polling takes over at the interval.
 	p.up.Store(false)
-	eventually(t, "polling while the stream is down", func() bool { return p.calls.Load() >= calls+4 })
+	poll.Until(t, 5*time.Second, "polling while the stream is down", func() bool { return p.calls.Load() >= calls+4 })
 
 	// Up again: polling stops.
 	p.up.Store(true)
@@ -124,7 +125,7 @@ func TestPush(t *testing.T) {
 	// Ownership moves: the followed set follows.
 	owned.Delete("KRW-ETH")
 	e.r.Kick()
-	eventually(t, "KRW-ETH to be unfollowed", func() bool { return slices.Equal(p.followed(), []string{"KRW-BTC"}) })
+	poll.Until(t, 5*time.Second, "KRW-ETH to be unfollowed", func() bool { return slices.Equal(p.followed(), []string{"KRW-BTC"}) })
 
 	// Seqs never go backwards in what was published.
 	last := map[string]uint64{}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"quotehub"
+	"quotehub/internal/poll"
 	"quotehub/refresher"
 	"quotehub/refresher/upstream/sim"
 	"quotehub/store/memory"
@@ -98,17 +99,6 @@ func (e *env) activate(syms ...string) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestNewValidates(t *testing.T) {
 	if _, err := refresher.New(refresher.Options{}); err == nil {
 		t.Fatal("New accepted options without stores or sources")
@@ -177,7 +167,7 @@ func TestBatches(t *testing.T) {
 		o.Catalog = memory.NewCatalog(catalog)
 	})
 	e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
-	eventually(t, "all five published", func() bool { return len(e.got()) == 5 })
+	poll.Until(t, 5*time.Second, "all five published", func() bool { return len(e.got()) == 5 })
 	mu.Lock()
 	defer mu.Unlock()
 	total := 0
@@ -204,9 +194,9 @@ func TestWriteThrough(t *testing.T) {
 		}}
 		e := start(t, p, nil)
 		e.activate("KRW-BTC")
-		eventually(t, "several fetches", func() bool { return p.calls.Load() >= 4 })
+		poll.Until(t, 5*time.Second, "several fetches", func() bool { return p.calls.Load() >= 4 })
 		q1, _, _ := e.cache.Get(context.Background(), "KRW-BTC")
-		eventually(t, "another fetch", func() bool { return p.calls.Load() >= 6 })
+		poll.Until(t, 5*time.Second, "another fetch", func() bool { return p.calls.Load() >= 6 })
 		q2, _, _ := e.cache.Get(context.Background(), "KRW-BTC")
 		if q1.Seq == 0 || q2.Seq != q1.Seq || q2.FetchedAt <= q1.FetchedAt {
 			t.Errorf("seq %d→%d fetched_at %d→%d: want seq kept, fetched_at moving", q1.Seq, q2.Seq, q1.FetchedAt, q2.FetchedAt)
@@ -228,7 +218,7 @@ func TestWriteThrough(t *testing.T) {
 			t.Fatalf("read of a symbol the upstream does not know: %+v %v", rd, err)
 		}
 		e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP")
-		eventually(t, "the good quotes", func() bool { return len(e.got()) == 2 })
+		poll.Until(t, 5*time.Second, "the good quotes", func() bool { return len(e.got()) == 2 })
 		if _, ok, _ := e.cache.Get(context.Background(), "KRW-XRP"); ok {
 			t.Error("a failed symbol got a cache entry")
 		}
@@ -249,7 +239,7 @@ func TestWriteThrough(t *testing.T) {
 		p := &fakeProvider{batch: 10, fetch: func(context.Context, []string) ([]quotehub.Quote, error) { return bad, nil }}
 		e := start(t, p, nil)
 		e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
-		eventually(t, "rejections", func() bool { return testutil.ToFloat64(e.m.Rejected.WithLabelValues("fake")) >= 5 })
+		poll.Until(t, 5*time.Second, "rejections", func() bool { return testutil.ToFloat64(e.m.Rejected.WithLabelValues("fake")) >= 5 })
 		for _, s := range []string{"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE", "AAPL"} {
 			if _, ok, _ := e.cache.Get(context.Background(), s); ok {
 				t.Errorf("%s: a malformed or unasked quote was cached", s)
@@ -281,13 +271,13 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	}}
 	e := start(t, p, func(o *refresher.Options) { o.Sources[0].Concurrency = 2 })
 	e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
-	eventually(t, "two requests in flight", func() bool { return inFlight.Load() == 2 })
+	poll.Until(t, 5*time.Second, "two requests in flight", func() bool { return inFlight.Load() == 2 })
 	time.Sleep(50 * time.Millisecond)
 	if peak.Load() != 2 {
 		t.Errorf("peak concurrency %d, want 2", peak.Load())
 	}
 	close(release)
-	eventually(t, "all five", func() bool { return len(e.got()) == 5 })
+	poll.Until(t, 5*time.Second, "all five", func() bool { return len(e.got()) == 5 })
 }
 
 func TestReadMissUpstreamTimeout(t *testing.T) {
@@ -304,7 +294,7 @@ func TestReadMissUpstreamTimeout(t *testing.T) {
 	if quotehub.ErrorCode(err) != quotehub.EUpstreamUnavailable || time.Since(start) > time.Second {
 		t.Fatalf("read = %v after %s", err, time.Since(start))
 	}
-	eventually(t, "the error outcome", func() bool {
+	poll.Until(t, 5*time.Second, "the error outcome", func() bool {
 		return testutil.ToFloat64(e.m.UpstreamRequests.WithLabelValues("fake", "error")) >= 1
 	})
 }

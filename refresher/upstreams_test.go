@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"quotehub"
+	"quotehub/internal/poll"
 	"quotehub/refresher"
 	"quotehub/refresher/upstream/resilient"
 	"quotehub/refresher/upstream/yahoo"
@@ -39,7 +40,7 @@ func TestYahooStaysUnderItsRate(t *testing.T) {
 		e.activate(s.Symbol)
 	}
 	start := time.Now()
-	eventually(t, "every symbol fetched", func() bool {
+	poll.Until(t, 5*time.Second, "every symbol fetched", func() bool {
 		for _, s := range cat {
 			if fake.RequestsFor(s.Symbol) == 0 {
 				return false

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"quotehub"
+	"quotehub/internal/poll"
 	"quotehub/store/redis"
 	"quotehub/store/redis/redistest"
 )
@@ -35,17 +36,6 @@ func (s *sink) seen(sym string, seq uint64) bool {
 	return false
 }
 
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func q(sym string, seq uint64) quotehub.Quote {
 	return quotehub.Quote{Symbol: sym, Price: float64(seq), Currency: "KRW", TradeTime: 1763726400000 + int64(seq),
 		FetchedAt: 1763726400000 + int64(seq), Seq: seq, Source: "test", Market: quotehub.MarketOpen}
@@ -66,7 +56,7 @@ func TestBusResyncsOnSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Watch("KRW-BTC")
-	waitUntil(t, 5*time.Second, "the cached quote", func() bool { return s.seen("KRW-BTC", 7) })
+	poll.Until(t, 5*time.Second, "the cached quote", func() bool { return s.seen("KRW-BTC", 7) })
 }
 
 // After Redis drops the subscriber connection, go-redis reconnects and
@@ -94,9 +84,9 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = b.Publish(ctx, []quotehub.Quote{q("KRW-ETH", 9)})
-	waitUntil(t, 10*time.Second, "seq 9 after the reconnect", func() bool { return s.seen("KRW-ETH", 9) })
+	poll.Until(t, 10*time.Second, "seq 9 after the reconnect", func() bool { return s.seen("KRW-ETH", 9) })
 	// And live messages flow again.
-	waitUntil(t, 10*time.Second, "live delivery", func() bool {
+	poll.Until(t, 10*time.Second, "live delivery", func() bool {
 		_ = b.Publish(ctx, []quotehub.Quote{q("KRW-ETH", 10)})
 		return s.seen("KRW-ETH", 10)
 	})
@@ -133,7 +123,7 @@ func TestBusUnwatchGrace(t *testing.T) {
 	if n := subs(); n != 1 {
 		t.Fatalf("subscribers within the grace period = %d, want 1", n)
 	}
-	waitUntil(t, 5*time.Second, "the channel to be dropped", func() bool { return subs() == 0 })
+	poll.Until(t, 5*time.Second, "the channel to be dropped", func() bool { return subs() == 0 })
 }
 
 // With Redis gone, Publish fails but still reaches this node's subscribers.

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"quotehub/internal/poll"
 	"sync"
 	"testing"
 	"time"
@@ -78,7 +79,7 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 			return hi-lo <= 1
 		}
 	}
-	waitUntil(t, 10*time.Second, "16 slots spread over 3 nodes", balanced(nodes))
+	poll.Until(t, 10*time.Second, "16 slots spread over 3 nodes", balanced(nodes))
 	for i := range 50 {
 		sym := fmt.Sprintf("SYM-%d", i)
 		owners := 0
@@ -95,21 +96,21 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 	// A clean stop hands its slots over at once.
 	nodes[2].stop()
 	start := time.Now()
-	waitUntil(t, 10*time.Second, "2 nodes to hold every slot", balanced(nodes[:2]))
+	poll.Until(t, 10*time.Second, "2 nodes to hold every slot", balanced(nodes[:2]))
 	t.Logf("slots re-spread %s after a clean stop", time.Since(start))
 
 	// A crash (no release: its client is gone) is taken over once the
 	// leases expire (see TestOwnershipTakesADeadNodesSlotsAtExpiry).
 	crashed := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
 	d := startOwnership(t, crashed, prefix, "d", ttl)
-	waitUntil(t, 10*time.Second, "d to get its share, every slot held once", func() bool {
+	poll.Until(t, 10*time.Second, "d to get its share, every slot held once", func() bool {
 		ok, _ := partitioned([]*runningOwnership{nodes[0], nodes[1], d})
 		return ok && len(d.Held()) >= 5
 	})
 	crashed.Close() // d can neither renew nor release
 	killed := time.Now()
 	d.stop()
-	waitUntil(t, 10*time.Second, "a and b to take d's slots", func() bool {
+	poll.Until(t, 10*time.Second, "a and b to take d's slots", func() bool {
 		ok, _ := partitioned(nodes[:2])
 		return ok
 	})
@@ -126,13 +127,13 @@ func TestOwnershipStopsTrustingUnrenewedLeases(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(), MaxRetries: -1})
 	o := startOwnership(t, client, prefix, "solo", 300*time.Millisecond)
-	waitUntil(t, 5*time.Second, "all slots", func() bool { return len(o.Held()) == 16 })
+	poll.Until(t, 5*time.Second, "all slots", func() bool { return len(o.Held()) == 16 })
 	if !o.Owns("KRW-BTC") || !o.Connected() {
 		t.Fatal("sole node does not own a symbol")
 	}
 	client.Close()
-	waitUntil(t, 2*time.Second, "the leases to lapse", func() bool { return !o.Owns("KRW-BTC") })
-	waitUntil(t, 2*time.Second, "the node to report it lost Redis", func() bool { return !o.Connected() })
+	poll.Until(t, 2*time.Second, "the leases to lapse", func() bool { return !o.Owns("KRW-BTC") })
+	poll.Until(t, 2*time.Second, "the node to report it lost Redis", func() bool { return !o.Connected() })
 	_ = rdb
 }
 
@@ -144,13 +145,13 @@ func TestOwnershipCleanStopHandsOverAtOnce(t *testing.T) {
 	const ttl = 3 * time.Second
 	a := startOwnership(t, rdb, prefix, "a", ttl)
 	b := startOwnership(t, rdb, prefix, "b", ttl)
-	waitUntil(t, 15*time.Second, "16 slots over 2 nodes", func() bool {
+	poll.Until(t, 15*time.Second, "16 slots over 2 nodes", func() bool {
 		ok, counts := partitioned([]*runningOwnership{a, b})
 		return ok && counts[0] == 8 && counts[1] == 8
 	})
 	stopped := time.Now()
 	b.stop()
-	waitUntil(t, 5*time.Second, "a to hold every slot", func() bool { return len(a.Held()) == 16 })
+	poll.Until(t, 5*time.Second, "a to hold every slot", func() bool { return len(a.Held()) == 16 })
 	took := time.Since(stopped)
 	t.Logf("slots handed over %s after a clean stop (lease %s, rounds every %s)", took, ttl, ttl/3)
 	if took >= ttl/3 {
@@ -193,7 +194,7 @@ func TestOwnershipNoticesLostState(t *testing.T) {
 			},
 		}))
 	}
-	waitUntil(t, 15*time.Second, "16 slots over 2 nodes", func() bool {
+	poll.Until(t, 15*time.Second, "16 slots over 2 nodes", func() bool {
 		ok, counts := partitioned(nodes)
 		return ok && counts[0] == 8 && counts[1] == 8
 	})
@@ -206,13 +207,13 @@ func TestOwnershipNoticesLostState(t *testing.T) {
 		t.Fatal(err)
 	}
 	lostAt := time.Now()
-	waitUntil(t, 2*ttl, "both nodes to notice the loss", func() bool {
+	poll.Until(t, 2*ttl, "both nodes to notice the loss", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return calls["a"] == 1 && calls["b"] == 1
 	})
 	noticed := time.Since(lostAt)
-	waitUntil(t, 2*ttl, "every slot held again", func() bool { ok, _ := partitioned(nodes); return ok })
+	poll.Until(t, 2*ttl, "every slot held again", func() bool { ok, _ := partitioned(nodes); return ok })
 	t.Logf("both nodes noticed the lost state within %s and hold every slot again after %s (rounds every %s)",
 		noticed, time.Since(lostAt), ttl/3)
 	if noticed > ttl/3+ttl/6 {
@@ -244,7 +245,7 @@ func TestOwnershipTakesADeadNodesSlotsAtExpiry(t *testing.T) {
 	a := startOwnership(t, rdb, prefix, "a", ttl)
 	crashed := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(), MaxRetries: -1})
 	d := startOwnership(t, crashed, prefix, "d", ttl)
-	waitUntil(t, 15*time.Second, "8 slots each", func() bool {
+	poll.Until(t, 15*time.Second, "8 slots each", func() bool {
 		ok, counts := partitioned([]*runningOwnership{a, d})
 		return ok && counts[0] == 8 && counts[1] == 8
 	})
@@ -284,5 +285,5 @@ func TestOwnershipTakesADeadNodesSlotsAtExpiry(t *testing.T) {
 	if lag > ttl/6 {
 		t.Errorf("taken over %s after the lease expired, want well within a round (%s)", lag, ttl/3)
 	}
-	waitUntil(t, 5*time.Second, "a to hold every slot", func() bool { return len(a.Held()) == 16 })
+	poll.Until(t, 5*time.Second, "a to hold every slot", func() bool { return len(a.Held()) == 16 })
 }

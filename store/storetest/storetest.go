@@ -8,7 +8,7 @@
 //
 // The suites only rely on what the interfaces promise. They use symbols that
 // are unique to each run and subtest, so a factory may hand out stores that
-// share a backend (a Redis database, a MySQL schema) with other tests, as
+// share a backend (a Redis database) with other tests, as
 // long as the backend itself is otherwise quiet. Subtests do not call
 // t.Parallel.
 package storetest

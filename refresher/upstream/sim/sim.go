@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"quotehub"
+	"quotehub/internal/backoff"
 )
 
 // Name is the provider name reported by Provider.Name and in Quote.Source.
@@ -259,12 +260,8 @@ func (p *Provider) Fetch(ctx context.Context, symbols []string) ([]quotehub.Quot
 		return nil, err
 	}
 	if d := time.Duration(p.latency.Load()); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := backoff.Sleep(ctx, d); err != nil {
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
