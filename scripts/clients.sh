@@ -5,23 +5,11 @@
 # registry, pinned by package-lock.json), with Node and npm from Debian if
 # they are missing. Idempotent; safe to run often.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 dir=cmd/quotehub/testdata/interop
 
 say() { echo "clients: $*"; }
-
-sudo_if_needed() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_updated=
-apt_install() {
-  if [ -z "$apt_updated" ]; then
-    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    apt_updated=1
-  fi
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
 
 if /usr/bin/python3 -c 'import websockets' 2>/dev/null; then
   say "python3-websockets is installed"

@@ -11,11 +11,8 @@ set -euo pipefail
 redis_port=${REDIS_ADDR:-127.0.0.1:6379}; redis_port=${redis_port##*:}
 mysql_port=${MYSQL_ADDR:-127.0.0.1:3306}; mysql_port=${mysql_port##*:}
 
+. "$(dirname "$0")/lib.sh"
 say() { echo "services: $*"; }
-
-sudo_if_needed() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -26,15 +23,6 @@ wait_port() { # port name
   done
   say "$2 did not come up on 127.0.0.1:$1" >&2
   return 1
-}
-
-apt_updated=
-apt_install() {
-  if [ -z "$apt_updated" ]; then
-    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    apt_updated=1
-  fi
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 ensure_redis() {

@@ -119,7 +119,7 @@ func ageCell(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 func (b *bench) slowReaders() error {
 	d, win := b.sz.slowFor, b.sz.slowWindow
 	fmt.Fprintf(&b.md, "\n### slowreaders: clients that read slower than they are offered, for %s\n\n", d)
-	fmt.Fprintf(&b.md, "A slow client reads its socket at a fixed pace (quoteload -slow-rate, a token bucket, so TCP flow control backs up to the server) with SO_RCVBUF %s (`-rcvbuf`). Age is receive time − `fetched_at` of each quote when the client reads it: what issue #10 wants bounded by the client's own pace.\n\n", slowRcvBufText)
+	fmt.Fprintf(&b.md, "A slow client reads its socket at a fixed pace (quoteload -slow-rate, a token bucket, so TCP flow control backs up to the server) with SO_RCVBUF %s (`-rcvbuf`). Age is receive time − `fetched_at` of each quote when the client reads it; quotehub keeps it bounded by the client's own pace (latest wins down to the socket).\n\n", slowRcvBufText)
 	var cmds []string
 
 	// (a) One client, 200 symbols every 100 ms.

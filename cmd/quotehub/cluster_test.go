@@ -400,6 +400,31 @@ func leaseHolder(t *testing.T, rdb *goredis.Client, prefix, sym string) string {
 	return node
 }
 
+// startTrio starts nodes a, b and c (node i with env(i)) and waits until
+// each holds its share of the 64 refresh slots.
+func startTrio(t *testing.T, env func(i int) map[string]string) []*proc {
+	t.Helper()
+	nodes := []*proc{startProc(t, "a", env(0)), startProc(t, "b", env(1)), startProc(t, "c", env(2))}
+	poll.Until(t, 15*time.Second, "every node to hold its share of the 64 slots", func() bool {
+		for _, p := range nodes {
+			if p.scrape("quotehub_lease_slots_held") < 21 {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+// synSymbols returns the first n synthetic symbols of the sim.
+func synSymbols(n int) []string {
+	syms := make([]string, n)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("SYN-%06d", i+1)
+	}
+	return syms
+}
+
 // TestClusterFailover runs three real nodes at the default interval (1 s)
 // and lease settings. A client on node c watches symbols; the node that
 // refreshes some of them is killed with kill -9 mid-stream, and the
@@ -420,22 +445,9 @@ func TestClusterFailover(t *testing.T) {
 		e["QUOTEHUB_SIM_SEED"] = seed
 		return e
 	}
-	nodes := map[string]*proc{}
-	for i, name := range []string{"a", "b", "c"} {
-		nodes[name] = startProc(t, name, envOf(strconv.Itoa(11+i)))
-	}
-	poll.Until(t, 15*time.Second, "every node to hold its share of the 64 slots", func() bool {
-		for _, p := range nodes {
-			if p.scrape("quotehub_lease_slots_held") < 21 {
-				return false
-			}
-		}
-		return true
-	})
-	var syms []string
-	for i := 1; i <= 12; i++ {
-		syms = append(syms, fmt.Sprintf("SYN-%06d", i))
-	}
+	trio := startTrio(t, func(i int) map[string]string { return envOf(strconv.Itoa(11 + i)) })
+	nodes := map[string]*proc{"a": trio[0], "b": trio[1], "c": trio[2]}
+	syms := synSymbols(12)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rec := record(ctx, t, nodes["c"], syms)
@@ -555,19 +567,8 @@ func TestClusterRedisFlush(t *testing.T) {
 		"QUOTEHUB_REDIS_URL": "redis://" + r.addr() + "/0", "QUOTEHUB_REDIS_PREFIX": "qh:",
 		"QUOTEHUB_SIM_EVERY_TICK": "true", "QUOTEHUB_SIM_SYMBOLS": "20",
 	}
-	nodes := []*proc{startProc(t, "a", env), startProc(t, "b", env), startProc(t, "c", env)}
-	poll.Until(t, 15*time.Second, "every node to hold its share of the slots", func() bool {
-		for _, p := range nodes {
-			if p.scrape("quotehub_lease_slots_held") < 21 {
-				return false
-			}
-		}
-		return true
-	})
-	var syms []string
-	for i := 1; i <= 12; i++ {
-		syms = append(syms, fmt.Sprintf("SYN-%06d", i))
-	}
+	nodes := startTrio(t, func(int) map[string]string { return env })
+	syms := synSymbols(12)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rec := record(ctx, t, nodes[2], syms)

@@ -8,10 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"quotehub/internal/sockopt"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -45,15 +45,7 @@ func (p *pacedConn) Read(b []byte) (int, error) {
 // reader paced to rate bytes a second.
 func dialSlow(t *testing.T, addr string, rcvbuf int, rate float64) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: sockopt.RcvBuf(rcvbuf)}
 	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"quotehub/internal/sockopt"
 	"strconv"
 	"strings"
 	"testing"
@@ -146,7 +147,7 @@ func openSlowSSE(t *testing.T, n *testNode, k int) *bufio.Reader {
 	for i := range k {
 		syms = append(syms, fmt.Sprintf("SYN-%06d", i+1))
 	}
-	tr := &http.Transport{DialContext: (&net.Dialer{Control: smallRcvBuf}).DialContext}
+	tr := &http.Transport{DialContext: (&net.Dialer{Control: sockopt.RcvBuf(4096)}).DialContext}
 	t.Cleanup(tr.CloseIdleConnections)
 	resp, err := (&http.Client{Transport: tr}).Get(n.url("/v1/sse?symbols=" + strings.Join(syms, ",")))
 	if err != nil {

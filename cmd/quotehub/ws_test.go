@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"quotehub/internal/sockopt"
 	"strings"
 	"testing"
 	"time"
@@ -316,7 +317,7 @@ func dialSlowReader(t *testing.T, n *testNode, k int) (*websocket.Conn, []string
 	for i := range k {
 		syms = append(syms, fmt.Sprintf("SYN-%06d", i+1))
 	}
-	dialer := &net.Dialer{Control: smallRcvBuf}
+	dialer := &net.Dialer{Control: sockopt.RcvBuf(4096)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws://"+n.addr+"/v1/ws?symbols="+strings.Join(syms, ","), &websocket.DialOptions{

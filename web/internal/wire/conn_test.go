@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"quotehub/internal/sockopt"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -18,15 +18,7 @@ func tcpPair(t *testing.T, rcvbuf int) (server, client net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Control: sockopt.RcvBuf(rcvbuf)}
 	client, err = d.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
