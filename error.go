@@ -17,6 +17,18 @@ const (
 	ERateLimited         = "rate_limited"
 	EUpstreamUnavailable = "upstream_unavailable"
 	EInternal            = "internal"
+
+	// ENotFound: no such route, or no such resource of this user (another
+	// user's resource is not found either: its existence is not revealed).
+	ENotFound = "not_found"
+	// EConflict: the request contradicts what is stored (a duplicate name).
+	EConflict = "conflict"
+	// EPreconditionFailed: an If-Match named a version that is no longer
+	// current (another tab changed the resource first).
+	EPreconditionFailed = "precondition_failed"
+	// EUnavailable: a dependency the request needs (the user-data store)
+	// is away; retry later. Quotes do not depend on it.
+	EUnavailable = "unavailable"
 )
 
 // Error is a domain error with a protocol code and a human message. Any error

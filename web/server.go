@@ -45,6 +45,9 @@ type Options struct {
 	// host, or against scheme://host when the pattern has "://") allowed for
 	// WebSocket and CORS besides the request's own host.
 	AllowedOrigins []string
+	// Verifier checks the bearer tokens of /v1/me/...; without one those
+	// routes answer 401.
+	Verifier quotehub.Verifier
 	// Checks are dependencies /readyz reports on, by name.
 	Checks map[string]quotehub.HealthChecker
 	// PingInterval is how often a WebSocket is pinged (default 25 s) and
@@ -150,6 +153,8 @@ func New(opts Options) (*Server, error) {
 	e.GET("/v1/quotes/:symbol", s.getQuote)
 	e.GET("/v1/quotes", s.getQuotes)
 	e.GET("/v1/symbols", s.getSymbols)
+	me := e.Group("/v1/me", s.requireUser)
+	_ = me // the user's routes are added to this group
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
 	e.GET("/readyz", s.getReady)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
@@ -222,24 +227,24 @@ func statusOf(code string) int {
 	switch code {
 	case quotehub.EBadRequest, quotehub.EInvalidSymbol, quotehub.ETooManySymbols:
 		return http.StatusBadRequest
-	case quotehub.EUnknownSymbol, codeNotFound:
+	case quotehub.EUnknownSymbol, quotehub.ENotFound:
 		return http.StatusNotFound
+	case quotehub.EConflict:
+		return http.StatusConflict
+	case quotehub.EPreconditionFailed:
+		return http.StatusPreconditionFailed
 	case quotehub.EUnauthorized:
 		return http.StatusUnauthorized
 	case quotehub.EForbidden:
 		return http.StatusForbidden
 	case quotehub.ERateLimited:
 		return http.StatusTooManyRequests
-	case quotehub.EUpstreamUnavailable:
+	case quotehub.EUpstreamUnavailable, quotehub.EUnavailable:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
 }
-
-// codeNotFound answers a path that is no route; it extends the protocol's
-// code table (docs/protocol.md).
-const codeNotFound = "not_found"
 
 // writeError writes the protocol's error body for err.
 func (s *Server) writeError(c echo.Context, err error) error {
@@ -248,8 +253,10 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	switch code {
 	case quotehub.ERateLimited:
 		c.Response().Header().Set("Retry-After", "1")
-	case quotehub.EUpstreamUnavailable:
+	case quotehub.EUpstreamUnavailable, quotehub.EUnavailable:
 		c.Response().Header().Set("Retry-After", "2")
+	case quotehub.EUnauthorized:
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="quotehub"`)
 	case quotehub.EInternal:
 		rid := c.Response().Header().Get(echo.HeaderXRequestID)
 		s.log.Error().Err(err).Str("request_id", rid).Str("path", c.Request().URL.Path).Msg("internal error")
@@ -269,12 +276,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		code := quotehub.EBadRequest
 		switch he.Code {
 		case http.StatusNotFound:
-			code = codeNotFound
+			code = quotehub.ENotFound
 		case http.StatusInternalServerError:
 			code = quotehub.EInternal
 		}
 		msg := fmt.Sprint(he.Message)
-		if code == codeNotFound {
+		if code == quotehub.ENotFound {
 			msg = "no such route: " + c.Request().Method + " " + c.Request().URL.Path
 		}
 		_ = c.JSON(he.Code, map[string]any{"error": map[string]string{"code": code, "message": msg}})
