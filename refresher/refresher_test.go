@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -114,32 +115,36 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestClosedMarketIsNotPolled(t *testing.T) {
-	// Saturday in New York and Seoul; the clock runs from there.
-	sat := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	t0 := time.Now()
-	now := func() time.Time { return sat.Add(time.Since(t0)) }
-	p := sim.New(sim.Options{Now: now})
-	e := start(t, p, func(o *refresher.Options) { o.Now = now })
-	e.activate("AAPL", "KRW-BTC", "005930.KS")
-	time.Sleep(300 * time.Millisecond)
-	if n := p.FetchCount("AAPL"); n != 1 {
-		t.Errorf("AAPL (closed) fetched %d times, want once for its close", n)
-	}
-	if n := p.FetchCount("005930.KS"); n != 1 {
-		t.Errorf("005930.KS (closed) fetched %d times, want once", n)
-	}
-	if n := p.FetchCount("KRW-BTC"); n < 5 {
-		t.Errorf("KRW-BTC (always open) fetched only %d times", n)
-	}
-	q, ok, _ := e.cache.Get(context.Background(), "AAPL")
-	if !ok || q.Market != quotehub.MarketClosed {
-		t.Fatalf("AAPL cached = %+v", q)
-	}
-	// A read of the closed market's close is a hit however old it is.
-	rd, err := e.r.Read(context.Background(), "AAPL")
-	if err != nil || rd.Result != quotehub.CacheHit || rd.MaxAge != 5*time.Second {
-		t.Errorf("read of a closed market: %+v, %v", rd, err)
-	}
+	// In a synctest bubble: 300 ms of the refresher's fake clock are
+	// exactly 300 ms, however busy the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		// Saturday in New York and Seoul; the clock runs from there.
+		sat := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		t0 := time.Now()
+		now := func() time.Time { return sat.Add(time.Since(t0)) }
+		p := sim.New(sim.Options{Now: now})
+		e := start(t, p, func(o *refresher.Options) { o.Now = now })
+		e.activate("AAPL", "KRW-BTC", "005930.KS")
+		time.Sleep(300 * time.Millisecond)
+		if n := p.FetchCount("AAPL"); n != 1 {
+			t.Errorf("AAPL (closed) fetched %d times, want once for its close", n)
+		}
+		if n := p.FetchCount("005930.KS"); n != 1 {
+			t.Errorf("005930.KS (closed) fetched %d times, want once", n)
+		}
+		if n := p.FetchCount("KRW-BTC"); n < 5 {
+			t.Errorf("KRW-BTC (always open) fetched only %d times", n)
+		}
+		q, ok, _ := e.cache.Get(context.Background(), "AAPL")
+		if !ok || q.Market != quotehub.MarketClosed {
+			t.Fatalf("AAPL cached = %+v", q)
+		}
+		// A read of the closed market's close is a hit however old it is.
+		rd, err := e.r.Read(context.Background(), "AAPL")
+		if err != nil || rd.Result != quotehub.CacheHit || rd.MaxAge != 5*time.Second {
+			t.Errorf("read of a closed market: %+v, %v", rd, err)
+		}
+	})
 }
 
 // recordingProvider answers every symbol with a good quote and records
@@ -252,32 +257,35 @@ func TestWriteThrough(t *testing.T) {
 }
 
 func TestConcurrencyIsBounded(t *testing.T) {
-	var inFlight, peak atomic.Int64
-	release := make(chan struct{})
-	p := &fakeProvider{batch: 1, fetch: func(ctx context.Context, syms []string) ([]quotehub.Quote, error) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for {
-			old := peak.Load()
-			if n <= old || peak.CompareAndSwap(old, n) {
-				break
+	synctest.Test(t, func(t *testing.T) {
+		var inFlight, peak atomic.Int64
+		release := make(chan struct{})
+		p := &fakeProvider{batch: 1, fetch: func(ctx context.Context, syms []string) ([]quotehub.Quote, error) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for {
+				old := peak.Load()
+				if n <= old || peak.CompareAndSwap(old, n) {
+					break
+				}
 			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return []quotehub.Quote{good(syms[0], 1)}, nil
+		}}
+		e := start(t, p, func(o *refresher.Options) { o.Sources[0].Concurrency = 2 })
+		e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
+		poll.Until(t, 5*time.Second, "two requests in flight", func() bool { return inFlight.Load() == 2 })
+		time.Sleep(50 * time.Millisecond) // fake time: two more ticks of the loop
+		synctest.Wait()                   // and every goroutine they woke is blocked again
+		if peak.Load() != 2 {
+			t.Errorf("peak concurrency %d, want 2", peak.Load())
 		}
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		return []quotehub.Quote{good(syms[0], 1)}, nil
-	}}
-	e := start(t, p, func(o *refresher.Options) { o.Sources[0].Concurrency = 2 })
-	e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
-	poll.Until(t, 5*time.Second, "two requests in flight", func() bool { return inFlight.Load() == 2 })
-	time.Sleep(50 * time.Millisecond)
-	if peak.Load() != 2 {
-		t.Errorf("peak concurrency %d, want 2", peak.Load())
-	}
-	close(release)
-	poll.Until(t, 5*time.Second, "all five", func() bool { return len(e.got()) == 5 })
+		close(release)
+		poll.Until(t, 5*time.Second, "all five", func() bool { return len(e.got()) == 5 })
+	})
 }
 
 func TestReadMissUpstreamTimeout(t *testing.T) {
@@ -302,29 +310,31 @@ func TestReadMissUpstreamTimeout(t *testing.T) {
 // TestPhasesMerge: symbols that become active at different moments end up
 // refreshed together, one request per interval, not one request each.
 func TestPhasesMerge(t *testing.T) {
-	p, mu, sizes := recordingProvider(10)
-	e := start(t, p, func(o *refresher.Options) {
-		o.Sources[0].Interval = 200 * time.Millisecond
-		o.Catalog = memory.NewCatalog(catalog)
-	})
-	for _, s := range []string{"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE"} {
-		e.activate(s)
-		time.Sleep(35 * time.Millisecond) // each its own phase to begin with
-	}
-	time.Sleep(time.Second) // the phases merge
-	mu.Lock()
-	start := len(*sizes)
-	mu.Unlock()
-	time.Sleep(time.Second)
-	mu.Lock()
-	defer mu.Unlock()
-	recent := (*sizes)[start:]
-	if len(recent) < 4 || len(recent) > 6 {
-		t.Fatalf("%d requests in 1 s at a 200 ms interval (%v), want about 5", len(recent), recent)
-	}
-	for _, n := range recent {
-		if n != 5 {
-			t.Fatalf("request sizes %v after the phases had time to merge, want 5 each", recent)
+	synctest.Test(t, func(t *testing.T) {
+		p, mu, sizes := recordingProvider(10)
+		e := start(t, p, func(o *refresher.Options) {
+			o.Sources[0].Interval = 200 * time.Millisecond
+			o.Catalog = memory.NewCatalog(catalog)
+		})
+		for _, s := range []string{"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE"} {
+			e.activate(s)
+			time.Sleep(35 * time.Millisecond) // each its own phase to begin with
 		}
-	}
+		time.Sleep(time.Second) // the phases merge
+		mu.Lock()
+		start := len(*sizes)
+		mu.Unlock()
+		time.Sleep(time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		recent := (*sizes)[start:]
+		if len(recent) != 5 {
+			t.Fatalf("%d requests in 1 s at a 200 ms interval (%v), want about 5", len(recent), recent)
+		}
+		for _, n := range recent {
+			if n != 5 {
+				t.Fatalf("request sizes %v after the phases had time to merge, want 5 each", recent)
+			}
+		}
+	})
 }

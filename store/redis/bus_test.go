@@ -74,10 +74,8 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 	if err := b.Settle(ctx, "KRW-ETH"); err != nil {
 		t.Fatal(err)
 	}
-	admin := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
-	defer admin.Close()
-	if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
+	if n := redistest.KillPubSub(t, rdb.(*goredis.Client)); n == 0 {
+		t.Fatal("no pub/sub connection of this bus to kill")
 	}
 	// Written while the subscriber may be away: published, maybe lost.
 	if _, err := cache.Put(ctx, q("KRW-ETH", 9)); err != nil {
