@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"quotehub/internal/sockopt"
 )
 
 // Slow readers (-slow-share, -slow-rate, -rcvbuf): a share of the ws or
@@ -243,20 +245,11 @@ func rcvBufControl(size int, got *atomic.Int64) func(network, address string, rc
 		if size <= 0 || rc == nil {
 			return nil
 		}
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size); serr != nil {
-				return
-			}
-			if v, gerr := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF); gerr == nil && got != nil {
-				got.CompareAndSwap(0, int64(v))
-			}
-		})
-		if err == nil {
-			err = serr
-		}
-		if err != nil {
+		if err := sockopt.RcvBuf(size)(network, address, rc); err != nil {
 			return fmt.Errorf("SO_RCVBUF %d: %w", size, err)
+		}
+		if v, err := sockopt.RcvBufOf(rc); err == nil && got != nil {
+			got.CompareAndSwap(0, int64(v))
 		}
 		return nil
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"quotehub/internal/sockopt"
 )
 
 func TestParseByteSize(t *testing.T) {
@@ -280,8 +282,7 @@ func TestRcvBufControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v int
-	_ = raw.Control(func(fd uintptr) { v, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) })
+	v, _ := sockopt.RcvBufOf(raw)
 	t.Logf("SO_RCVBUF 32 KiB requested: the socket reports %d, the hook recorded %d", v, got.Load())
 	if v < 32<<10 || v > 2*(32<<10) || got.Load() != int64(v) {
 		t.Errorf("SO_RCVBUF %d (recorded %d), want 32 KiB or twice that", v, got.Load())

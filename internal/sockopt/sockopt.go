@@ -18,3 +18,15 @@ func RcvBuf(size int) func(network, address string, c syscall.RawConn) error {
 		return serr
 	}
 }
+
+// RcvBufOf returns the SO_RCVBUF the kernel granted a socket.
+func RcvBufOf(c syscall.RawConn) (int, error) {
+	var v int
+	var gerr error
+	if err := c.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	}); err != nil {
+		return 0, err
+	}
+	return v, gerr
+}
