@@ -141,7 +141,7 @@ func New(opts Options) (*Server, error) {
 		Help:    "Duration of HTTP requests other than streams, by route and status code.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route", "code"})
-	opts.Registerer.MustRegister(s.httpDur)
+	opts.Registerer.MustRegister(s.httpDur, newDependencies(opts.Checks))
 
 	e := s.e
 	e.HideBanner, e.HidePort = true, true

@@ -295,6 +295,19 @@ func TestHealth(t *testing.T) {
 		}
 	})
 
+	// The alert "a dependency is away" reads quotehub_dependency_up.
+	t.Run("DependencyUpMetric", func(t *testing.T) {
+		n := startNode(t, func(o *web.Options) {
+			o.Checks = map[string]quotehub.HealthChecker{"redis": check(nil), "users": check(errors.New("down"))}
+		})
+		_, body := n.get(t, "/metrics")
+		for _, want := range []string{`quotehub_dependency_up{dependency="redis"} 1`, `quotehub_dependency_up{dependency="users"} 0`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
 	t.Run("NotReadyWhileDraining", func(t *testing.T) {
 		n := startNode(t, nil)
 		n.srv.Drain()
