@@ -69,6 +69,15 @@ type ActiveSet interface {
 	Active(ctx context.Context, since time.Time) ([]string, error)
 	// Prune forgets symbols last used before t.
 	Prune(ctx context.Context, before time.Time) error
+	// Recent returns up to limit symbols with their last use, the most
+	// recently used first (for an operator's view of the set).
+	Recent(ctx context.Context, limit int) ([]Touched, error)
+}
+
+// Touched is a symbol of the active set and when it was last used.
+type Touched struct {
+	Symbol string    `json:"symbol"`
+	At     time.Time `json:"last_touch"`
 }
 
 // Provider fetches quotes from one upstream market-data API.

@@ -86,7 +86,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("quotehub", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Addr, "addr", ":8080", "public listen address (WebSocket, SSE, HTTP)")
-	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:6060", "pprof listen address; never the public port; empty disables")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:6060", "admin listen address (pprof, /status); never the public port; empty disables")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in logs and welcome frames (default: host name + random suffix)")
 	c.Providers = []string{"sim"} // the default: fs.Var reads it
 	fs.Var((*list)(&c.Providers), "providers", "upstream providers to run: sim, or upbit and/or yahoo (KRW-* markets from Upbit, stocks from Yahoo)")

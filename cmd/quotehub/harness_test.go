@@ -44,6 +44,7 @@ type testNode struct {
 	t    *testing.T
 	addr string
 	reg  *prometheus.Registry
+	cfg  Config
 }
 
 // startNode starts a node with test-friendly defaults overridden by env
@@ -72,7 +73,7 @@ func startNode(t *testing.T, env map[string]string) *testNode {
 		t.Fatal(err)
 	}
 	n.start(ln)
-	tn := &testNode{node: n, t: t, addr: ln.Addr().String(), reg: reg}
+	tn := &testNode{node: n, t: t, addr: ln.Addr().String(), reg: reg, cfg: cfg}
 	t.Cleanup(func() { n.shutdown(10*time.Second, &log) })
 	return tn
 }

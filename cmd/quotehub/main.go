@@ -54,14 +54,16 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	started := time.Now()
 	var admin *http.Server
+	mux := adminMux()
 	if cfg.AdminAddr != "" {
 		aln, err := net.Listen("tcp", cfg.AdminAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen on admin address %s: %w", cfg.AdminAddr, err)
 		}
-		admin = &http.Server{Handler: adminMux(), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
 	}
 	n, err := build(cfg, &log, reg)
@@ -73,6 +75,7 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 
+	mux.Handle("/status", n.statusHandler(cfg, started, reg))
 	n.start(ln)
 	log.Info().Str("addr", ln.Addr().String()).Str("admin", cfg.AdminAddr).Strs("providers", cfg.Providers).
 		Int("catalogue", n.catalog.Len()).Msg("quotehub node started")
@@ -116,7 +119,8 @@ func defaultNodeID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// adminMux serves pprof; it is bound to the admin address only.
+// adminMux serves pprof and, once the node is built, /status; it is bound
+// to the admin address only.
 func adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -46,6 +46,7 @@ type stores struct {
 	}
 	local     *memory.Cache // a local copy of what the node sees, fed by the bus (Redis only)
 	owns      func(string) bool
+	held      func() []int // Redis only: the refresh slots this node leases
 	degraded  func() bool
 	fetchLock quotehub.FetchLock
 	resync    func()
@@ -91,7 +92,7 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 	})
 	return &stores{
 		cache: cache, active: redis.NewActiveSet(rdb, cfg.RedisPrefix), bus: bus, local: local, leases: hooks,
-		owns: own.Owns, degraded: func() bool { return !own.Connected() },
+		owns: own.Owns, held: own.Held, degraded: func() bool { return !own.Connected() },
 		fetchLock: redis.NewFetchLock(rdb, cfg.RedisPrefix, cfg.NodeID, m),
 		resync:    func() { bus.Resync("recovered") },
 		checks:    map[string]quotehub.HealthChecker{"redis": redis.Health{RDB: rdb}},

@@ -2,6 +2,8 @@ package memory
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,4 +59,21 @@ func (a *ActiveSet) Prune(_ context.Context, before time.Time) error {
 	}
 	a.mu.Unlock()
 	return nil
+}
+
+// Recent implements quotehub.ActiveSet.
+func (a *ActiveSet) Recent(_ context.Context, limit int) ([]quotehub.Touched, error) {
+	a.mu.Lock()
+	out := make([]quotehub.Touched, 0, len(a.last))
+	for s, t := range a.last {
+		out = append(out, quotehub.Touched{Symbol: s, At: time.UnixMilli(t)})
+	}
+	a.mu.Unlock()
+	slices.SortFunc(out, func(x, y quotehub.Touched) int {
+		if c := y.At.Compare(x.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Symbol, y.Symbol)
+	})
+	return out[:min(len(out), max(limit, 0))], nil
 }

@@ -62,3 +62,22 @@ func (a *ActiveSet) Prune(ctx context.Context, before time.Time) error {
 	}
 	return nil
 }
+
+// Recent implements quotehub.ActiveSet with one ZRANGE REV WITHSCORES.
+func (a *ActiveSet) Recent(ctx context.Context, limit int) ([]quotehub.Touched, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	zs, err := a.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+		Key: a.keys.Active(), Start: 0, Stop: limit - 1, Rev: true,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis active set recent: %w", err)
+	}
+	out := make([]quotehub.Touched, len(zs))
+	for i, z := range zs {
+		sym, _ := z.Member.(string)
+		out[i] = quotehub.Touched{Symbol: sym, At: time.UnixMilli(int64(z.Score))}
+	}
+	return out, nil
+}

@@ -431,6 +431,28 @@ func TestActiveSet(t *testing.T, newSet func(t *testing.T) quotehub.ActiveSet) {
 	}
 	now := func() time.Time { return time.Now().Truncate(time.Second) }
 
+	t.Run("recent lists the newest first, up to the limit", func(t *testing.T) {
+		a := newSet(t)
+		base := now()
+		old, mid, fresh := symbol(t), symbol(t), symbol(t)
+		touch(t, a, base.Add(-2*time.Minute), old)
+		touch(t, a, base.Add(-time.Minute), mid)
+		touch(t, a, base, fresh)
+		touch(t, a, base.Add(-3*time.Minute), fresh) // never backwards
+		got, err := a.Recent(ctx(t), 2)
+		if err != nil {
+			t.Fatalf("Recent: %v", err)
+		}
+		want := []quotehub.Touched{{Symbol: fresh, At: base}, {Symbol: mid, At: base.Add(-time.Minute)}}
+		if len(got) != 2 || got[0].Symbol != want[0].Symbol || !got[0].At.Equal(want[0].At) ||
+			got[1].Symbol != want[1].Symbol || !got[1].At.Equal(want[1].At) {
+			t.Fatalf("Recent(2) = %v, want %v", got, want)
+		}
+		if got, err := a.Recent(ctx(t), 0); err != nil || len(got) != 0 {
+			t.Fatalf("Recent(0) = %v, %v; want nothing", got, err)
+		}
+	})
+
 	t.Run("touched symbol is active", func(t *testing.T) {
 		a := newSet(t)
 		base, sym := now(), symbol(t)
