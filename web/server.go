@@ -76,6 +76,7 @@ type Server struct {
 	log      zerolog.Logger
 	draining atomic.Bool
 	httpDur  *prometheus.HistogramVec
+	closes   *closes
 	closing  chan struct{} // bounds concurrent WebSocket close handshakes
 	streamMu sync.Mutex
 	stopped  bool           // Shutdown began: no new reader goroutines
@@ -142,6 +143,7 @@ func New(opts Options) (*Server, error) {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route", "code"})
 	opts.Registerer.MustRegister(s.httpDur, newDependencies(opts.Checks))
+	s.closes = newCloses(opts.Registerer, s.log)
 
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
@@ -290,8 +292,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = s.writeError(c, err)
 }
 
-// recoverAndLog recovers panics of handlers, logs every request that is not
-// a stream with its request id, and times it.
+// recoverAndLog recovers panics of handlers, and times and logs (sampled)
+// every request with its request id: streams only when their handshake is
+// refused, for an accepted stream logs its own line when it ends.
 func (s *Server) recoverAndLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		start := time.Now()
@@ -304,22 +307,21 @@ func (s *Server) recoverAndLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}()
 		err = next(c)
 		route := c.Path()
-		if route == "/v1/ws" || route == "/v1/sse" {
-			return err
-		}
 		if err != nil {
 			s.handleError(err, c)
 			err = nil
 		}
 		status := c.Response().Status
+		if (route == "/v1/ws" || route == "/v1/sse") && status < 400 {
+			return nil // a stream: its access line is written when it ends
+		}
 		if route == "" {
 			route = "unmatched"
 		}
 		s.httpDur.WithLabelValues(route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
-		if e := s.log.Debug(); e.Enabled() {
-			e.Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("method", c.Request().Method).
-				Str("uri", c.Request().RequestURI).Int("status", status).Dur("took", time.Since(start)).Msg("request")
-		}
+		s.closes.access.Info().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("method", c.Request().Method).
+			Str("uri", c.Request().RequestURI).Int("status", status).Int64("bytes", c.Response().Size).
+			Dur("took", time.Since(start)).Msg("request")
 		return nil
 	}
 }

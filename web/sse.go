@@ -36,7 +36,7 @@ func (s *Server) serveSSE(c echo.Context) error {
 	if len(accepted) == 0 {
 		return s.writeError(c, allRejected(rejected))
 	}
-	t := &sseTransport{}
+	t := &sseTransport{closed: s.closes.record("sse")}
 	client := s.opts.Hub.NewClient(t, "sse")
 	if client == nil {
 		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "node over its connection limit; reconnect later"))
@@ -76,16 +76,23 @@ func (s *Server) serveSSE(c echo.Context) error {
 		return nil
 	}
 	t.lastWrite.Store(time.Now().UnixNano())
-	client.StartOnDemand(func(error) { _ = conn.Close() }) // the client reads EOF: the stream ended
+	client.StartOnDemand(func(err error) { // the client reads EOF: the stream ended
+		if ce, ok := hub.IsClose(err); ok {
+			t.closed.sent(ce.Code)
+		}
+		_ = conn.Close()
+	})
 	client.Attach(context.WithoutCancel(c.Request().Context()), accepted)
 	t.startKeepalive(client, s.opts.SSEKeepalive)
 
 	// The client sends nothing; a goroutine of its own waits for it to
 	// close the connection (or for the node to), as a WebSocket's reader does.
+	rid := c.Response().Header().Get(echo.HeaderXRequestID) // the echo context is reused once the handler returns
 	end := func() {
 		t.stopKeepalive()
 		client.Close() // waits for a writer that is still running
 		_ = conn.Close()
+		t.closed.ended(rid, client.ID())
 	}
 	if !s.goStream(func() {
 		var b [64]byte
@@ -131,6 +138,7 @@ type sseTransport struct {
 	conn      net.Conn
 	id        uint64       // event counter; only the client's writer touches it
 	lastWrite atomic.Int64 // Unix ns of the last write that went out whole
+	closed    *closeRecord
 
 	mu    sync.Mutex
 	ended bool
@@ -179,7 +187,10 @@ func (t *sseTransport) FinishWrite() error { return t.wire.Finish() }
 
 // Abort implements hub.Transport: closing the connection fails a stuck
 // write at once, which ends the stream.
-func (t *sseTransport) Abort(int, string) { _ = t.conn.Close() }
+func (t *sseTransport) Abort(code int, _ string) {
+	t.closed.sent(code)
+	_ = t.conn.Close()
+}
 
 var keepaliveLine = []byte(": keepalive\n\n")
 

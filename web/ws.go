@@ -32,11 +32,15 @@ func (s *Server) serveWS(c echo.Context) error {
 	if err != nil {
 		return nil // Accept has answered (4xx for a bad handshake)
 	}
+	t.closed = s.closes.record("ws")
+	rid := c.Response().Header().Get(echo.HeaderXRequestID) // the echo context is reused once the handler returns
 	client := s.opts.Hub.NewClient(t, "ws")
 	if client == nil {
+		t.closed.sent(hub.CloseTryAgain)
 		var f [2 + wire.MaxControl]byte
 		_ = t.wire.Send(wire.AppendClose(f[:0], hub.CloseTryAgain, "node over its connection limit"), true)
 		_ = t.conn.CloseNow()
+		t.closed.ended(rid, "")
 		return nil
 	}
 	t.wire.OnProgress(client.Progressed) // before the first write: StartOnDemand below
@@ -80,7 +84,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		client.Close() // waits for a writer that is still running
 		_ = t.conn.CloseNow()
 		t.wait()
-		log.Debug().Msg("websocket closed")
+		t.closed.ended(rid, client.ID())
 	})
 	if !started { // the node is shutting down
 		close(t.readDone) // nothing reads: close does not wait for the peer's reply
@@ -123,6 +127,10 @@ func (t *wsTransport) read(handle func(binary bool, data []byte)) {
 	for {
 		op, data, err := t.reader.Next()
 		if err != nil {
+			var pe *wire.ProtocolError
+			if errors.As(err, &pe) {
+				t.closed.sent(pe.Code)
+			}
 			return
 		}
 		handle(op == wire.OpBinary, data)
@@ -206,6 +214,7 @@ type wsTransport struct {
 	wire     *wire.Conn
 	reader   *wire.Reader
 	readDone chan struct{} // closed when the reader goroutine stops reading
+	closed   *closeRecord
 
 	answered atomic.Bool // a pong came since the last ping
 
@@ -284,6 +293,7 @@ func (t *wsTransport) Abort(code int, reason string) {
 // reader goroutine) before closing the socket; within closeTimeout either
 // way, which also ends a write stuck on a peer that does not read.
 func (t *wsTransport) close(code int, reason string) {
+	t.closed.sent(code)
 	stop := time.AfterFunc(closeTimeout, func() { _ = t.conn.CloseNow() })
 	defer stop.Stop()
 	var f [2 + wire.MaxControl]byte

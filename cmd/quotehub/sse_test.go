@@ -173,6 +173,9 @@ func TestSSESlowConsumer(t *testing.T) {
 		poll.Until(t, 20*time.Second, "the slow stream to be closed", func() bool {
 			return n.metric("quotehub_slow_consumer_disconnects_total") == 1 && n.hub.Connections() == 0
 		})
+		if got := n.metric("quotehub_closes_total", "transport", "sse", "code", "4000"); got != 1 {
+			t.Errorf("quotehub_closes_total{sse,4000} = %v, want 1", got)
+		}
 	})
 
 	t.Run("PausesAndConverges", func(t *testing.T) {

@@ -220,6 +220,9 @@ func TestWebSocket(t *testing.T) {
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("SSE over the limit: %d", resp.StatusCode)
 		}
+		if got := n.metric("quotehub_closes_total", "transport", "ws", "code", "1013"); got != 1 {
+			t.Errorf("quotehub_closes_total{ws,1013} = %v, want 1", got)
+		}
 	})
 
 	t.Run("UnansweredPingCloses", func(t *testing.T) {
@@ -250,6 +253,9 @@ func TestSlowConsumer(t *testing.T) {
 	poll.Until(t, 20*time.Second, "the slow consumer to be closed", func() bool {
 		return n.metric("quotehub_slow_consumer_disconnects_total") == 1 && n.hub.Connections() == 0
 	})
+	if got := n.metric("quotehub_closes_total", "transport", "ws", "code", "4000"); got != 1 {
+		t.Errorf("quotehub_closes_total{ws,4000} = %v, want 1", got)
+	}
 	if got := n.metric("quotehub_quotes_conflated_total"); got == 0 {
 		t.Error("nothing was conflated for a client that never read")
 	}
@@ -445,6 +451,14 @@ func TestWSOrigin(t *testing.T) {
 			t.Errorf("Origin %q: %d %+v (%v), want 403 with {\"error\":{\"code\":\"forbidden\",...}}", tc.origin, resp.StatusCode, e, decodeErr)
 		}
 	}
+	// Each refused handshake is counted by route and status; the accepted
+	// ones are not requests but streams.
+	if got := n.metric("quotehub_http_request_duration_seconds", "route", "/v1/ws", "code", "403"); got != 2 {
+		t.Errorf("refused handshakes counted %v, want 2", got)
+	}
+	if got := n.metric("quotehub_http_request_duration_seconds", "route", "/v1/ws", "code", "101"); got != 0 {
+		t.Errorf("accepted handshakes counted as requests: %v", got)
+	}
 }
 
 // TestWSInvalidUTF8: a text frame that is not UTF-8 fails the connection
@@ -460,5 +474,8 @@ func TestWSInvalidUTF8(t *testing.T) {
 	}
 	if got := c.closeStatus(5 * time.Second); got != websocket.StatusInvalidFramePayloadData {
 		t.Errorf("close %d, want 1007", got)
+	}
+	if got := n.metric("quotehub_closes_total", "transport", "ws", "code", "1007"); got != 1 {
+		t.Errorf("quotehub_closes_total{ws,1007} = %v, want 1", got)
 	}
 }
