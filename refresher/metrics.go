@@ -14,6 +14,8 @@ type Metrics struct {
 	Owned            prometheus.Gauge
 	Errors           *prometheus.CounterVec
 	Streamed         *prometheus.CounterVec
+	Walk             prometheus.Histogram
+	Backlog          *prometheus.GaugeVec
 }
 
 // NewMetrics creates the refresher's collectors and registers them with reg
@@ -51,10 +53,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quotehub_refresher_errors_total", Help: "Store errors met by the refresher, by operation.",
 		}, []string{"op"}),
+		Walk: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quotehub_refresh_walk_seconds",
+			Help:    "Duration of one walk over the refreshed symbols: finding the due ones and starting their fetches.",
+			Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1},
+		}),
+		Backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "quotehub_refresh_backlog", Help: "Symbols due at the last walk that waited for a later one: the provider was at its concurrency.",
+		}, []string{"provider"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.UpstreamRequests, m.SymbolsFetched, m.FetchDuration, m.Rejected, m.Published,
-			m.CacheReads, m.ActiveSymbols, m.Owned, m.Errors, m.Streamed)
+			m.CacheReads, m.ActiveSymbols, m.Owned, m.Errors, m.Streamed, m.Walk, m.Backlog)
 	}
 	return m
 }

@@ -737,6 +737,7 @@ func (r *Refresher) ensureStateNew(ctx context.Context, sym string) (*symState, 
 // refreshes (dueScan, under r.mu, after reading the cache for the ones it
 // has just taken over), then a dispatch that starts the fetches.
 func (r *Refresher) refreshDue(ctx context.Context) {
+	start := time.Now()
 	now := r.opts.Now()
 	candidates, owns := r.active, r.opts.Owns
 	degraded := r.opts.Degraded()
@@ -789,6 +790,7 @@ func (r *Refresher) refreshDue(ctx context.Context) {
 	r.scanAt = scan.next
 	r.mu.Unlock()
 	r.dispatch(ctx, scan)
+	r.opts.Metrics.Walk.Observe(time.Since(start).Seconds())
 }
 
 // dueScan is one walk's classification of the symbols this node
@@ -852,16 +854,19 @@ func (r *Refresher) dispatch(ctx context.Context, scan *dueScan) {
 			due[src] = append(due[src], syms...)
 		}
 	}
-	for src, syms := range due {
+	for _, src := range r.sources {
+		syms := due[src]
 		batch := src.Provider.MaxBatch()
 		if batch <= 0 {
 			batch = 1
 		}
+		backlog := 0
 		for len(syms) > 0 {
 			n := min(batch, len(syms))
 			select {
 			case src.sem <- struct{}{}:
 			default:
+				backlog = len(syms)
 				syms = nil // at the provider's concurrency: the rest wait for the next tick
 				r.mu.Lock()
 				r.scanAt = time.Time{}
@@ -871,6 +876,7 @@ func (r *Refresher) dispatch(ctx context.Context, scan *dueScan) {
 			r.startFetch(ctx, src, syms[:n], true, scan.now.Add(src.Interval/2))
 			syms = syms[n:]
 		}
+		r.opts.Metrics.Backlog.WithLabelValues(src.Provider.Name()).Set(float64(backlog))
 	}
 }
 

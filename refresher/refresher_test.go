@@ -283,8 +283,16 @@ func TestConcurrencyIsBounded(t *testing.T) {
 		if peak.Load() != 2 {
 			t.Errorf("peak concurrency %d, want 2", peak.Load())
 		}
+		backlog := e.m.Backlog.WithLabelValues("fake")
+		if got := testutil.ToFloat64(backlog); got != 3 {
+			t.Errorf("backlog %v while two fetches are held, want 3", got)
+		}
 		close(release)
 		poll.Until(t, 5*time.Second, "all five", func() bool { return len(e.got()) == 5 })
+		poll.Until(t, 5*time.Second, "the backlog to empty", func() bool { return testutil.ToFloat64(backlog) == 0 })
+		if testutil.CollectAndCount(e.m.Walk) != 1 {
+			t.Error("walk duration not observed")
+		}
 	})
 }
 

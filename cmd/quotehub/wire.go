@@ -75,6 +75,9 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 		return nil, err
 	}
 	m := redis.NewMetrics(reg)
+	if rdb != nil {
+		rdb.AddHook(m.Hook())
+	}
 	local := memory.NewCache()
 	storeLog := log.With().Str("component", "redis").Logger()
 	warn := storeLog.Sample(&zerolog.BurstSampler{Burst: 3, Period: 10 * time.Second})

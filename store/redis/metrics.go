@@ -12,6 +12,7 @@ type Metrics struct {
 	LeaseChanges  *prometheus.CounterVec
 	FetchLocks    *prometheus.CounterVec
 	StateLost     prometheus.Counter
+	Commands      *prometheus.HistogramVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -42,9 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		StateLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "quotehub_redis_state_lost_total", Help: "Times this node found that Redis had lost the cluster's shared state (flush, empty restart or failover) and rebuilt it.",
 		}),
+		Commands: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "quotehub_redis_command_duration_seconds",
+			Help:    "Round trip of the node's Redis commands and pipelines, by kind (command, pipeline).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Received, m.Resyncs, m.PublishErrors, m.Channels, m.Leases, m.LeaseChanges, m.FetchLocks, m.StateLost)
+		reg.MustRegister(m.Received, m.Resyncs, m.PublishErrors, m.Channels, m.Leases, m.LeaseChanges, m.FetchLocks, m.StateLost, m.Commands)
 	}
 	return m
 }

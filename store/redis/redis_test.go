@@ -3,7 +3,10 @@ package redis_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
@@ -74,3 +77,30 @@ func init() {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
+
+func TestCommandHookTimesRoundTrips(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	m := redis.NewMetrics(nil)
+	rdb.AddHook(m.Hook())
+	ctx := context.Background()
+	if err := rdb.Set(ctx, prefix+"k", "v", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Get(ctx, prefix+"k")
+		p.Get(ctx, prefix+"k")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for kind, want := range map[string]int{"command": 1, "pipeline": 1} {
+		h := &dto.Metric{}
+		if err := m.Commands.WithLabelValues(kind).(prometheus.Histogram).Write(h); err != nil {
+			t.Fatal(err)
+		}
+		// A new connection's set-up (HELLO, CLIENT SETNAME) is timed too.
+		if got := h.GetHistogram().GetSampleCount(); got < uint64(want) {
+			t.Errorf("%s round trips observed %d, want at least %d", kind, got, want)
+		}
+	}
+}
