@@ -13,9 +13,11 @@
 // cluster (three nodes on Redis, clients spread over them), floor (bare
 // TCP, no hub: one 2,560-byte write to each of N loopback sockets per tick,
 // between two quotebench processes — this machine's floor for the fan-out
-// burst), and slowreaders (clients that read slower than they are offered:
+// burst), slowreaders (clients that read slower than they are offered:
 // the age of what they receive, per window, and whether they stay
-// connected). Every process binds 127.0.0.1 only, every run is bounded in
+// connected), and soak (churn, fan-out and reads at once for minutes while
+// the node's RSS, goroutines and open fds are sampled: nothing may grow;
+// scripts/soak.sh runs it for 10 minutes). Every process binds 127.0.0.1 only, every run is bounded in
 // time, and every process is stopped at the end.
 package main
 
@@ -62,6 +64,9 @@ type size struct {
 	slowCalibrate          time.Duration // slowreaders: the fast reader that measures what is offered
 	slowClients            int           // slowreaders: clients of the many-clients part
 	benchtime              string        // go test -benchtime of the micro-benchmarks ("" = Go's default)
+	soakFor, soakEvery     time.Duration // soak: how long, and how often the node is sampled
+	soakClients            int           // soak: steady fan-out WebSockets
+	soakChurn, soakReads   int           // soak: connects per second, HTTP reads per second
 }
 
 var sizes = map[string]size{
@@ -71,6 +76,7 @@ var sizes = map[string]size{
 		churnRate: 500, churnFor: 10 * time.Second, clusterClients: 1000, clusterOffered: 100000,
 		floorConns: 2000, floorFor: 4 * time.Second, floorIntervals: ms(1000, 500, 200, 100),
 		slowFor: 15 * time.Second, slowWindow: 3 * time.Second, slowCalibrate: 2 * time.Second, slowClients: 2000,
+		soakFor: 2 * time.Minute, soakEvery: 5 * time.Second, soakClients: 1000, soakChurn: 100, soakReads: 1000,
 	},
 	"full": {
 		name: "full", fanoutClients: 10000, fanoutIntervals: ms(1000, 500, 250, 200, 150, 100, 75, 50), sseClients: 10000,
@@ -78,6 +84,7 @@ var sizes = map[string]size{
 		churnRate: 1000, churnFor: 60 * time.Second, clusterClients: 3000, clusterOffered: 100000,
 		floorConns: 10000, floorFor: 8 * time.Second, floorIntervals: ms(1000, 500, 200, 100),
 		slowFor: 60 * time.Second, slowWindow: 5 * time.Second, slowCalibrate: 3 * time.Second, slowClients: 10000,
+		soakFor: 10 * time.Minute, soakEvery: 10 * time.Second, soakClients: 2000, soakChurn: 200, soakReads: 2000,
 	},
 	// tiny checks that every scenario still runs (the package's test); its
 	// figures mean nothing.
@@ -87,6 +94,7 @@ var sizes = map[string]size{
 		churnRate: 20, churnFor: 2 * time.Second, clusterClients: 30, clusterOffered: 3000,
 		floorConns: 20, floorFor: time.Second, floorIntervals: ms(100), benchtime: "1x",
 		slowFor: 3 * time.Second, slowWindow: time.Second, slowCalibrate: time.Second, slowClients: 20,
+		soakFor: 6 * time.Second, soakEvery: time.Second, soakClients: 20, soakChurn: 10, soakReads: 50,
 	},
 }
 
@@ -120,10 +128,17 @@ func main() {
 	out := flag.String("out", "docs/BENCHMARKS.md", "results file to append to (empty: print only)")
 	only := flag.String("only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarios, ","))
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis for the cluster scenario (loopback)")
+	soakFor := flag.Duration("soak-for", 0, "how long the soak scenario runs (default: the size's, 2m short, 10m full; at most 24h)")
 	flag.Parse()
 	sz, ok := sizes[*sizeName]
 	if !ok {
 		fatal("unknown -size %q (short, full or tiny)", *sizeName)
+	}
+	switch {
+	case *soakFor < 0 || *soakFor > 24*time.Hour:
+		fatal("-soak-for %s: want a duration up to 24h", *soakFor)
+	case *soakFor > 0:
+		sz.soakFor = *soakFor
 	}
 	want, err := parseOnly(*only)
 	if err != nil {
@@ -156,7 +171,7 @@ func main() {
 }
 
 // scenarios are the scenario names, in the order they run.
-var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster", "slowreaders"}
+var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster", "slowreaders", "soak"}
 
 // parseOnly parses -only: the set of scenarios to run (empty: all).
 func parseOnly(only string) (map[string]bool, error) {
@@ -225,6 +240,7 @@ func (b *bench) run(want map[string]bool) (failed []string) {
 	run("churn", b.churn)
 	run("cluster", b.cluster)
 	run("slowreaders", b.slowReaders)
+	run("soak", b.soak)
 	return failed
 }
 

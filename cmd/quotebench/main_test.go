@@ -74,6 +74,9 @@ func TestEveryScenarioRuns(t *testing.T) {
 		`\| slow \| 2 \| [0-9]+ \| [^|]+ \| [1-9][0-9]* \| [0-9.]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| 0 \| [0-9]+ \|`,
 		`\| others \| 18 \| [0-9]+ \| [^|]+ \| [1-9][0-9]* \| `,
 		`µs per delivered quote`,
+		// soak: samples taken, and the node back to its baseline.
+		`\| 1s \| [0-9.]+ \| [1-9][0-9]* \| [1-9][0-9]* \|`,
+		`Back to baseline after the load \(fds and goroutines\): yes`,
 	} {
 		if !regexp.MustCompile(re).MatchString(md) {
 			t.Errorf("results lack %q", re)
@@ -141,5 +144,38 @@ func TestCheckSlow(t *testing.T) {
 	}
 	if got := disconnects(nil); got != "none" {
 		t.Errorf("disconnects(nil) = %q", got)
+	}
+}
+
+func TestSoakVerdict(t *testing.T) {
+	steady := func(n int, rss, g float64, grow float64) []soakSample {
+		var out []soakSample
+		for i := range n {
+			f := 1 + grow*float64(i)/float64(n)
+			out = append(out, soakSample{rss: rss * f, goroutines: g, fds: 50})
+		}
+		return out
+	}
+	base := soakSample{rss: 10 << 20, goroutines: 16, fds: 12}
+	for _, tc := range []struct {
+		name         string
+		samples      []soakSample
+		after        soakSample
+		flat, judged bool
+		wantProblems int
+	}{
+		{"flat", steady(60, 30<<20, 40, 0), base, true, true, 0},
+		{"noise within 5 %", steady(60, 30<<20, 40, 0.04), base, true, true, 0},
+		{"RSS grows", steady(60, 30<<20, 40, 0.5), base, false, true, 1},
+		{"too short to judge", steady(10, 30<<20, 40, 0.5), base, true, false, 0},
+		{"fds leak", steady(60, 30<<20, 40, 0), soakSample{rss: 10 << 20, goroutines: 16, fds: 40}, true, true, 1},
+		{"goroutines leak", steady(60, 30<<20, 40, 0), soakSample{rss: 10 << 20, goroutines: 30, fds: 12}, true, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flat, judged, problems := soakVerdict(tc.samples, base, tc.after)
+			if flat != tc.flat || judged != tc.judged || len(problems) != tc.wantProblems {
+				t.Errorf("flat %v judged %v problems %q; want %v %v and %d problems", flat, judged, problems, tc.flat, tc.judged, tc.wantProblems)
+			}
+		})
 	}
 }
