@@ -77,3 +77,11 @@ func TestBusWithoutHandler(t *testing.T) {
 		}
 	})
 }
+
+func TestUserBusConformance(t *testing.T) {
+	storetest.TestUserBus(t, func(t *testing.T, deliver func(quotehub.UserEvent)) quotehub.UserBus {
+		b := memory.NewUserBus()
+		b.HandleUser(deliver)
+		return b
+	})
+}

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"quotehub/internal/poll"
 	"quotehub/store/redis"
 	"quotehub/store/redis/redistest"
+	"quotehub/store/storetest"
 )
 
 type sink struct {
@@ -160,5 +162,101 @@ func TestFetchLock(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if ok, err := b.TryLock(ctx, "KRW-BTC", 200*time.Millisecond); !ok || err != nil {
 		t.Fatalf("lock after expiry: %v %v", ok, err)
+	}
+}
+
+func TestUserBusConformance(t *testing.T) {
+	storetest.TestUserBus(t, func(t *testing.T, deliver func(quotehub.UserEvent)) quotehub.UserBus {
+		rdb, prefix := testRedis(t)
+		b := startUserBus(t, rdb, prefix, deliver, nil)
+		return b
+	})
+}
+
+// startUserBus starts a user bus and waits until its subscription is in
+// place (a published probe comes back), so no event of the test is sent
+// before it listens.
+func startUserBus(t *testing.T, rdb goredis.UniversalClient, prefix string, deliver func(quotehub.UserEvent), resync func()) *redis.UserBus {
+	t.Helper()
+	probe := make(chan struct{}, 1)
+	probeUser := "probe-" + prefix
+	b := redis.NewUserBus(rdb, prefix, nil)
+	b.HandleUser(func(ev quotehub.UserEvent) {
+		if ev.User == probeUser {
+			select {
+			case probe <- struct{}{}:
+			default:
+			}
+			return
+		}
+		deliver(ev)
+	})
+	if resync != nil {
+		b.OnResync(resync)
+	}
+	b.Start(context.Background())
+	t.Cleanup(func() { _ = b.Close() })
+	poll.Until(t, 5*time.Second, "the user bus to subscribe", func() bool {
+		_ = b.PublishUser(context.Background(), quotehub.UserEvent{User: probeUser, Kind: "probe"})
+		select {
+		case <-probe:
+			return true
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	})
+	return b
+}
+
+// Every node of a cluster (one prefix) gets every user event; another
+// cluster on the same Redis gets none; after a reconnection the bus asks
+// for a resync and delivers again.
+func TestUserBusAcrossNodes(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	other, otherPrefix := testRedis(t)
+	var mu sync.Mutex
+	got := map[string][]string{}
+	rec := func(node string) func(quotehub.UserEvent) {
+		return func(ev quotehub.UserEvent) {
+			mu.Lock()
+			got[node] = append(got[node], ev.User+"/"+ev.Kind)
+			mu.Unlock()
+		}
+	}
+	resynced := make(chan struct{}, 1)
+	a := startUserBus(t, rdb, prefix, rec("a"), func() {
+		select {
+		case resynced <- struct{}{}:
+		default:
+		}
+	})
+	startUserBus(t, rdb, prefix, rec("b"), nil)
+	startUserBus(t, other, otherPrefix, rec("elsewhere"), nil)
+	if err := a.PublishUser(context.Background(), quotehub.UserEvent{User: "alice", Kind: quotehub.UserAlertFired}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 5*time.Second, "both nodes to get the event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got["a"]) == 1 && len(got["b"]) == 1
+	})
+	if n := redistest.KillPubSub(t, rdb.(*goredis.Client)); n < 2 {
+		t.Fatalf("killed %d pub/sub connections, want the two nodes'", n)
+	}
+	select {
+	case <-resynced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resync after the subscription was re-made")
+	}
+	poll.Until(t, 10*time.Second, "delivery after the reconnection", func() bool {
+		_ = a.PublishUser(context.Background(), quotehub.UserEvent{User: "bob", Kind: quotehub.UserListsChanged})
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(got["a"], "bob/lists") && slices.Contains(got["b"], "bob/lists")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got["elsewhere"]) != 0 {
+		t.Errorf("another cluster's bus got %v", got["elsewhere"])
 	}
 }

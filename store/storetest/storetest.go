@@ -15,6 +15,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -904,4 +905,56 @@ func (r *recorder) waitFor(t *testing.T, want quotehub.Quote) {
 			t.Fatalf("quote not delivered within %v:\nwant %+v\ngot for %s: %+v", DeliveryTimeout, want, want.Symbol, got)
 		}
 	}
+}
+
+// TestUserBus checks a quotehub.UserBus: newBus returns a started bus of
+// one node whose events reach deliver.
+func TestUserBus(t *testing.T, newBus func(t *testing.T, deliver func(quotehub.UserEvent)) quotehub.UserBus) {
+	t.Helper()
+	t.Run("an event reaches the node's handler intact, in order", func(t *testing.T) {
+		got := make(chan quotehub.UserEvent, 16)
+		b := newBus(t, func(ev quotehub.UserEvent) { got <- ev })
+		user := symbol(t) // any unique string
+		sent := []quotehub.UserEvent{
+			{User: user, Kind: quotehub.UserListsChanged, Data: json.RawMessage(`{"list":"watchlist:7"}`)},
+			{User: user, Kind: quotehub.UserAlertFired, Data: json.RawMessage(`{"id":3,"note":"\"quoted\" \u00e9"}`)},
+			{User: user + `"odd\` + "\u2028", Kind: quotehub.UserRulesChanged},
+		}
+		for _, ev := range sent {
+			if err := b.PublishUser(ctx(t), ev); err != nil {
+				t.Fatalf("PublishUser: %v", err)
+			}
+		}
+		for i, want := range sent {
+			select {
+			case ev := <-got:
+				if ev.User != want.User || ev.Kind != want.Kind || !jsonEqual(ev.Data, want.Data) {
+					t.Fatalf("event %d: %+v (data %s), want %+v (data %s)", i, ev, ev.Data, want, want.Data)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("event %d never arrived", i)
+			}
+		}
+	})
+	t.Run("an event without a user is refused", func(t *testing.T) {
+		b := newBus(t, func(quotehub.UserEvent) {})
+		if err := b.PublishUser(ctx(t), quotehub.UserEvent{Kind: quotehub.UserListsChanged}); err == nil {
+			t.Fatal("PublishUser accepted an event without a user")
+		}
+	})
+}
+
+// jsonEqual reports whether two JSON texts hold the same value (nil and
+// empty are equal).
+func jsonEqual(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
 }
