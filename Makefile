@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clients promtool clean
+.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clients deploy-tools clean
 
 run:
 	$(GO) run ./cmd/quotehub
@@ -13,14 +13,15 @@ build:
 # test: formatting, vet, a tidy go.mod, and every test with the race
 # detector, against the real Redis that scripts/services.sh brings up on
 # loopback (it starts MariaDB too, kept ready for the planned MySQL store).
-test: services clients promtool check race fuzz-short
+test: services clients deploy-tools check race fuzz-short
 
 services:
 	bash scripts/services.sh
 
-# promtool: checks and unit-tests the alert rules (deploy/).
-promtool:
-	bash scripts/promtool.sh
+# deploy-tools: promtool and docker-compose, which the tests of deploy/ use
+# to check the alert rules and the compose stack.
+deploy-tools:
+	bash scripts/deploy-tools.sh
 
 # clients: the independent WebSocket clients (Python, Node) the tests use.
 clients:

@@ -13,22 +13,23 @@ import (
 	"testing"
 )
 
-// promtool returns the path of promtool; without it the test is skipped,
-// except under CI=true, where it fails (scripts/promtool.sh installs it).
-func promtool(t *testing.T) string {
+// tool returns the path of a command; without it the test is skipped,
+// except under CI=true, where it fails (scripts/deploy-tools.sh installs
+// them).
+func tool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath("promtool")
+	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is required under CI=true (run scripts/promtool.sh)")
+			t.Fatalf("%s is required under CI=true (run scripts/deploy-tools.sh)", name)
 		}
-		t.Skip("no promtool (run scripts/promtool.sh)")
+		t.Skipf("no %s (run scripts/deploy-tools.sh)", name)
 	}
 	return p
 }
 
 func TestAlertRules(t *testing.T) {
-	bin := promtool(t)
+	bin := tool(t, "promtool")
 	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = "prometheus"
@@ -145,6 +146,33 @@ func TestQueriesNameExportedMetrics(t *testing.T) {
 	}
 	if len(exported) < 10 {
 		t.Fatalf("found only %d exported metric names; the scan is broken", len(exported))
+	}
+}
+
+// docker-compose accepts the stack, and refuses a broken one (so the check
+// can fail).
+func TestComposeConfig(t *testing.T) {
+	bin := tool(t, "docker-compose")
+	check := func(file string) ([]byte, error) {
+		cmd := exec.Command(bin, "-f", file, "config", "-q")
+		cmd.Dir = ".."
+		return cmd.CombinedOutput()
+	}
+	if out, err := check("docker-compose.yml"); err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, out)
+	}
+	broken := filepath.Join(t.TempDir(), "broken.yml")
+	if err := os.WriteFile(broken, []byte(strings.Replace(read(t, "../docker-compose.yml"), "services:", "services:\n  bad:\n    image: [1, 2]\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := check(broken); err == nil {
+		t.Error("docker-compose config accepted a service whose image is a list")
+	}
+	// Every file the stack mounts from the repository exists.
+	for _, m := range regexp.MustCompile(`- (\./[^:]+):`).FindAllStringSubmatch(read(t, "../docker-compose.yml"), -1) {
+		if _, err := os.Stat(filepath.Join("..", m[1])); err != nil {
+			t.Errorf("docker-compose.yml mounts %s: %v", m[1], err)
+		}
 	}
 }
 
