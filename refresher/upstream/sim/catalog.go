@@ -181,7 +181,15 @@ var builtin = []listing{
 	{"CAT", "Caterpillar Inc.", quotehub.ExchangeNYSE, "USD", 400},
 	{"BA", "The Boeing Company", quotehub.ExchangeNYSE, "USD", 220},
 	{"LLY", "Eli Lilly and Company", quotehub.ExchangeNYSE, "USD", 780},
+
+	// Foreign exchange, for valuing portfolios in a base currency
+	// (valuation.FXSymbol): won per dollar.
+	{"FX:USDKRW", "USD/KRW 원/달러 환율", ExchangeFX, "KRW", 1390},
 }
+
+// ExchangeFX is the exchange of FX pairs; the market calendar does not
+// know it, so they are always open.
+const ExchangeFX = "FX"
 
 // params are the simulation parameters of a built-in symbol.
 type params struct {

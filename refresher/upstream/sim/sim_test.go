@@ -115,6 +115,7 @@ func TestCatalog(t *testing.T) {
 		{"has at least 36 KOSPI stocks in KRW", []string{quotehub.ExchangeKRX}, "KRW", 36, 1000},
 		{"has 50 Upbit KRW markets", []string{quotehub.ExchangeUpbit}, "KRW", 50, 50},
 		{"has 50 US stocks in USD", []string{quotehub.ExchangeNYSE, quotehub.ExchangeNASDAQ}, "USD", 50, 50},
+		{"has the USD/KRW FX pair, quoted in KRW", []string{sim.ExchangeFX}, "KRW", 1, 1},
 	}
 	for _, tc := range sizes {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,8 +131,8 @@ func TestCatalog(t *testing.T) {
 		})
 	}
 
-	t.Run("has only the three markets", func(t *testing.T) {
-		n := len(catalogBy(byExchange(quotehub.ExchangeKRX, quotehub.ExchangeUpbit, quotehub.ExchangeNYSE, quotehub.ExchangeNASDAQ)))
+	t.Run("has only the three markets and FX", func(t *testing.T) {
+		n := len(catalogBy(byExchange(quotehub.ExchangeKRX, quotehub.ExchangeUpbit, quotehub.ExchangeNYSE, quotehub.ExchangeNASDAQ, sim.ExchangeFX)))
 		if n != len(cat) {
 			t.Fatalf("%d of %d symbols are on a known exchange", n, len(cat))
 		}
