@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -135,6 +136,7 @@ func (b *bench) soak() error {
 	tick := time.NewTicker(b.sz.soakEvery)
 	defer tick.Stop()
 	var cmds []string
+	var loads []*report
 	var loadErr error
 	for done := 0; done < len(runs); {
 		select {
@@ -153,6 +155,7 @@ func (b *bench) soak() error {
 				loadErr = res.err
 			}
 			cmds = append(cmds, res.cmd)
+			loads = append(loads, res.r)
 		}
 	}
 	if loadErr != nil {
@@ -191,9 +194,29 @@ func (b *bench) soak() error {
 		fmt.Fprintf(&b.md, "Flat after warm-up: **no**. ")
 	}
 	fmt.Fprintf(&b.md, "Back to baseline after the load (fds and goroutines): %s.\n\n", yesNo(after.fds <= before.fds+2 && after.goroutines <= before.goroutines+2))
+	fmt.Fprintf(&b.md, "The load:%s\n\n", soakLoads(loads))
 	writeCommands(&b.md, append([]string{"quotehub -sim-symbols 1000 -sim-every-tick -refresh-interval 250ms"}, cmds...))
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// soakLoads summarises what the soak's load generators did.
+func soakLoads(loads []*report) string {
+	var parts []string
+	for _, r := range loads {
+		switch {
+		case r == nil:
+		case len(r.Churn) > 0:
+			var c struct{ Successes, Failures uint64 }
+			_ = json.Unmarshal(r.Churn, &c)
+			parts = append(parts, fmt.Sprintf(" churn %d connect cycles (%d failed)", c.Successes, c.Failures))
+		case r.HTTP != nil:
+			parts = append(parts, fmt.Sprintf(" reads %.0f/s", r.HTTP.RequestsPS))
+		case r.Latency != nil:
+			parts = append(parts, fmt.Sprintf(" fan-out %.0f quotes/s delivered to %d clients (%d dropped), p99 %.1f ms", r.DeliveriesPS, r.Connected, r.Dropped, r.Latency.P99))
+		}
+	}
+	return strings.Join(parts, ";")
 }
