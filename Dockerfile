@@ -10,5 +10,5 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/quotehub /quotehub
 USER nonroot:nonroot
 EXPOSE 8080
-ENV QUOTEHUB_ADDR=:8080 QUOTEHUB_LOG_FORMAT=json
+ENV QUOTEHUB_ADDR=:8080 QUOTEHUB_LOG_FORMAT=json QUOTEHUB_DATA_DIR=/home/nonroot/data
 ENTRYPOINT ["/quotehub"]

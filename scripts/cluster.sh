@@ -33,6 +33,7 @@ for i in 1 2 3; do
   port=$((base + i))
   QUOTEHUB_ADDR="127.0.0.1:$port" QUOTEHUB_ADMIN_ADDR="" QUOTEHUB_NODE_ID="node$i" \
   QUOTEHUB_REDIS_URL="$redis_url" QUOTEHUB_REDIS_PREFIX="$prefix" QUOTEHUB_LOG_FORMAT=json \
+  QUOTEHUB_DATA_DIR="$work/data" \
     "$work/quotehub" >"$work/node$i.log" 2>&1 &
   pids+=($!)
 done

@@ -48,6 +48,10 @@ type Options struct {
 	// Verifier checks the bearer tokens of /v1/me/...; without one those
 	// routes answer 401.
 	Verifier quotehub.Verifier
+	// AuthRequired makes quote reads, /v1/ws and /v1/sse need a token too.
+	// Without it they are anonymous, and a stream opened with a token
+	// carries its user.
+	AuthRequired bool
 	// Checks are dependencies /readyz reports on, by name.
 	Checks map[string]quotehub.HealthChecker
 	// PingInterval is how often a WebSocket is pinged (default 25 s) and

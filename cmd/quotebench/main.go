@@ -329,7 +329,8 @@ type stats struct {
 // node starts one quotehub on a free loopback port with args.
 func (b *bench) node(name string, env []string, args ...string) (*process, error) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort())
-	args = append([]string{"-addr", addr, "-admin-addr=", "-log-level", "warn", "-max-connections", "200000"}, args...)
+	args = append([]string{"-addr", addr, "-admin-addr=", "-log-level", "warn", "-max-connections", "200000",
+		"-data-dir", filepath.Join(b.dir, name+"-data")}, args...)
 	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
 	if err != nil {
 		return nil, err

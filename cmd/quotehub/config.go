@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"quotehub/auth"
 )
 
 // Config is every setting of a node. Each field is set, in rising order of
@@ -42,6 +44,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	DataDir         string
+
+	JWTSecret    string
+	JWTPublicKey string
+	JWTJWKSURL   string
+	JWTIssuer    string
+	JWTAudience  string
+	AuthRequired bool
 
 	RedisURL           string
 	RedisPrefix        string
@@ -79,6 +89,10 @@ type Config struct {
 // unset.
 var clearable = map[string]bool{"admin-addr": true, "allowed-origins": true, "redis-url": true}
 
+// devSecretFile is the file in the data directory that holds the HS256
+// secret a node creates for itself when no JWT key is configured.
+const devSecretFile = "jwt-secret"
+
 // flagSet defines every setting of c as a flag, with its default and its
 // help. It is the single source of the flags, of the environment variables
 // (envName) and of the README's table.
@@ -111,6 +125,13 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown may take")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "json, console, or auto (console on a terminal, else json)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the node's own files (the development JWT secret; the embedded user store)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret (32 bytes or more) of the tokens the user-owning application issues; prefer the variable to the flag (empty: see -jwt-public-key, -jwt-jwks-url, else a development secret in the data directory)")
+	fs.StringVar(&c.JWTPublicKey, "jwt-public-key", "", "PEM file of the public key that verifies tokens: RSA (RS256) or P-256 (ES256)")
+	fs.StringVar(&c.JWTJWKSURL, "jwt-jwks-url", "", "URL of the issuer's JSON Web Key Set (RS256 and ES256 keys; fetched again on an unknown kid)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss of tokens (empty: not checked)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud of tokens (empty: not checked)")
+	fs.BoolVar(&c.AuthRequired, "auth-required", false, "quote reads, /v1/ws and /v1/sse need a token too (false: public quotes are anonymous; /v1/me always needs one)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis for cache, active set, bus and leases, e.g. redis://127.0.0.1:6379/0 (empty: embedded memory, one node)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "qh:", "prefix of every Redis key and channel (one cluster per prefix)")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "QUOTEHUB_REDIS_URL names a Redis Cluster (redis://host:port?addr=host2:port2...)")
@@ -151,6 +172,12 @@ func envName(flagName string) string {
 // through lookupEnv, e.g. os.LookupEnv) and args. It returns flag.ErrHelp
 // after printing usage for -h.
 func LoadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
+	return loadConfig(args, lookupEnv, out, nil)
+}
+
+// loadConfig is LoadConfig; extra, if not nil, adds flags of a subcommand
+// (they have no environment variables).
+func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer, extra func(*flag.FlagSet)) (Config, error) {
 	var c Config
 	fs := c.flagSet(out)
 	var err error
@@ -170,6 +197,9 @@ func LoadConfig(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	})
 	if err != nil {
 		return c, err
+	}
+	if extra != nil {
+		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -234,6 +264,17 @@ func (v checked) String() string {
 }
 
 var errNegative = errors.New("must not be negative")
+
+// countSet counts the non-empty values.
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
 
 // list is a comma-separated flag value; blanks around items and empty items
 // are dropped.
@@ -334,6 +375,10 @@ func (c *Config) validate() error {
 		{absolute(c.UpbitWSURL), fmt.Sprintf("QUOTEHUB_UPBIT_WS_URL: %q is not an absolute URL", c.UpbitWSURL)},
 		{absolute(c.YahooURL), fmt.Sprintf("QUOTEHUB_YAHOO_URL: %q is not an absolute URL", c.YahooURL)},
 		{slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel), fmt.Sprintf("QUOTEHUB_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)},
+		{c.DataDir != "", "QUOTEHUB_DATA_DIR must not be empty"},
+		{countSet(c.JWTSecret, c.JWTPublicKey, c.JWTJWKSURL) <= 1, "QUOTEHUB_JWT_SECRET, QUOTEHUB_JWT_PUBLIC_KEY and QUOTEHUB_JWT_JWKS_URL: set one at most"},
+		{c.JWTSecret == "" || len(c.JWTSecret) >= auth.MinSecretBytes, fmt.Sprintf("QUOTEHUB_JWT_SECRET must be at least %d bytes", auth.MinSecretBytes)},
+		{c.JWTJWKSURL == "" || absolute(c.JWTJWKSURL), fmt.Sprintf("QUOTEHUB_JWT_JWKS_URL: %q is not an absolute URL", c.JWTJWKSURL)},
 		{slices.Contains([]string{"auto", "json", "console"}, c.LogFormat), fmt.Sprintf("QUOTEHUB_LOG_FORMAT: %q is not auto, json or console", c.LogFormat)},
 	}
 	var errs []error

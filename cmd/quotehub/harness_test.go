@@ -54,6 +54,7 @@ func startNode(t *testing.T, env map[string]string) *testNode {
 	vars := map[string]string{
 		"QUOTEHUB_ADDR": "127.0.0.1:0", "QUOTEHUB_ADMIN_ADDR": "", "QUOTEHUB_NODE_ID": "node-test",
 		"QUOTEHUB_REFRESH_INTERVAL": "50ms", "QUOTEHUB_LOG_LEVEL": "error", "QUOTEHUB_SIM_EVERY_TICK": "true",
+		"QUOTEHUB_DATA_DIR": t.TempDir(),
 	}
 	for k, v := range env {
 		vars[k] = v

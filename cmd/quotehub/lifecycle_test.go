@@ -112,7 +112,7 @@ func TestRunShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	env := map[string]string{"QUOTEHUB_ADDR": "127.0.0.1:0", "QUOTEHUB_ADMIN_ADDR": "127.0.0.1:0", "QUOTEHUB_LOG_FORMAT": "json",
-		"QUOTEHUB_REFRESH_INTERVAL": "50ms"}
+		"QUOTEHUB_REFRESH_INTERVAL": "50ms", "QUOTEHUB_DATA_DIR": t.TempDir()}
 	ready := make(chan string, 1)
 	runErr := make(chan error, 1)
 	go func() { runErr <- Run(ctx, nil, mapEnv(env), io.Discard, ready) }()

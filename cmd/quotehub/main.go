@@ -2,6 +2,9 @@
 //
 // Configuration comes from QUOTEHUB_* environment variables, overridden by
 // flags of the same meaning; run `quotehub -h` for the list.
+//
+// `quotehub token -sub USER [-ttl 1h]` prints a token for trying a node
+// out, signed with the node's HS256 secret (see runToken).
 package main
 
 import (
@@ -28,7 +31,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := Run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		err = runToken(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr)
+	} else {
+		err = Run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil)
+	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 	case err != nil:

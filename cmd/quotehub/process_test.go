@@ -80,6 +80,7 @@ func startProc(t *testing.T, name string, env map[string]string) *proc {
 	vars := map[string]string{
 		"QUOTEHUB_ADDR": addr, "QUOTEHUB_ADMIN_ADDR": "", "QUOTEHUB_NODE_ID": name, "QUOTEHUB_LOG_LEVEL": "warn",
 		"QUOTEHUB_LOG_FORMAT": "json", "QUOTEHUB_SHUTDOWN_TIMEOUT": "5s",
+		"QUOTEHUB_DATA_DIR": t.TempDir(),
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -107,6 +107,10 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 // build wires the stores, the providers, the refresher, the hub and the
 // web server.
 func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, error) {
+	verifier, err := openVerifier(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	up := openUpstreams(cfg, log, reg)
 	catalog := memory.NewCatalog(up.catalog)
@@ -181,6 +185,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), Logger: log, Checks: st.checks,
+		Verifier: verifier, AuthRequired: cfg.AuthRequired,
 	})
 	if err != nil {
 		_ = h.Shutdown(context.Background())

@@ -108,6 +108,7 @@ func startServer(t *testing.T, args ...string) *server {
 	addr := freeAddr(t)
 	s := &server{url: "http://" + addr, out: &bytes.Buffer{}}
 	s.cmd = exec.Command(bin, append([]string{"-addr", addr}, args...)...)
+	s.cmd.Env = append(os.Environ(), "QUOTEHUB_DATA_DIR="+t.TempDir())
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
