@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"quotehub"
 )
 
 // Update is one quote, encoded once, shared by every subscriber it is
@@ -91,6 +93,8 @@ type Client struct {
 	closeReq  *CloseError
 	closed    bool
 	conflated int
+	user      *quotehub.Principal // whom the session acts for; nil: anonymous
+	expiry    *time.Timer         // fires when user's token expires
 
 	w         writer // the client's writer; its flags are guarded by mu
 	closeOnce sync.Once
@@ -147,6 +151,44 @@ func (h *Hub) NewClient(t Transport, transport string) *Client {
 // ID is the session id sent in the welcome frame.
 func (c *Client) ID() string { return c.id }
 
+// SetUser records whom the session acts for: the principal of the token
+// it was opened with. If p has an expiry, onExpiry runs once then, on a
+// timer's goroutine, unless the client has closed by then; it is expected
+// to tell the client and end the session (see CloseAfterFlush). Call it
+// at most once, before the welcome frame (which names the user).
+func (c *Client) SetUser(p quotehub.Principal, onExpiry func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.user = &p
+	if p.Expires.IsZero() || onExpiry == nil || c.closed {
+		return
+	}
+	c.expiry = time.AfterFunc(p.Expires.Sub(c.hub.opts.Now()), func() {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if !closed {
+			onExpiry()
+		}
+	})
+}
+
+// User returns whom the session acts for; false for an anonymous one.
+func (c *Client) User() (quotehub.Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.user == nil {
+		return quotehub.Principal{}, false
+	}
+	return *c.user, true
+}
+
+// CloseAfterFlush ends the session with a close code (WebSocket) once
+// everything queued so far, such as an error frame, has been written.
+func (c *Client) CloseAfterFlush(code int, reason string) {
+	c.closeAfterFlush(&CloseError{Code: code, Reason: reason})
+}
+
 // Subscribed returns how many symbols the client holds.
 func (c *Client) Subscribed() int {
 	c.mu.Lock()
@@ -161,6 +203,9 @@ func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		var subs []*symState
 		for _, st := range c.syms {
 			if st.subscribed {

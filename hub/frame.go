@@ -115,12 +115,17 @@ type limitsFrame struct {
 // WelcomeFrame is the first frame of a WebSocket connection.
 func (c *Client) WelcomeFrame() []byte {
 	o := &c.hub.opts
+	var user string
+	if p, ok := c.User(); ok {
+		user = p.UserID
+	}
 	return mustMarshal(struct {
 		Type    string      `json:"type"`
 		Node    string      `json:"node"`
 		Session string      `json:"session"`
+		User    string      `json:"user,omitempty"`
 		Limits  limitsFrame `json:"limits"`
-	}{"welcome", o.Node, c.id, limitsFrame{o.MaxSymbols, o.MaxMessageBytes}})
+	}{"welcome", o.Node, c.id, user, limitsFrame{o.MaxSymbols, o.MaxMessageBytes}})
 }
 
 func subscribedFrame(id json.RawMessage, symbols []string, rejected []Rejection) []byte {

@@ -23,7 +23,6 @@ func mustJSON(v any) []byte {
 
 // getQuote answers GET /v1/quotes/{symbol}.
 func (s *Server) getQuote(c echo.Context) error {
-	s.cors(c)
 	raw, err := url.PathUnescape(c.Param("symbol"))
 	if err != nil {
 		raw = c.Param("symbol")
@@ -68,7 +67,6 @@ const batchWorkers = 16
 // getQuotes answers GET /v1/quotes?symbols=A,B,C: every symbol is read at
 // once (misses wait in parallel), and failures are listed per symbol.
 func (s *Server) getQuotes(c echo.Context) error {
-	s.cors(c)
 	names := quotehub.NormalizeList(quotehub.SplitList(c.QueryParam("symbols")))
 	if len(names) == 0 {
 		return s.writeError(c, quotehub.Errorf(quotehub.EBadRequest, "symbols is missing or empty: /v1/quotes?symbols=A,B"))
@@ -126,7 +124,6 @@ func (s *Server) getQuotes(c echo.Context) error {
 
 // getSymbols answers GET /v1/symbols?q=&limit=.
 func (s *Server) getSymbols(c echo.Context) error {
-	s.cors(c)
 	limit := 20
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)

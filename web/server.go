@@ -45,8 +45,9 @@ type Options struct {
 	// host, or against scheme://host when the pattern has "://") allowed for
 	// WebSocket and CORS besides the request's own host.
 	AllowedOrigins []string
-	// Verifier checks the bearer tokens of /v1/me/...; without one those
-	// routes answer 401.
+	// Verifier checks tokens: those of /v1/me/... (required), of streams
+	// (which then carry their user) and, with AuthRequired, of every quote
+	// route. Without one, a token is answered 401.
 	Verifier quotehub.Verifier
 	// AuthRequired makes quote reads, /v1/ws and /v1/sse need a token too.
 	// Without it they are anonymous, and a stream opened with a token
@@ -154,13 +155,14 @@ func New(opts Options) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{TargetHeader: echo.HeaderXRequestID}))
 	e.Use(s.recoverAndLog)
+	e.Use(s.cors)
 	e.GET("/v1/ws", s.serveWS)
 	e.GET("/v1/sse", s.serveSSE)
-	e.GET("/v1/quotes/:symbol", s.getQuote)
-	e.GET("/v1/quotes", s.getQuotes)
-	e.GET("/v1/symbols", s.getSymbols)
+	e.GET("/v1/quotes/:symbol", s.getQuote, s.requireTokenIf)
+	e.GET("/v1/quotes", s.getQuotes, s.requireTokenIf)
+	e.GET("/v1/symbols", s.getSymbols, s.requireTokenIf)
 	me := e.Group("/v1/me", s.requireUser)
-	_ = me // the user's routes are added to this group
+	me.GET("", s.getMe)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
 	e.GET("/readyz", s.getReady)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
@@ -324,7 +326,7 @@ func (s *Server) recoverAndLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.httpDur.WithLabelValues(route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 		s.closes.access.Info().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("method", c.Request().Method).
-			Str("uri", c.Request().RequestURI).Int("status", status).Int64("bytes", c.Response().Size).
+			Str("uri", redactURI(c.Request().RequestURI)).Int("status", status).Int64("bytes", c.Response().Size).
 			Dur("took", time.Since(start)).Msg("request")
 		return nil
 	}
@@ -353,15 +355,50 @@ func (s *Server) originAllowed(r *http.Request, origin string) bool {
 	return false
 }
 
-// cors adds CORS headers for an allowed cross-origin browser request.
-func (s *Server) cors(c echo.Context) {
-	origin := c.Request().Header.Get("Origin")
-	if origin == "" {
-		return
-	}
-	h := c.Response().Header()
-	h.Add("Vary", "Origin")
-	if s.originAllowed(c.Request(), origin) {
+// CORS answers for browsers on other origins: allowed ones (the same rule
+// as the WebSocket handshake) get a grant on every response and an answer
+// to their preflights; others get neither.
+const (
+	corsMethods = "GET, POST, PUT, PATCH, DELETE"
+	// corsHeaders are the request headers a page may send: the token, JSON
+	// bodies, the versions of concurrent edits, and SSE's resume point.
+	corsHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Last-Event-ID"
+	// corsMaxAge is how long a browser may reuse a preflight's answer
+	// (Chromium caps it at 2 h).
+	corsMaxAge = "7200"
+	// corsExpose are response headers a page may read besides the simple
+	// ones: the version to send back in If-Match.
+	corsExpose = "ETag"
+)
+
+// cors is the middleware that grants allowed origins and answers
+// preflights (OPTIONS with Access-Control-Request-Method) before any
+// route's own checks, such as a token: a preflight carries none.
+func (s *Server) cors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return next(c)
+		}
+		h := c.Response().Header()
+		allowed := s.originAllowed(r, origin)
+		if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+			h.Add("Vary", "Origin")
+			if allowed {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Expose-Headers", corsExpose)
+			}
+			return next(c)
+		}
+		h.Add("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+		if !allowed {
+			return quotehub.Errorf(quotehub.EForbidden, "origin %s may not use this API (QUOTEHUB_ALLOWED_ORIGINS)", origin)
+		}
 		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Methods", corsMethods)
+		h.Set("Access-Control-Allow-Headers", corsHeaders)
+		h.Set("Access-Control-Max-Age", corsMaxAge)
+		return c.NoContent(http.StatusNoContent)
 	}
 }

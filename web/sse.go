@@ -23,8 +23,11 @@ import (
 // a goroutine of its own waits for the client to go away, and the hub's
 // writer pool writes the events.
 func (s *Server) serveSSE(c echo.Context) error {
-	s.cors(c)
 	ctx := c.Request().Context()
+	user, hasUser, err := s.streamUser(c)
+	if err != nil {
+		return s.writeError(c, err)
+	}
 	raw := c.QueryParam("symbols")
 	if raw == "" {
 		return s.writeError(c, quotehub.Errorf(quotehub.EBadRequest, "symbols is missing or empty: /v1/sse?symbols=A,B"))
@@ -66,6 +69,9 @@ func (s *Server) serveSSE(c echo.Context) error {
 		head.WriteString("event: error\ndata: ")
 		head.Write(mustJSON(r))
 		head.WriteString("\n\n")
+	}
+	if hasUser {
+		client.SetUser(user, expireSession(client, sseExpired))
 	}
 	t.wire = wire.New(conn, s.opts.UnsentLimit)
 	t.wire.OnProgress(client.Progressed)

@@ -28,6 +28,10 @@ func (s *Server) serveWS(c echo.Context) error {
 	if origin := c.Request().Header.Get("Origin"); origin != "" && !s.originAllowed(c.Request(), origin) {
 		return s.writeError(c, quotehub.Errorf(quotehub.EForbidden, "origin %s may not open a WebSocket here", origin))
 	}
+	user, hasUser, err := s.streamUser(c)
+	if err != nil {
+		return s.writeError(c, err) // before the upgrade: a 401 in the error shape
+	}
 	t, err := acceptWS(c.Response(), c.Request(), s.opts.UnsentLimit, s.opts.Hub.Options().MaxMessageBytes)
 	if err != nil {
 		return nil // Accept has answered (4xx for a bad handshake)
@@ -44,6 +48,9 @@ func (s *Server) serveWS(c echo.Context) error {
 		return nil
 	}
 	t.wire.OnProgress(client.Progressed) // before the first write: StartOnDemand below
+	if hasUser {
+		client.SetUser(user, expireSession(client, hub.ErrorFrame(nil, errTokenExpired)))
+	}
 	log := s.log
 	if s.log.Debug().Enabled() { // a child logger costs memory for as long as the connection lives
 		log = s.log.With().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("session", client.ID()).Logger()
