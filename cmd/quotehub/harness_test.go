@@ -177,6 +177,7 @@ type frame struct {
 	ID       json.RawMessage  `json:"id"`
 	Node     string           `json:"node"`
 	Session  string           `json:"session"`
+	User     string           `json:"user"`
 	Limits   map[string]int   `json:"limits"`
 	Symbols  []string         `json:"symbols"`
 	Rejected []map[string]any `json:"rejected"`
