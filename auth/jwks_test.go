@@ -62,6 +62,18 @@ func jwksVerifier(t *testing.T, url string, clk *clock) *auth.Verifier {
 	return v
 }
 
+// primed is an issuer with key r1 and a verifier that has fetched it.
+func primed(t *testing.T) (*issuer, *clock, *auth.Verifier) {
+	t.Helper()
+	is := newIssuer(t, jwksDoc(jwk("r1", &rsaKey.PublicKey)))
+	clk := &clock{}
+	v := jwksVerifier(t, is.srv.URL, clk)
+	if _, err := v.Verify(context.Background(), sign(t, jwt.SigningMethodRS256, rsaKey, claims(), "r1")); err != nil {
+		t.Fatal(err)
+	}
+	return is, clk, v
+}
+
 func TestJWKS(t *testing.T) {
 	ctx := context.Background()
 	t.Run("RS256AndES256", func(t *testing.T) {
@@ -138,13 +150,7 @@ func TestJWKS(t *testing.T) {
 	})
 
 	t.Run("MaxAgeDropsRetiredKey", func(t *testing.T) {
-		is := newIssuer(t, jwksDoc(jwk("r1", &rsaKey.PublicKey)))
-		clk := &clock{}
-		v := jwksVerifier(t, is.srv.URL, clk)
-		r1 := sign(t, jwt.SigningMethodRS256, rsaKey, claims(), "r1")
-		if _, err := v.Verify(ctx, r1); err != nil {
-			t.Fatal(err)
-		}
+		is, clk, v := primed(t)
 		is.set(jwksDoc(jwk("r2", &rsaOther.PublicKey)), http.StatusOK)
 		clk.advance(time.Hour + time.Second)
 		// The token was valid an hour ago; move its times along too.
@@ -154,13 +160,7 @@ func TestJWKS(t *testing.T) {
 	})
 
 	t.Run("IssuerDownKeepsKnownKeys", func(t *testing.T) {
-		is := newIssuer(t, jwksDoc(jwk("r1", &rsaKey.PublicKey)))
-		clk := &clock{}
-		v := jwksVerifier(t, is.srv.URL, clk)
-		r1 := sign(t, jwt.SigningMethodRS256, rsaKey, claims(), "r1")
-		if _, err := v.Verify(ctx, r1); err != nil {
-			t.Fatal(err)
-		}
+		is, clk, v := primed(t)
 		is.set([]byte("oops"), http.StatusInternalServerError)
 		clk.advance(2 * time.Hour) // stale: a fetch is tried, fails, the set held is used
 		c := with(with(claims(), "iat", clk.now().Unix()), "exp", clk.now().Add(time.Hour).Unix())
