@@ -348,11 +348,17 @@ func TestTokenRedactedFromLogs(t *testing.T) {
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 	poll.Until(t, 5*time.Second, "the session to end", func() bool { return n.hub.Connections() == 0 })
+	// Refused handshakes are logged with their address too.
+	_, resp, err := dialWS(t, n, "?token="+tok+"x", nil)
+	wantDialRefused(t, resp, err)
+	if s := openSSE(t, n, "?symbols=KRW-BTC&token="+tok+"x"); s.resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("SSE with a bad token: %d", s.resp.StatusCode)
+	}
 	out := buf.String()
 	if strings.Contains(out, tok) || strings.Contains(out, tok[strings.LastIndexByte(tok, '.')+1:]) {
 		t.Fatalf("a log line carries the token:\n%s", out)
 	}
-	if !strings.Contains(out, "token=REDACTED") || !strings.Contains(out, "%74oken=REDACTED") {
+	if strings.Count(out, "token=REDACTED") < 3 || !strings.Contains(out, "%74oken=REDACTED") {
 		t.Errorf("the request log does not show the redacted parameters:\n%s", out)
 	}
 }
