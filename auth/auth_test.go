@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ var (
 	ecKey, _    = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 )
 
-func pemOf(t *testing.T, pub any) []byte {
+func pemOf(t testing.TB, pub any) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
@@ -62,7 +63,7 @@ func with(c jwt.MapClaims, k string, v any) jwt.MapClaims {
 	return c
 }
 
-func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims, kid string) string {
+func sign(t testing.TB, m jwt.SigningMethod, key any, c jwt.MapClaims, kid string) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
 	if kid != "" {
@@ -75,7 +76,7 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims, kid strin
 	return s
 }
 
-func newVerifier(t *testing.T, o auth.Options) *auth.Verifier {
+func newVerifier(t testing.TB, o auth.Options) *auth.Verifier {
 	t.Helper()
 	o.Now = func() time.Time { return now }
 	if o.Issuer == "" {
@@ -308,4 +309,38 @@ func jwk(kid string, pub any) map[string]string {
 func jwksDoc(keys ...map[string]string) []byte {
 	b, _ := json.Marshal(map[string]any{"keys": keys})
 	return b
+}
+
+// TestVerifyCache: a token verified once is answered from the cache until
+// it expires (with the leeway), then refused like any expired token; a
+// full cache makes room.
+func TestVerifyCache(t *testing.T) {
+	clk := &clock{}
+	clk.ns.Store(now.UnixNano())
+	v, err := auth.New(auth.Options{Secret: secret, Now: clk.now, CacheSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tok := sign(t, jwt.SigningMethodHS256, secret, claims(), "")
+	for range 2 {
+		if p, err := v.Verify(ctx, tok); err != nil || p.UserID != "alice" || !p.Expires.Equal(now.Add(time.Hour)) {
+			t.Fatalf("got %+v, %v", p, err)
+		}
+	}
+	for i := range 5 { // more tokens than the cache holds
+		c := with(claims(), "sub", fmt.Sprintf("user%d", i))
+		if p, err := v.Verify(ctx, sign(t, jwt.SigningMethodHS256, secret, c, "")); err != nil || p.UserID != c["sub"] {
+			t.Fatalf("user%d: %+v, %v", i, p, err)
+		}
+	}
+	clk.advance(time.Hour + 29*time.Second) // within the leeway
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("within the leeway: %v", err)
+	}
+	clk.advance(2 * time.Second)
+	_, err = v.Verify(ctx, tok)
+	wantRefused(t, err, "expired")
+	_, err = v.Verify(ctx, tok) // and it stays refused
+	wantRefused(t, err, "expired")
 }
