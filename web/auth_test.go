@@ -3,7 +3,11 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
 	"quotehub"
@@ -379,4 +384,58 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestTokenRefusalsOverHTTP: the attacks on tokens, through the real
+// server with an RS256 verifier: each is a 401 in the one error shape
+// whose message says what was wrong.
+func TestTokenRefusalsOverHTTP(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	v, err := auth.New(auth.Options{PublicKey: &key.PublicKey, Issuer: "https://id.example", Audience: "quotehub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, func(o *web.Options) { o.Verifier = v })
+	claims := func(k string, val any) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": "alice", "iss": "https://id.example", "aud": "quotehub",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+		if val == nil {
+			delete(c, k)
+		} else if k != "" {
+			c[k] = val
+		}
+		return c
+	}
+	signed := func(m jwt.SigningMethod, k any, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if resp, body := n.get(t, "/v1/me", "Authorization", "Bearer "+signed(jwt.SigningMethodRS256, key, claims("", ""))); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a good token: %d %s", resp.StatusCode, body)
+	}
+	for _, tc := range []struct{ name, tok, msg string }{
+		{"AlgNone", signed(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims("", "")), "signed with none"},
+		{"KeyConfusion", signed(jwt.SigningMethodHS256, pubPEM, claims("", "")), "signed with HS256; this node accepts RS256 only"},
+		{"Expired", signed(jwt.SigningMethodRS256, key, claims("exp", time.Now().Add(-time.Hour).Unix())), "expired"},
+		{"WrongIssuer", signed(jwt.SigningMethodRS256, key, claims("iss", "https://evil.example")), "iss"},
+		{"WrongAudience", signed(jwt.SigningMethodRS256, key, claims("aud", "billing")), "aud"},
+		{"MissingSub", signed(jwt.SigningMethodRS256, key, claims("sub", nil)), "no sub"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := n.get(t, "/v1/me", "Authorization", "Bearer "+tc.tok)
+			if msg := wantError(t, resp, body, http.StatusUnauthorized, quotehub.EUnauthorized); !strings.Contains(msg, tc.msg) {
+				t.Errorf("message %q, want it to say %q", msg, tc.msg)
+			}
+			_, resp, err := dialWS(t, n, "?token="+tc.tok, nil)
+			wantDialRefused(t, resp, err)
+		})
+	}
 }
