@@ -47,9 +47,11 @@ FUZZTIME ?= 2000000x
 fuzz:
 	$(GO) test ./hub -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $(FUZZTIME)
 
-# fuzz-short: the fuzzer's short run in make test, beyond its seed corpus.
+# fuzz-short: the fuzzers' short runs in make test, beyond their seed corpora
+# (client frames, and tokens).
 fuzz-short:
 	$(GO) test ./hub -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 20000x
+	$(GO) test ./auth -run '^$$' -fuzz FuzzVerify -fuzztime 20000x
 
 # bench: the micro-benchmarks and a short, bounded run of every load
 # scenario (a few minutes); results are appended to docs/BENCHMARKS.md.

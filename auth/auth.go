@@ -154,6 +154,7 @@ func New(opts Options) (*Verifier, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(opts.Leeway),
 		jwt.WithTimeFunc(opts.Now),
+		jwt.WithStrictDecoding(), // one encoding per token: no variants of an accepted one
 	}
 	if opts.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(opts.Issuer))
