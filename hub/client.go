@@ -155,11 +155,16 @@ func (c *Client) ID() string { return c.id }
 // it was opened with. If p has an expiry, onExpiry runs once then, on a
 // timer's goroutine, unless the client has closed by then; it is expected
 // to tell the client and end the session (see CloseAfterFlush). Call it
-// at most once, before the welcome frame (which names the user).
+// before the welcome frame (which names the user); a later call replaces
+// the principal and its expiry.
 func (c *Client) SetUser(p quotehub.Principal, onExpiry func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.user = &p
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
 	if p.Expires.IsZero() || onExpiry == nil || c.closed {
 		return
 	}

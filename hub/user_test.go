@@ -50,8 +50,10 @@ func TestSessionUser(t *testing.T) {
 		if called {
 			t.Error("the expiry of a closed session ran")
 		}
-		// A principal without an expiry sets no timer.
+		// A principal without an expiry sets no timer, and replaces the
+		// expiry of the one before.
 		c3 := e.connect(t, newRecorder())
+		c3.SetUser(quotehub.Principal{UserID: "carol", Expires: time.Now().Add(time.Second)}, func() { t.Error("a replaced expiry ran") })
 		c3.SetUser(quotehub.Principal{UserID: "carol"}, func() { t.Error("expiry without exp") })
 		time.Sleep(time.Hour)
 		synctest.Wait()
