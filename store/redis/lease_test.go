@@ -224,8 +224,20 @@ func TestOwnershipNoticesLostState(t *testing.T) {
 			t.Errorf("%s counted the loss %v times, want 1", name, got)
 		}
 	}
-	// Nothing more to notice: the new marker stands.
-	time.Sleep(ttl / 2)
+	// Nothing more to notice: the new marker stands. Each round records
+	// the node in the membership set (on Redis's clock) in the pipeline
+	// that reads the marker, so a node's score moving twice means a whole
+	// round ran after this point and checked the marker.
+	nodesKey := redis.Keys{Prefix: prefix}.Nodes()
+	for _, name := range []string{"a", "b"} {
+		seen := []float64{rdb.ZScore(ctx, nodesKey, name).Val()}
+		poll.Until(t, 4*ttl, "two more rounds of "+name, func() bool {
+			if s := rdb.ZScore(ctx, nodesKey, name).Val(); s != seen[len(seen)-1] {
+				seen = append(seen, s)
+			}
+			return len(seen) == 3
+		})
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["a"] != 1 || calls["b"] != 1 {
