@@ -535,11 +535,18 @@ func TestStreamFollowChanges(t *testing.T) {
 		t.Fatalf("subscription %v", sub)
 	}
 	c.take()
-	got = c.waitFor("KRW-SOL", "KRW-DOGE")
-	time.Sleep(100 * time.Millisecond)
-	for _, q := range c.take() {
-		got[q.Symbol] = append(got[q.Symbol], q)
-	}
+	// The fake's ticks send the codes of the subscription they started
+	// with, so a tick under way when the subscription changed may still
+	// send old codes, after the new snapshot. The second quote of a new
+	// code comes from a later tick (or is conflated with one), and the
+	// stream keeps order: once it is here, every old message has been read.
+	got = map[string][]quotehub.Quote{}
+	poll.Until(t, 3*time.Second, "two quotes each of KRW-SOL and KRW-DOGE", func() bool {
+		for _, q := range c.take() {
+			got[q.Symbol] = append(got[q.Symbol], q)
+		}
+		return len(got["KRW-SOL"]) >= 2 && len(got["KRW-DOGE"]) >= 2
+	})
 	for sym := range got {
 		if sym != "KRW-SOL" && sym != "KRW-DOGE" {
 			t.Errorf("quote of %s after it was unfollowed", sym)
@@ -607,10 +614,12 @@ func TestStreamPingKeepsConnectionAlive(t *testing.T) {
 	c := stream(t, p)
 	p.Follow([]string{"KRW-BTC"})
 	c.waitFor("KRW-BTC")
-	time.Sleep(600 * time.Millisecond)
-	if s.Pings() < 5 {
-		t.Errorf("%d PINGs in 600 ms with PingEvery 40 ms", s.Pings())
-	}
+	// A ticker fires no sooner than its period: 15 PINGs take at least
+	// 14 × 40 ms = 560 ms, well past the idle timeout, so the connection
+	// has had every chance to be closed.
+	start := time.Now()
+	poll.Until(t, 5*time.Second, "15 PINGs", func() bool { return s.Pings() >= 15 })
+	t.Logf("15 PINGs in %v", time.Since(start))
 	if s.WSConnections() != 1 || !p.Connected() {
 		t.Errorf("%d connections, connected %v", s.WSConnections(), p.Connected())
 	}
@@ -648,6 +657,8 @@ func TestStreamSilentConnectionIsReplaced(t *testing.T) {
 func TestStreamIdleWithoutSymbols(t *testing.T) {
 	s, p := setup(t, upbittest.Options{TickEvery: 20 * time.Millisecond}, upbit.Options{})
 	c := stream(t, p)
+	// Not ordering: nothing happens that could be waited for. A provider
+	// that dialled with nothing to follow would do so at once.
 	time.Sleep(200 * time.Millisecond)
 	if s.WSConnections() != 0 || p.Connected() {
 		t.Fatalf("connected with nothing to follow")
@@ -659,7 +670,9 @@ func TestStreamIdleWithoutSymbols(t *testing.T) {
 		t.Error("Connected with nothing followed")
 	}
 	poll.Until(t, time.Second, "the connection to close", func() bool { return s.OpenStreams() == 0 })
-	time.Sleep(100 * time.Millisecond)
+	// Not ordering: a reconnection is what must not happen, and nothing
+	// marks its absence; one would come within the backoff (20–200 ms).
+	time.Sleep(250 * time.Millisecond)
 	if s.WSConnections() != 1 || p.Connected() {
 		t.Errorf("%d connections, connected %v", s.WSConnections(), p.Connected())
 	}
@@ -672,7 +685,8 @@ func TestStreamIdleWithoutSymbols(t *testing.T) {
 }
 
 func TestStreamCancelAndSingleRun(t *testing.T) {
-	_, p := setup(t, upbittest.Options{TickEvery: 5 * time.Millisecond}, upbit.Options{})
+	s, p := setup(t, upbittest.Options{TickEvery: 5 * time.Millisecond}, upbit.Options{})
+	fake := goleak.IgnoreCurrent() // the fake's server
 	c := &collector{t: t}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -698,7 +712,11 @@ func TestStreamCancelAndSingleRun(t *testing.T) {
 	if p.Connected() {
 		t.Error("Connected after Stream returned")
 	}
-	time.Sleep(50 * time.Millisecond) // emit after return would be reported by the collector
+	// emit is called from Stream's goroutine only, so a late emit needs a
+	// goroutine that outlived Stream: with the fake closed, none may be
+	// left.
+	s.Close()
+	goleak.VerifyNone(t, fake)
 }
 
 func TestStreamUnreachable(t *testing.T) {
@@ -707,12 +725,19 @@ func TestStreamUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	ln.Close()             // nothing listens there now
+	var downs atomic.Int32 // failed connections, as logged
+	l := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel).Hook(zerolog.HookFunc(
+		func(_ *zerolog.Event, _ zerolog.Level, msg string) {
+			if msg == "upbit: stream down" {
+				downs.Add(1)
+			}
+		}))
 	p := upbit.New(upbit.Options{WSURL: "ws://" + addr + "/websocket/v1", ReconnectMin: 10 * time.Millisecond,
-		ReconnectMax: 50 * time.Millisecond, Timeout: 200 * time.Millisecond})
+		ReconnectMax: 50 * time.Millisecond, Timeout: 200 * time.Millisecond, Logger: &l})
 	c := stream(t, p)
 	p.Follow([]string{"KRW-BTC"})
-	time.Sleep(200 * time.Millisecond)
+	poll.Until(t, 5*time.Second, "three failed connections", func() bool { return downs.Load() >= 3 })
 	if p.Connected() || len(c.take()) != 0 {
 		t.Fatal("connected to nothing")
 	}
