@@ -94,9 +94,14 @@ type Options struct {
 	// request and WebSocket tick.
 	Frozen bool
 
-	// Now is the clock of trade timestamps; nil means time.Now. Rate limits,
-	// bans and idle timeouts always use the real clock.
+	// Now is the clock of trade timestamps; nil means time.Now. Rate limits
+	// and bans run on LimitNow, idle timeouts always on the real clock.
 	Now func() time.Time
+
+	// LimitNow is the clock of the per-second budgets and of bans; nil
+	// means time.Now. A test that stops it keeps every request in one
+	// budget second.
+	LimitNow func() time.Time
 
 	// PerSecond is the request budget of each group (ticker, market) per
 	// wall-clock second, as counted down in Remaining-Req; zero or negative
@@ -157,6 +162,7 @@ type Server struct {
 	seed          uint64
 	frozen        bool
 	now           func() time.Time
+	limitNow      func() time.Time
 	banAfter      int
 	banWindow     time.Duration
 	banFor        time.Duration
@@ -210,6 +216,7 @@ func New(opts Options) *Server {
 		seed:          opts.Seed,
 		frozen:        opts.Frozen,
 		now:           opts.Now,
+		limitNow:      opts.LimitNow,
 		banAfter:      opts.BanAfter,
 		banWindow:     opts.BanWindow,
 		banFor:        opts.BanFor,
@@ -230,6 +237,9 @@ func New(opts Options) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.limitNow == nil {
+		s.limitNow = time.Now
 	}
 	if s.banAfter <= 0 {
 		s.banAfter = 10
@@ -327,7 +337,7 @@ func (s *Server) SetBudget(n int) { s.budget.Store(int64(max(n, 0))) }
 // had been caught sending too many 429s; zero or negative lifts a block.
 func (s *Server) Ban(d time.Duration) {
 	s.mu.Lock()
-	s.banned = time.Now().Add(d)
+	s.banned = s.limitNow().Add(d)
 	s.recent429 = nil
 	s.mu.Unlock()
 }
@@ -476,7 +486,7 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request, group string,
 		return
 	}
 
-	now := time.Now()
+	now := s.limitNow()
 	s.mu.Lock()
 	if now.Before(s.banned) {
 		left := s.banned.Sub(now)

@@ -148,11 +148,12 @@ func TestMarketAll(t *testing.T) {
 }
 
 func TestRemainingReqAndLimits(t *testing.T) {
-	s := upbittest.New(upbittest.Options{PerSecond: 3, BanAfter: 2, BanFor: 2 * time.Second, RetryAfterHeader: true})
+	// The limits' clock stands still: every request falls in one second.
+	stopped := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	s := upbittest.New(upbittest.Options{PerSecond: 3, BanAfter: 2, BanFor: 2 * time.Second, RetryAfterHeader: true,
+		LimitNow: func() time.Time { return stopped }})
 	defer s.Close()
 	c := client(t)
-	// Start right after a second boundary so that all requests share one.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
 	for want := 2; want >= 0; want-- {
 		resp, _ := get(t, c, s.URL()+"/v1/ticker?markets=KRW-BTC")
 		if resp.StatusCode != 200 {
@@ -386,7 +387,23 @@ func TestWebSocketTicker(t *testing.T) {
 	// A new subscription replaces the old one.
 	write(t, c, `[{"ticket":"t2"},{"type":"ticker","codes":["KRW-XRP"],"isOnlyRealtime":true}]`)
 	poll.Until(t, 2*time.Second, "the new subscription", func() bool { return s.Subscriptions() == 2 })
-	time.Sleep(50 * time.Millisecond) // let in-flight messages of the old one pass
+	// A tick under way when the subscription changed may still send the
+	// old codes; the first KRW-XRP comes from a later tick, after them.
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("no KRW-XRP in 100 messages after resubscribing")
+		}
+		_, m := read(t, c)
+		if m["code"] == "KRW-XRP" {
+			if m["stream_type"] != "REALTIME" {
+				t.Fatalf("after resubscribing: %v %v", m["code"], m["stream_type"])
+			}
+			break
+		}
+		if m["code"] != "KRW-BTC" && m["code"] != "KRW-ETH" {
+			t.Fatalf("after resubscribing: %v %v", m["code"], m["stream_type"])
+		}
+	}
 	for range 5 {
 		_, m := read(t, c)
 		if m["code"] != "KRW-XRP" || m["stream_type"] != "REALTIME" {
