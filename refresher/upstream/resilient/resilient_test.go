@@ -766,8 +766,9 @@ func TestWithYahoo(t *testing.T) {
 	}
 	wantState(t, w, resilient.StateClosed)
 
+	// A budget of one request a second: of the two requests of one fetch,
+	// at least one is a 429, whatever the fake's window still holds.
 	srv.SetBudget(1)
-	time.Sleep(1100 * time.Millisecond) // let the fake's one-second window pass
 	_, err = w.Fetch(context.Background(), []string{"AAPL", "MSFT"})
 	var bo *quotehub.Backoff
 	if !errors.As(err, &bo) || bo.After != 4*time.Second {
