@@ -773,7 +773,7 @@ func TestConcurrentFetch(t *testing.T) {
 			p.SetFailRate(float64(i%2) * 0.3)
 			p.SetDown(false)
 			p.SetLatency(0)
-			time.Sleep(100 * time.Microsecond)
+			time.Sleep(100 * time.Microsecond) // pacing, not ordering: the fetches meet the knobs at any point
 		}
 	}()
 	for w := 0; w < workers; w++ {
