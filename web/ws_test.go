@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"quotehub/hub"
+	"quotehub/internal/poll"
 	"quotehub/web/internal/wire"
 )
 
@@ -215,7 +217,10 @@ func TestWSCloseToSilentPeer(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
+	// Stuck: the writer waits in the kernel for room the client never makes.
+	poll.Until(t, 10*time.Second, "a write to wait for room", func() bool {
+		return inGoroutine("IO wait", "web.(*wsTransport).Write(")
+	})
 	start := time.Now()
 	p.t.close(hub.CloseSlowConsumer, "slow")
 	if d := time.Since(start); d < closeTimeout-time.Second || d > closeTimeout+2*time.Second {
@@ -251,13 +256,20 @@ func TestWSTryWriteFillsThenFinishes(t *testing.T) {
 	}
 	pinged := make(chan error, 1)
 	go func() { pinged <- p.t.wire.Send(pingFrame, false) }() // must write the rest first
-	time.Sleep(20 * time.Millisecond)                         // the ping is waiting before FinishWrite starts
+	// The ping holds the wire and writes the rest (only Send calls
+	// finishLocked so far) before FinishWrite starts.
+	poll.Until(t, 5*time.Second, "the ping to write the rest", func() bool {
+		return inGoroutine("IO wait", "wire.(*Conn).finishLocked(")
+	})
 	finished := make(chan error, 1)
 	go func() { finished <- p.t.FinishWrite() }()
+	poll.Until(t, 5*time.Second, "FinishWrite to wait for the ping", func() bool {
+		return len(finished) > 0 || inGoroutine("", "web.(*wsTransport).FinishWrite(")
+	})
 	select {
 	case err := <-finished:
 		t.Fatalf("FinishWrite returned (%v) before the peer read anything", err)
-	case <-time.After(20 * time.Millisecond):
+	default:
 	}
 	for i := range sent {
 		got, err := p.read(t)
@@ -339,7 +351,11 @@ func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
 			t.Error(err)
 			return nil
 		}
-		time.Sleep(50 * time.Millisecond) // nothing may reach the client before the first frame
+		// Nothing may have been written before the first frame: the kernel
+		// has no byte of ours, sent or acknowledged.
+		if st := tr.wire.State(); !st.Known || st.Outstanding || st.Acked > 0 {
+			t.Errorf("socket state after the handshake %+v: something was written before the first frame", st)
+		}
 		if err := tr.Write([][]byte{[]byte(`{"type":"welcome"}`)}, nil); err != nil {
 			t.Error(err)
 		}
@@ -356,7 +372,6 @@ func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
 	}
 	defer conn.Close()
 	const key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455's example: accept key s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
-	start := time.Now()
 	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", key)
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -366,9 +381,6 @@ func TestWSHandshakeRidesWithFirstFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := string(buf[:n])
-	if time.Since(start) < 50*time.Millisecond {
-		t.Errorf("the first bytes came after %v, before the first frame was written", time.Since(start))
-	}
 	head, frame, ok := strings.Cut(got, "\r\n\r\n")
 	if !ok || !strings.HasPrefix(head, "HTTP/1.1 101 Switching Protocols\r\n") {
 		t.Fatalf("first read %q: want the 101 response", got)
@@ -483,4 +495,20 @@ func TestWSPeerClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inGoroutine reports whether some goroutine whose status contains state
+// ("IO wait": waiting for the socket; "" for any) is inside fn, as stack
+// traces name it ("web.(*wsTransport).Write("). It lets a test wait until
+// a goroutine is blocked where it means it to be, instead of sleeping.
+func inGoroutine(state, fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		head, _, _ := bytes.Cut(g, []byte("\n"))
+		if bytes.Contains(head, []byte(state)) && bytes.Contains(g, []byte(fn)) {
+			return true
+		}
+	}
+	return false
 }

@@ -165,7 +165,7 @@ func TestReaderOverTCP(t *testing.T) {
 	go func() {
 		for _, b := range in {
 			_, _ = client.Write([]byte{b})
-			time.Sleep(time.Millisecond) // each byte in a segment of its own
+			time.Sleep(time.Millisecond) // pacing, not ordering: most bytes in a segment of their own
 		}
 	}()
 	op, msg, err := r.Next()
