@@ -148,7 +148,24 @@ func TestCluster(t *testing.T) {
 	// Phase 0: one node alone, for comparison.
 	nodes = append(nodes, startProc(t, "a", env))
 	recA := record(ctx, t, nodes[0], syms)
-	time.Sleep(time.Second)
+	updates := func(what string, rs []*recording, k int) {
+		t.Helper()
+		poll.Until(t, 15*time.Second, what, func() bool {
+			for _, r := range rs {
+				seqs, _, _ := r.snapshot()
+				for _, s := range syms {
+					if len(seqs[s]) < k {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}
+	updates("three updates of every symbol on a", []*recording{recA}, 3)
+	// The rates below are measured over a wall-clock window: fetches per
+	// interval is what they are about. The bounds are generous and the
+	// figures logged.
 	one := perInterval(2 * time.Second)
 	t.Logf("upstream fetches per symbol per interval with 1 node: %.3f", one)
 
@@ -163,11 +180,11 @@ func TestCluster(t *testing.T) {
 		return true
 	})
 	recs := []*recording{recA, record(ctx, t, nodes[1], syms), record(ctx, t, nodes[2], syms)}
-	time.Sleep(time.Second) // let subscriptions settle
+	updates("three updates of every symbol on b and c", recs[1:], 3)
 	three := perInterval(3 * time.Second)
 	t.Logf("upstream fetches per symbol per interval with 3 nodes: %.3f", three)
 	for n, got := range map[int]float64{1: one, 3: three} {
-		if got < 0.75 || got > 1.1 {
+		if got < 0.5 || got > 1.5 {
 			t.Errorf("upstream fetches per symbol per interval with %d node(s) = %.3f, want about 1", n, got)
 		}
 	}
@@ -216,7 +233,17 @@ func TestCluster(t *testing.T) {
 			survivors = append(survivors, r)
 		}
 	}
-	time.Sleep(2*ttl + 2*interval + 500*time.Millisecond)
+	poll.Until(t, 10*ttl, "an update of every symbol on every survivor after the kill", func() bool {
+		for _, r := range survivors {
+			_, times, _ := r.snapshot()
+			for _, s := range syms {
+				if _, after, _ := gapAcross(times[s], killed); after.IsZero() {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	worst := time.Duration(0)
 	for _, r := range survivors {
 		seqs, times, errs := r.snapshot()
@@ -256,9 +283,45 @@ func TestCluster(t *testing.T) {
 	f := func() string { return rdb.HGet(context.Background(), key, "f").Val() }
 	first := f()
 	poll.Until(t, 5*time.Second, "SYN-000015 to be refreshed while active", func() bool { return f() != first })
-	time.Sleep(2*time.Second + 500*time.Millisecond + 2*time.Second) // window + heartbeat + slack
+	// It leaves the active set once the window has passed, and every live
+	// node's next poll of the set drops it: their count of cluster-active
+	// symbols falls back to the six watched ones.
+	var live []*proc
+	for i, p := range nodes {
+		if i != victim {
+			live = append(live, p)
+		}
+	}
+	poll.Until(t, 15*time.Second, "every live node to see SYN-000015 leave the active set", func() bool {
+		for _, p := range live {
+			if p.scrape("quotehub_active_symbols", "scope", "cluster") != float64(len(syms)) {
+				return false
+			}
+		}
+		return true
+	})
+	// From then on nothing fetches it: the window is three more updates of
+	// every watched symbol, as the survivors' rounds go on.
 	settled := f()
-	time.Sleep(time.Second)
+	counts := make([]map[string]int, len(survivors))
+	for i, r := range survivors {
+		seqs, _, _ := r.snapshot()
+		counts[i] = map[string]int{}
+		for _, s := range syms {
+			counts[i][s] = len(seqs[s])
+		}
+	}
+	poll.Until(t, 10*time.Second, "three more updates of every watched symbol", func() bool {
+		for i, r := range survivors {
+			seqs, _, _ := r.snapshot()
+			for _, s := range syms {
+				if len(seqs[s]) < counts[i][s]+3 {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	if got := f(); got != settled {
 		t.Errorf("SYN-000015 still fetched after the active window: fetched_at %s → %s", settled, got)
 	}
@@ -362,7 +425,10 @@ func TestClusterSingleFlight(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	time.Sleep(500 * time.Millisecond) // room for a second fetch to show up, if there were one
+	// No wait needed for a second fetch: a fetch counts itself before it
+	// settles its flight or writes the cache, and every read answered
+	// from a flight it joined or from the value another node wrote, so
+	// every fetch a read could have caused is counted by now.
 	if got := fetched() - before; got != 1 {
 		t.Errorf("the upstream was asked %v times for 60 cold reads on 3 nodes, want 1", got)
 	}
@@ -487,7 +553,15 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return true
 	})
-	time.Sleep(1500 * time.Millisecond) // a few more, to see the walk go on
+	poll.Until(t, 10*time.Second, "three updates of every symbol after the kill, to see the walk go on", func() bool {
+		_, times, _ := rec.snapshot()
+		for _, s := range owned[victim] {
+			if _, after, i := gapAcross(times[s], killed); after.IsZero() || len(times[s]) < i+4 {
+				return false
+			}
+		}
+		return true
+	})
 	_, times, errs := rec.snapshot()
 	for _, e := range errs {
 		t.Error(e)
@@ -505,7 +579,16 @@ func TestClusterFailover(t *testing.T) {
 		jump := math.Abs(ps[i+1] - ps[i])
 		t.Logf("%s (refreshed by %s): %s without a quote across the kill; price %v → %v (largest step before %.4f)",
 			s, victim, gap.Round(time.Millisecond), ps[i], ps[i+1], step)
-		if jump > step+1e-9 {
+		// Seeded, the heir's first move is one more step of the same walk,
+		// which often beats the few steps seen before it (a new maximum of
+		// five draws is common): the bound is twice the largest and a tick.
+		// A heir that restarted its own walk would be where that walk had
+		// wandered in the meantime, many ticks away on most symbols.
+		tick := 0.01 // the sim's US-style tick: a cent, or 0.0001 below a dollar
+		if ps[i] < 1 {
+			tick = 0.0001
+		}
+		if jump > 2*step+tick+1e-9 {
 			t.Errorf("%s: the price jumped from %v to %v across the takeover; steps before were at most %.4f", s, ps[i], ps[i+1], step)
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -28,7 +29,19 @@ func TestCostFollowsActiveSet(t *testing.T) {
 	c := dialWS(t, n, "?symbols="+strings.Join(watched, ","), nil)
 	c.next("welcome")
 	c.next("subscribed")
-	time.Sleep(700 * time.Millisecond) // longer than the window: heartbeats keep them active
+	// Fetched for longer than the window: at a 20 ms interval, 40 fetches
+	// of a symbol take at least 780 ms, which only heartbeats can keep it
+	// active for (the window is 500 ms).
+	start := time.Now()
+	poll.Until(t, 10*time.Second, "40 fetches of each watched symbol", func() bool {
+		for _, s := range watched {
+			if n.sim().FetchCount(s) < 40 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("40 fetches of each watched symbol took %v", time.Since(start))
 	got := n.sim().FetchedSymbols()
 	sort.Strings(got)
 	want := append([]string(nil), watched...)
@@ -36,36 +49,46 @@ func TestCostFollowsActiveSet(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("fetched %v, want exactly %v", got, want)
 	}
-	for _, s := range watched {
-		if k := n.sim().FetchCount(s); k < 10 {
-			t.Errorf("%s fetched %d times in 700 ms at a 20 ms interval", s, k)
-		}
-	}
 	if a := n.metric("quotehub_active_symbols", "scope", "cluster"); a != 3 {
 		t.Errorf("active symbols = %v, want 3", a)
 	}
 	c.send(symbolsFrame("unsubscribe", "bye", watched))
 	c.next("unsubscribed")
-	// Still active within the window after the last subscriber left...
-	time.Sleep(200 * time.Millisecond)
+	// Still active within the window after the last subscriber left: it
+	// has 400–500 ms left, time for some 20 more fetches...
 	mid := n.sim().FetchCount("KRW-BTC")
-	// ...and dropped after it.
-	time.Sleep(800 * time.Millisecond)
+	poll.Until(t, 5*time.Second, "KRW-BTC refreshed after its last subscriber left", func() bool {
+		return n.sim().FetchCount("KRW-BTC") >= mid+5
+	})
+	// ...and dropped after it: the cluster's active set empties. A canary
+	// subscribed then marks refresh rounds: once it has been fetched, the
+	// rounds that could still fetch the others are over, and a few more
+	// show that nothing fetches them.
+	poll.Until(t, 5*time.Second, "the active set to empty", func() bool {
+		return n.metric("quotehub_active_symbols", "scope", "cluster") == 0
+	})
+	const canary = "SYN-000007"
+	c.send(symbolsFrame("subscribe", "canary", []string{canary}))
+	c.next("subscribed")
+	canaryFetches := func(k int64) {
+		poll.Until(t, 5*time.Second, fmt.Sprintf("%d fetches of the canary", k), func() bool {
+			return n.sim().FetchCount(canary) >= k
+		})
+	}
+	canaryFetches(3)
 	after := map[string]int64{}
 	for _, s := range watched {
 		after[s] = n.sim().FetchCount(s)
 	}
-	time.Sleep(500 * time.Millisecond)
+	canaryFetches(n.sim().FetchCount(canary) + 5)
 	for _, s := range watched {
 		if k := n.sim().FetchCount(s); k != after[s] {
 			t.Errorf("%s still fetched after the window: %d → %d", s, after[s], k)
 		}
 	}
-	if after["KRW-BTC"] <= mid {
-		t.Errorf("KRW-BTC not refreshed during the window after its last subscriber left (%d → %d)", mid, after["KRW-BTC"])
-	}
-	if got := len(n.sim().FetchedSymbols()); got != 3 {
-		t.Errorf("%d symbols fetched in all, want 3", got)
+	watched = append(watched, canary)
+	if got := len(n.sim().FetchedSymbols()); got != len(watched) {
+		t.Errorf("%d symbols fetched in all, want %d", got, len(watched))
 	}
 }
 
@@ -81,7 +104,14 @@ func TestChurnLeavesNothing(t *testing.T) {
 		poll.Until(t, 5*time.Second, "idle", func() bool { return n.hub.Connections() == 0 })
 	}
 	warm()
-	time.Sleep(100 * time.Millisecond)
+	// The baseline is taken once the warm-up connection's goroutines, the
+	// client's and the server's, have ended.
+	http.DefaultClient.CloseIdleConnections()
+	poll.Until(t, 5*time.Second, "the warm-up connection's goroutines to end", func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		return !bytes.Contains(buf, []byte("github.com/coder/websocket.")) && !bytes.Contains(buf, []byte("net/http.(*conn).serve("))
+	})
 	base := runtime.NumGoroutine()
 	for i := range 150 {
 		c := dialWS(t, n, "?symbols=KRW-BTC,KRW-ETH,AAPL", nil)
