@@ -5,6 +5,8 @@
 package poll
 
 import (
+	"bytes"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -22,4 +24,30 @@ func Until(tb testing.TB, within time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Goroutines returns the stack of every goroutine whose status contains
+// state ("IO wait", "select", "chan receive", "sync.Mutex.Lock"; "" for
+// all), innermost frame first, one string each, as runtime.Stack prints
+// them without the "goroutine N [status]:" line. A test waits with Until
+// for a goroutine to be blocked where it means it to be (a write waiting
+// for room, a loop parked in its select) instead of sleeping.
+func Goroutines(state string) []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		head, stack, _ := bytes.Cut(g, []byte("\n"))
+		if _, status, ok := bytes.Cut(head, []byte(" [")); ok && bytes.Contains(status, []byte(state)) {
+			out = append(out, string(stack))
+		}
+	}
+	return out
 }

@@ -36,6 +36,32 @@ func TestUntil(t *testing.T) {
 	})
 }
 
+func TestGoroutines(t *testing.T) {
+	c, d := make(chan int), make(chan int)
+	go parkInSelect(c, d)
+	defer close(c)
+	poll.Until(t, 5*time.Second, "a goroutine parked in parkInSelect", func() bool {
+		for _, g := range poll.Goroutines("select") {
+			if strings.HasPrefix(g, "quotehub/internal/poll_test.parkInSelect(") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, g := range poll.Goroutines("chan send") {
+		if strings.Contains(g, "parkInSelect") {
+			t.Errorf("a select listed as a channel send:\n%s", g)
+		}
+	}
+}
+
+func parkInSelect(c, d chan int) {
+	select {
+	case <-c:
+	case <-d:
+	}
+}
+
 // recorder records Fatalf instead of failing the test.
 type recorder struct {
 	testing.TB
