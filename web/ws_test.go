@@ -9,7 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
-	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -499,16 +499,7 @@ func TestWSPeerClose(t *testing.T) {
 
 // inGoroutine reports whether some goroutine whose status contains state
 // ("IO wait": waiting for the socket; "" for any) is inside fn, as stack
-// traces name it ("web.(*wsTransport).Write("). It lets a test wait until
-// a goroutine is blocked where it means it to be, instead of sleeping.
+// traces name it ("web.(*wsTransport).Write(").
 func inGoroutine(state, fn string) bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		head, _, _ := bytes.Cut(g, []byte("\n"))
-		if bytes.Contains(head, []byte(state)) && bytes.Contains(g, []byte(fn)) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(poll.Goroutines(state), func(g string) bool { return strings.Contains(g, fn) })
 }
