@@ -656,10 +656,15 @@ func TestStreamSilentConnectionIsReplaced(t *testing.T) {
 
 func TestStreamIdleWithoutSymbols(t *testing.T) {
 	s, p := setup(t, upbittest.Options{TickEvery: 20 * time.Millisecond}, upbit.Options{})
+	// Stream parked in its wait for something to follow: it holds no
+	// connection and dialled none on the way.
+	parked := func() bool {
+		return slices.ContainsFunc(poll.Goroutines("select"), func(g string) bool {
+			return strings.HasPrefix(g, "quotehub/refresher/upstream/upbit.(*Provider).Stream(")
+		})
+	}
 	c := stream(t, p)
-	// Not ordering: nothing happens that could be waited for. A provider
-	// that dialled with nothing to follow would do so at once.
-	time.Sleep(200 * time.Millisecond)
+	poll.Until(t, 5*time.Second, "Stream to wait for something to follow", parked)
 	if s.WSConnections() != 0 || p.Connected() {
 		t.Fatalf("connected with nothing to follow")
 	}
@@ -670,9 +675,7 @@ func TestStreamIdleWithoutSymbols(t *testing.T) {
 		t.Error("Connected with nothing followed")
 	}
 	poll.Until(t, time.Second, "the connection to close", func() bool { return s.OpenStreams() == 0 })
-	// Not ordering: a reconnection is what must not happen, and nothing
-	// marks its absence; one would come within the backoff (20–200 ms).
-	time.Sleep(250 * time.Millisecond)
+	poll.Until(t, 5*time.Second, "Stream to wait again for something to follow", parked)
 	if s.WSConnections() != 1 || p.Connected() {
 		t.Errorf("%d connections, connected %v", s.WSConnections(), p.Connected())
 	}
