@@ -6,10 +6,16 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"quotehub/internal/poll"
 )
 
 // frameOf is a client frame: first byte b0 (FIN, RSV, opcode), masked
@@ -162,10 +168,26 @@ func TestReaderOverTCP(t *testing.T) {
 	server, client := tcpPair(t, 64<<10)
 	r := NewReader(bufio.NewReaderSize(server, 256), New(server, 16<<10), 4096, nil)
 	in := append(frameOf(0x89, []byte("x")), frameOf(0x81, []byte("hello"))...)
+	// Each byte goes out once the reader has taken the one before (the
+	// socket holds nothing unread) and waits on the socket again, so that
+	// it gets every byte in a read of its own.
+	raw, err := server.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() bool {
+		unread := -1
+		_ = raw.Control(func(fd uintptr) { unread, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		return unread == 0 && slices.ContainsFunc(poll.Goroutines("IO wait"), func(g string) bool {
+			return strings.Contains(g, "wire.(*Reader).Next(")
+		})
+	}
 	go func() {
 		for _, b := range in {
+			for end := time.Now().Add(5 * time.Second); !waiting() && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+			}
 			_, _ = client.Write([]byte{b})
-			time.Sleep(time.Millisecond) // pacing, not ordering: most bytes in a segment of their own
 		}
 	}()
 	op, msg, err := r.Next()
