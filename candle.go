@@ -82,3 +82,22 @@ type CandleCache interface {
 	// so every node expires a chunk at the same instant).
 	PutChunk(ctx context.Context, key string, candles []Candle, expireAt time.Time) error
 }
+
+// CandleSource is an optional capability of a Provider whose upstream has
+// candles (Upbit's candle endpoints, Yahoo's chart ranges, the sim's
+// generated history).
+type CandleSource interface {
+	// Candles returns the candles of s whose periods on cal start in
+	// [from, to), oldest first; Closed is left to the caller, who knows
+	// the time. A period without trades may have no candle. An error means
+	// nothing of the range may be used: a caller stores nothing of it.
+	Candles(ctx context.Context, s CandleSeries, cal *Calendar, from, to time.Time) ([]Candle, error)
+}
+
+// ListingSource is an optional capability of a CandleSource that knows
+// when a symbol's history begins.
+type ListingSource interface {
+	// Listed returns the start of the symbol's history; ok is false when
+	// the source does not know it.
+	Listed(ctx context.Context, symbol string) (t time.Time, ok bool, err error)
+}

@@ -85,3 +85,11 @@ func TestUserBusConformance(t *testing.T) {
 		return b
 	})
 }
+
+func TestCandleStore(t *testing.T) {
+	storetest.TestCandleStore(t, func(t *testing.T) quotehub.CandleStore { return memory.NewCandleStore() })
+}
+
+func TestCandleCache(t *testing.T) {
+	storetest.TestCandleCache(t, func(t *testing.T) quotehub.CandleCache { return memory.NewCandleCache(nil) })
+}

@@ -1,0 +1,116 @@
+package history
+
+import (
+	"time"
+
+	"quotehub"
+)
+
+// Builder folds the trades of one symbol into the open candle of each of
+// its intervals, on the symbol's market calendar. When a trade falls into
+// a later period, or CloseUntil passes a period's end, the candle of the
+// ended period is returned closed. Not safe for concurrent use; one
+// Builder per symbol.
+type Builder struct {
+	cal     *quotehub.Calendar
+	open    []openCandle
+	lastVol float64
+	hasVol  bool
+}
+
+type openCandle struct {
+	iv quotehub.Interval
+	p  quotehub.Period
+	c  quotehub.Candle
+	on bool
+}
+
+// IntervalCandle is a candle with its interval.
+type IntervalCandle struct {
+	Interval quotehub.Interval
+	Period   quotehub.Period
+	quotehub.Candle
+}
+
+// NewBuilder returns a Builder of the given intervals on cal.
+func NewBuilder(cal *quotehub.Calendar, intervals ...quotehub.Interval) *Builder {
+	b := &Builder{cal: cal}
+	for _, iv := range intervals {
+		b.open = append(b.open, openCandle{iv: iv})
+	}
+	return b
+}
+
+// AddQuote folds a quote: its price at its trade time, and as volume the
+// growth of its cumulative volume since the previous quote (a cumulative
+// volume that shrinks started over, at a new trading day, and counts
+// whole).
+func (b *Builder) AddQuote(q quotehub.Quote) []IntervalCandle {
+	dv := 0.0
+	if q.Has&quotehub.HasVolume != 0 {
+		switch {
+		case !b.hasVol:
+		case q.Volume >= b.lastVol:
+			dv = q.Volume - b.lastVol
+		default:
+			dv = q.Volume
+		}
+		b.lastVol, b.hasVol = q.Volume, true
+	}
+	return b.Add(time.UnixMilli(q.TradeTime), q.Price, dv)
+}
+
+// Add folds one trade of volume v at price at t and returns the candles
+// that closed because t is past their period. A trade outside every
+// period of an interval (the market is closed) or older than the open
+// candle does not touch that interval.
+func (b *Builder) Add(t time.Time, price, v float64) []IntervalCandle {
+	closed := b.CloseUntil(t)
+	for i := range b.open {
+		o := &b.open[i]
+		if o.on && o.p.Contains(t) {
+			c := &o.c
+			c.High = max(c.High, price)
+			c.Low = min(c.Low, price)
+			c.Close = price
+			c.V += v
+			continue
+		}
+		if o.on && t.Before(o.p.Start) {
+			continue // late trade of an earlier period
+		}
+		p, ok := b.cal.Period(t, o.iv)
+		if !ok {
+			continue
+		}
+		o.p, o.on = p, true
+		o.c = quotehub.Candle{T: p.Start.UnixMilli(), Open: price, High: price, Low: price, Close: price, V: v}
+	}
+	return closed
+}
+
+// CloseUntil closes and returns the open candles whose period ended at or
+// before now.
+func (b *Builder) CloseUntil(now time.Time) []IntervalCandle {
+	var closed []IntervalCandle
+	for i := range b.open {
+		o := &b.open[i]
+		if o.on && !now.Before(o.p.End) {
+			c := o.c
+			c.Closed = true
+			closed = append(closed, IntervalCandle{Interval: o.iv, Period: o.p, Candle: c})
+			o.on = false
+		}
+	}
+	return closed
+}
+
+// Current returns the open candle of iv; ok is false when none is open.
+func (b *Builder) Current(iv quotehub.Interval) (c quotehub.Candle, p quotehub.Period, ok bool) {
+	for _, o := range b.open {
+		if o.iv == iv && o.on {
+			return o.c, o.p, true
+		}
+	}
+	return quotehub.Candle{}, quotehub.Period{}, false
+}
