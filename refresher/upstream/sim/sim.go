@@ -103,6 +103,7 @@ type Provider struct {
 
 	calls          atomic.Int64
 	symbolsFetched atomic.Int64
+	candleCalls    atomic.Int64
 }
 
 var _ quotehub.Provider = (*Provider)(nil)
@@ -256,16 +257,8 @@ func (p *Provider) Fetch(ctx context.Context, symbols []string) ([]quotehub.Quot
 		return nil, quotehub.Errorf(quotehub.ETooManySymbols,
 			"sim: %d symbols in one fetch, at most %d", len(symbols), p.maxBatch)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := p.delay(ctx); err != nil {
 		return nil, err
-	}
-	if d := time.Duration(p.latency.Load()); d > 0 {
-		if err := backoff.Sleep(ctx, d); err != nil {
-			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 	}
 	if p.down.Load() {
 		return nil, quotehub.Errorf(quotehub.EUpstreamUnavailable, "sim: upstream is down")
@@ -301,6 +294,20 @@ func (p *Provider) Fetch(ctx context.Context, symbols []string) ([]quotehub.Quot
 		return quotes, ferrs
 	}
 	return quotes, nil
+}
+
+// delay waits the configured latency; it fails when ctx ends first.
+func (p *Provider) delay(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d := time.Duration(p.latency.Load()); d > 0 {
+		if err := backoff.Sleep(ctx, d); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
+	return nil
 }
 
 // quote updates the state of e for a fetch at now and returns its quote;

@@ -210,8 +210,19 @@ func (p *Provider) newState(e *entry, now time.Time, open bool, key int64) *stat
 	st := &state{rng: mix64(p.seed*golden ^ hashString(e.info.Symbol))}
 	st.base = basePrice(e.info.Symbol)
 	st.daily = c.turnover * turnoverWeight(e.info.Symbol) * math.Exp(0.4*st.normal()) / st.base
-	st.prevClose = c.round(st.base * math.Exp(0.02*p.vol*st.normal()))
-	st.mid = st.prevClose * math.Exp(0.012*p.vol*st.normal())
+	// The walk starts on the history path (history.go), so a chart's past
+	// runs into the live prices; the two draws are kept so the generator's
+	// sequence after them is what it always was.
+	st.normal()
+	st.normal()
+	// key is the close (or UTC midnight) the reference price belongs to;
+	// a closed market stands at its last close.
+	st.prevClose = c.round(p.pathAt(e, time.UnixMilli(key)))
+	at := now
+	if !open {
+		at = e.cal.LastClose(now)
+	}
+	st.mid = p.pathAt(e, at)
 	st.price = c.round(st.mid)
 	frac := 0.6 + 0.8*st.float()
 	if open && !c.rolling {
