@@ -35,10 +35,6 @@ func (c *Candle) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// AppendFloatJSON appends f as a JSON number, as the quote encoder does;
-// exported for the other packages' hand-written encoders.
-func AppendFloatJSON(b []byte, f float64) []byte { return appendFloat(b, f) }
-
 // CandleSeries names the candles of one symbol at one interval.
 type CandleSeries struct {
 	Symbol   string
@@ -100,4 +96,113 @@ type ListingSource interface {
 	// Listed returns the start of the symbol's history; ok is false when
 	// the source does not know it.
 	Listed(ctx context.Context, symbol string) (t time.Time, ok bool, err error)
+}
+
+// MaxCandles is the most candles one read returns; DefaultCandles is how
+// many a read without a count returns.
+const (
+	MaxCandles     = 1000
+	DefaultCandles = 100
+	// MaxAverageN is the longest moving average a read may ask for.
+	MaxAverageN = 250
+)
+
+// CandleQuery asks for the candles of one symbol. From and To bound the
+// candles' start times (inclusive; zero means unbounded, To at most now);
+// of those, the newest Count are returned (0: DefaultCandles). MA and EMA
+// ask for simple and exponential moving averages of the closes over each
+// window length, aligned to the candles.
+type CandleQuery struct {
+	Symbol   string
+	Interval Interval
+	From, To time.Time
+	Count    int
+	MA, EMA  []int
+}
+
+// Check validates what does not need the catalogue: the interval, the
+// count, the averages, and the range against now.
+func (q *CandleQuery) Check(now time.Time) error {
+	switch {
+	case !q.Interval.Valid():
+		return Errorf(EBadRequest, "unknown interval: use one of 1m, 5m, 15m, 1h, 1d, 1w, 1M")
+	case q.Count < 0 || q.Count > MaxCandles:
+		return Errorf(EBadRequest, "count must be between 1 and %d, got %d", MaxCandles, q.Count)
+	case !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To):
+		return Errorf(EBadRequest, "from (%d) is after to (%d)", q.From.UnixMilli(), q.To.UnixMilli())
+	case q.From.After(now):
+		return Errorf(EBadRequest, "from (%d) is in the future", q.From.UnixMilli())
+	}
+	for _, n := range append(q.MA[:len(q.MA):len(q.MA)], q.EMA...) {
+		if n < 1 || n > MaxAverageN {
+			return Errorf(EBadRequest, "moving average length %d is not between 1 and %d", n, MaxAverageN)
+		}
+	}
+	return nil
+}
+
+// Average is one moving average aligned to a chart's candles: Values[i]
+// is its value at candle i, valid where OK[i] (enough candles lead to it).
+type Average struct {
+	N      int
+	Values []float64
+	OK     []bool
+}
+
+// CandleChart is the answer to a CandleQuery.
+type CandleChart struct {
+	Symbol   string
+	Interval Interval
+	Candles  []Candle
+	MA, EMA  []Average
+}
+
+// AppendJSON appends the wire form of ch: {"symbol","interval","candles":[…]}
+// plus "ma" and "ema" objects keyed by window length when asked, each an
+// array aligned to candles with null where the average does not exist yet.
+func (ch *CandleChart) AppendJSON(b []byte) []byte {
+	b = append(b, `{"symbol":`...)
+	b = appendString(b, ch.Symbol)
+	b = append(b, `,"interval":`...)
+	b = appendString(b, ch.Interval.String())
+	b = append(b, `,"candles":[`...)
+	for i := range ch.Candles {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = ch.Candles[i].AppendJSON(b)
+	}
+	b = append(b, ']')
+	for _, set := range []struct {
+		name string
+		avgs []Average
+	}{{"ma", ch.MA}, {"ema", ch.EMA}} {
+		if len(set.avgs) == 0 {
+			continue
+		}
+		b = append(b, `,"`...)
+		b = append(b, set.name...)
+		b = append(b, `":{`...)
+		for i, a := range set.avgs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = strconv.AppendInt(b, int64(a.N), 10)
+			b = append(b, `":[`...)
+			for j, v := range a.Values {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				if a.OK[j] {
+					b = appendFloat(b, v)
+				} else {
+					b = append(b, "null"...)
+				}
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }

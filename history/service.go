@@ -11,12 +11,6 @@ import (
 	"quotehub"
 )
 
-// MaxCount is the most candles one read returns.
-const MaxCount = 1000
-
-// DefaultCount is how many candles a read without count returns.
-const DefaultCount = 100
-
 // Options configure a Service. Catalog, Sources and Cache are required.
 type Options struct {
 	// Catalog says which symbols exist and on which exchange (calendar).
@@ -91,31 +85,8 @@ func New(o Options) *Service {
 	return &Service{o: o, open: make(map[quotehub.CandleSeries]openMemo)}
 }
 
-// Request asks for candles of one symbol. From and To bound the candles'
-// start times (inclusive; zero means unbounded, To at most now); of those,
-// the newest Count are returned (0: DefaultCount).
-type Request struct {
-	Symbol   string
-	Interval quotehub.Interval
-	From, To time.Time
-	Count    int
-}
-
-// Check validates what does not need the catalogue: the interval, the
-// count, and the range against now. Read calls it too.
-func (r *Request) Check(now time.Time) error {
-	switch {
-	case !r.Interval.Valid():
-		return quotehub.Errorf(quotehub.EBadRequest, "unknown interval")
-	case r.Count < 0 || r.Count > MaxCount:
-		return quotehub.Errorf(quotehub.EBadRequest, "count must be between 1 and %d, got %d", MaxCount, r.Count)
-	case !r.From.IsZero() && !r.To.IsZero() && r.From.After(r.To):
-		return quotehub.Errorf(quotehub.EBadRequest, "from (%d) is after to (%d)", r.From.UnixMilli(), r.To.UnixMilli())
-	case r.From.After(now):
-		return quotehub.Errorf(quotehub.EBadRequest, "from (%d) is in the future", r.From.UnixMilli())
-	}
-	return nil
-}
+// Request asks for candles of one symbol; see quotehub.CandleQuery.
+type Request = quotehub.CandleQuery
 
 // Read returns the candles of r, oldest first; the newest may be open
 // (Closed false). Errors are *quotehub.Error values: unknown_symbol,
@@ -139,7 +110,7 @@ func (s *Service) Read(ctx context.Context, r Request) ([]quotehub.Candle, error
 	}
 	count := r.Count
 	if count == 0 {
-		count = DefaultCount
+		count = quotehub.DefaultCandles
 	}
 	to := r.To
 	if to.IsZero() || to.After(now) {
@@ -501,4 +472,45 @@ func Warmup(ns []int, ema bool) int {
 		}
 	}
 	return w
+}
+
+// Chart answers q: its candles and, when asked, their moving averages. The
+// averages of the first candles are seeded from the candles before them
+// (Warmup), read through the same cache.
+func (s *Service) Chart(ctx context.Context, q quotehub.CandleQuery) (quotehub.CandleChart, error) {
+	ch := quotehub.CandleChart{Symbol: q.Symbol, Interval: q.Interval}
+	cs, err := s.Read(ctx, q)
+	if err != nil {
+		return ch, err
+	}
+	ch.Candles = cs
+	if len(q.MA) == 0 && len(q.EMA) == 0 {
+		return ch, nil
+	}
+	var warm []quotehub.Candle
+	if n := max(Warmup(q.MA, false), Warmup(q.EMA, true)); n > 0 && len(cs) > 0 {
+		w, err := s.Read(ctx, quotehub.CandleQuery{Symbol: q.Symbol, Interval: q.Interval,
+			To: time.UnixMilli(cs[0].T - 1), Count: min(n, quotehub.MaxCandles)})
+		switch {
+		case quotehub.ErrorCode(err) == quotehub.EBadRequest: // nothing before the listing
+		case err != nil:
+			return ch, err
+		default:
+			warm = w
+		}
+	}
+	for _, set := range []struct {
+		ns  []int
+		ema bool
+		out *[]quotehub.Average
+	}{{q.MA, false, &ch.MA}, {q.EMA, true, &ch.EMA}} {
+		for _, n := range set.ns {
+			// Each average gets only its own warm-up, so its values do not
+			// depend on which other averages a query asks for.
+			w := warm[len(warm)-min(len(warm), Warmup([]int{n}, set.ema)):]
+			vals, ok := Averages(w, cs, []int{n}, set.ema)
+			*set.out = append(*set.out, quotehub.Average{N: n, Values: vals[0], OK: ok[0]})
+		}
+	}
+	return ch, nil
 }

@@ -71,7 +71,9 @@ type Options struct {
 	UnsentLimit int
 	// MaxBatch is the most symbols of one batch read. Default 100.
 	MaxBatch int
-	Logger   *zerolog.Logger
+	// Candles answers /v1/candles; without it those routes answer 404.
+	Candles CandleReader
+	Logger  *zerolog.Logger
 }
 
 // Server is the echo application of one node.
@@ -161,6 +163,8 @@ func New(opts Options) (*Server, error) {
 	e.GET("/v1/quotes/:symbol", s.getQuote, s.requireTokenIf)
 	e.GET("/v1/quotes", s.getQuotes, s.requireTokenIf)
 	e.GET("/v1/symbols", s.getSymbols, s.requireTokenIf)
+	e.GET("/v1/candles/:symbol", s.getCandles, s.requireTokenIf)
+	e.GET("/v1/candles", s.getCandleBatch, s.requireTokenIf)
 	me := e.Group("/v1/me", s.requireUser)
 	me.GET("", s.getMe)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })

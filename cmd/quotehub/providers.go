@@ -22,6 +22,14 @@ type upstreams struct {
 	catalog []quotehub.SymbolInfo
 	route   func(quotehub.SymbolInfo) string
 	sims    []*sim.Provider
+	// candles are the providers whose upstream has candles, by name.
+	candles map[string]quotehub.CandleSource
+}
+
+// candleSource returns the candle source of the provider that serves info,
+// or nil when that upstream has no candles.
+func (u *upstreams) candleSource(info quotehub.SymbolInfo) quotehub.CandleSource {
+	return u.candles[u.route(info)]
 }
 
 // openUpstreams builds the configured providers, each behind its own
@@ -47,7 +55,7 @@ func openUpstreams(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) *
 		return resilient.Wrap(p, resilient.Options{Timeout: cfg.UpstreamTimeout, Metrics: breakers, Logger: &upLog}).AsProvider()
 	}
 
-	u := &upstreams{}
+	u := &upstreams{candles: map[string]quotehub.CandleSource{}}
 	builtin := sim.Catalog()
 	if cfg.SimSymbols > 0 {
 		builtin = append(builtin, sim.Synthetic(cfg.SimSymbols)...)
@@ -58,6 +66,7 @@ func openUpstreams(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) *
 			Down: cfg.SimDown, ChangeEveryFetch: cfg.SimEveryTick, MaxBatch: cfg.SimBatch,
 		})
 		u.sims = append(u.sims, p)
+		u.candles[sim.Name] = p
 		u.sources = append(u.sources, refresher.Source{Provider: wrap(p), Interval: cfg.RefreshInterval})
 	}
 	upbitMarkets := []quotehub.SymbolInfo(nil)

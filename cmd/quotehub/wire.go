@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"quotehub"
+	"quotehub/history"
 	"quotehub/hub"
 	"quotehub/refresher"
 	"quotehub/refresher/upstream/sim"
@@ -45,6 +46,7 @@ type stores struct {
 		Handle(func([]quotehub.Quote))
 	}
 	local     *memory.Cache // a local copy of what the node sees, fed by the bus (Redis only)
+	candles   quotehub.CandleCache
 	owns      func(string) bool
 	held      func() []int // Redis only: the refresh slots this node leases
 	degraded  func() bool
@@ -61,7 +63,7 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 	if cfg.RedisURL == "" {
 		return &stores{
 			cache: memory.NewCache(), active: memory.NewActiveSet(), bus: memory.NewBus(),
-			checks: map[string]quotehub.HealthChecker{},
+			candles: memory.NewCandleCache(nil), checks: map[string]quotehub.HealthChecker{},
 		}, nil
 	}
 	goredis.SetLogger(redisLogger{log.With().Str("component", "go-redis").Logger()})
@@ -95,7 +97,8 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 	})
 	return &stores{
 		cache: cache, active: redis.NewActiveSet(rdb, cfg.RedisPrefix), bus: bus, local: local, leases: hooks,
-		owns: own.Owns, held: own.Held, degraded: func() bool { return !own.Connected() },
+		candles: redis.NewCandleCache(rdb, cfg.RedisPrefix),
+		owns:    own.Owns, held: own.Held, degraded: func() bool { return !own.Connected() },
 		fetchLock: redis.NewFetchLock(rdb, cfg.RedisPrefix, cfg.NodeID, m),
 		resync:    func() { bus.Resync("recovered") },
 		checks:    map[string]quotehub.HealthChecker{"redis": redis.Health{RDB: rdb}},
@@ -181,8 +184,13 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	} else {
 		st.bus.Handle(h.Publish)
 	}
+	// Candles live in the cache (Redis in a cluster) until a durable
+	// CandleStore is configured; a memory store would only grow.
+	candles := history.New(history.Options{
+		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Lock: st.fetchLock,
+	})
 	srv, err := web.New(web.Options{
-		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg,
+		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg, Candles: candles,
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), Logger: log, Checks: st.checks,
 		Verifier: verifier, AuthRequired: cfg.AuthRequired,

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"testing"
+)
+
+// The wired node serves a chart's worth of the sim's candles, with
+// averages, and a batch.
+func TestCandles(t *testing.T) {
+	n := startNode(t, nil)
+	var ch struct {
+		Symbol  string `json:"symbol"`
+		Candles []struct {
+			T      int64   `json:"t"`
+			C      float64 `json:"c"`
+			Closed bool    `json:"closed"`
+		} `json:"candles"`
+		MA map[string][]*float64 `json:"ma"`
+	}
+	if resp := getJSON(t, n.url("/v1/candles/005930.KS?interval=1d&count=120&ma=5,20"), &ch); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if ch.Symbol != "005930.KS" || len(ch.Candles) != 120 || len(ch.MA["20"]) != 120 || ch.MA["20"][0] == nil {
+		t.Fatalf("chart: %s, %d candles, ma20 %d values", ch.Symbol, len(ch.Candles), len(ch.MA["20"]))
+	}
+	for i := 1; i < len(ch.Candles); i++ {
+		if ch.Candles[i].T <= ch.Candles[i-1].T || !ch.Candles[i-1].Closed {
+			t.Fatalf("candle %d out of order or an older one open", i)
+		}
+	}
+	var b struct {
+		Charts []struct{ Symbol string } `json:"charts"`
+		Errors []struct{ Symbol, Code string }
+	}
+	getJSON(t, n.url("/v1/candles?symbols=KRW-BTC,NOPE&interval=1h&count=24"), &b)
+	if len(b.Charts) != 1 || len(b.Errors) != 1 || b.Errors[0].Code != "unknown_symbol" {
+		t.Fatalf("batch: %+v", b)
+	}
+	var e apiError
+	if resp := getJSON(t, n.url("/v1/candles/KRW-BTC?interval=2d"), &e); resp.StatusCode != 400 || e.Error.Code != "bad_request" {
+		t.Errorf("interval=2d → %d %+v", resp.StatusCode, e)
+	}
+}
