@@ -82,6 +82,7 @@ func openUpstreams(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) *
 			log.Warn().Err(err).Msg("Upbit market list unavailable; using the built-in Upbit markets")
 		}
 		upbitMarkets = markets
+		u.candles[upbit.Name] = p
 		u.sources = append(u.sources, refresher.Source{
 			Provider: wrap(p), Interval: interval(cfg.UpbitInterval), Push: cfg.UpbitMode == "push",
 		})

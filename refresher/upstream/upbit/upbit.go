@@ -158,6 +158,7 @@ type Provider struct {
 
 	ticker *group // /v1/ticker
 	market *group // /v1/market/all
+	candle *group // /v1/candles/...
 
 	banMu  sync.Mutex
 	banned time.Time // a 418 blocks every group until then
@@ -269,6 +270,7 @@ func New(opts Options) *Provider {
 	}
 	p.ticker = &group{name: "ticker", lim: rate.NewLimiter(rate.Limit(rps), 1)}
 	p.market = &group{name: "market", lim: rate.NewLimiter(rate.Limit(rps), 1)}
+	p.candle = &group{name: "candle", lim: rate.NewLimiter(rate.Limit(rps), 1)}
 	return p
 }
 

@@ -199,6 +199,7 @@ type Server struct {
 	requests   atomic.Int64
 	tickerReqs atomic.Int64
 	marketsReq atomic.Int64
+	candleReqs atomic.Int64
 	wsConns    atomic.Int64
 	subs       atomic.Int64
 	pings      atomic.Int64
@@ -288,6 +289,7 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /v1/market/all", func(w http.ResponseWriter, r *http.Request) {
 		s.serveREST(w, r, "market", s.marketAll)
 	})
+	s.serveCandles(mux)
 	mux.HandleFunc("/websocket/v1", s.serveWS)
 	s.srv = httptest.NewUnstartedServer(mux)
 	// Every request's context ends with Close, so that no handler holds
