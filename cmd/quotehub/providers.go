@@ -92,6 +92,7 @@ func openUpstreams(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) *
 			BaseURL: cfg.YahooURL, RatePerSecond: cfg.YahooRate, MaxBatch: cfg.YahooBatch,
 			Concurrency: cfg.YahooParallel, Timeout: cfg.YahooTimeout, Logger: &upLog,
 		})
+		u.candles[yahoo.Name] = p
 		u.sources = append(u.sources, refresher.Source{
 			Provider: wrap(p), Interval: interval(cfg.YahooInterval), Concurrency: cfg.YahooParallel,
 		})

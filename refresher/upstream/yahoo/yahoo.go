@@ -358,52 +358,14 @@ func unavailable(sym, what string, cause error) error {
 
 // get sends one chart request and maps its answer.
 func (p *Provider) get(ctx context.Context, sym string) outcome {
-	rctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
 	// range=1d makes chartPreviousClose the close of the session before
 	// today's (the bar before the first bar of the range), so the fallback
 	// for a null previousClose is still yesterday's close; with a longer
 	// range it would be the close before the range, days or weeks old.
 	// interval=1d keeps the payload to a single bar.
-	u := p.base + "/v8/finance/chart/" + url.PathEscape(sym) + "?range=1d&interval=1d"
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
-	if err != nil {
-		return outcome{err: fmt.Errorf("yahoo: %s: building the request: %w", sym, err)}
-	}
-	req.Header.Set("User-Agent", p.userAgent)
-	req.Header.Set("Accept", "application/json")
-	p.requests.Add(1)
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return outcome{err: unavailable(sym, "request failed", err)}
-	}
-	defer resp.Body.Close()
-	// The status decides before the body: a 429 is plain text, and 5xx
-	// pages from Yahoo's edge are HTML.
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		drain(resp.Body)
-		return outcome{
-			err:        quotehub.Errorf(quotehub.ERateLimited, "yahoo: %s: 429 too many requests", sym),
-			retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now()),
-		}
-	case resp.StatusCode == http.StatusNotFound:
-		// The body is normally the chart envelope with code "Not Found";
-		// any 404 of the chart path means Yahoo has no such symbol.
-		drain(resp.Body)
-		return outcome{err: quotehub.Errorf(quotehub.EUnknownSymbol, "yahoo: unknown symbol %q", sym)}
-	case resp.StatusCode != http.StatusOK:
-		drain(resp.Body)
-		return outcome{err: quotehub.Errorf(quotehub.EUpstreamUnavailable,
-			"yahoo: %s: HTTP %d", sym, resp.StatusCode)}
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	switch {
-	case err != nil:
-		return outcome{err: unavailable(sym, "reading the body", err)}
-	case len(body) > maxBody:
-		return outcome{err: quotehub.Errorf(quotehub.EUpstreamUnavailable,
-			"yahoo: %s: body larger than %d bytes", sym, maxBody)}
+	body, o := p.request(ctx, sym, "range=1d&interval=1d")
+	if o.err != nil {
+		return o
 	}
 	q, err := p.parse(sym, body)
 	if err != nil {
@@ -416,6 +378,59 @@ func (p *Provider) get(ctx context.Context, sym string) outcome {
 		return outcome{err: err}
 	}
 	return outcome{quote: q}
+}
+
+// request sends one chart request of sym with query and returns the body
+// of a 200; any other answer is the outcome's error (with retryAfter for a
+// 429). A 422 (a range Yahoo does not keep at that interval) is
+// errNoData.
+func (p *Provider) request(ctx context.Context, sym, query string) ([]byte, outcome) {
+	rctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	u := p.base + "/v8/finance/chart/" + url.PathEscape(sym) + "?" + query
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, outcome{err: fmt.Errorf("yahoo: %s: building the request: %w", sym, err)}
+	}
+	req.Header.Set("User-Agent", p.userAgent)
+	req.Header.Set("Accept", "application/json")
+	p.requests.Add(1)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, outcome{err: unavailable(sym, "request failed", err)}
+	}
+	defer resp.Body.Close()
+	// The status decides before the body: a 429 is plain text, and 5xx
+	// pages from Yahoo's edge are HTML.
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		drain(resp.Body)
+		return nil, outcome{
+			err:        quotehub.Errorf(quotehub.ERateLimited, "yahoo: %s: 429 too many requests", sym),
+			retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now()),
+		}
+	case resp.StatusCode == http.StatusNotFound:
+		// The body is normally the chart envelope with code "Not Found";
+		// any 404 of the chart path means Yahoo has no such symbol.
+		drain(resp.Body)
+		return nil, outcome{err: quotehub.Errorf(quotehub.EUnknownSymbol, "yahoo: unknown symbol %q", sym)}
+	case resp.StatusCode == http.StatusUnprocessableEntity:
+		drain(resp.Body)
+		return nil, outcome{err: errNoData}
+	case resp.StatusCode != http.StatusOK:
+		drain(resp.Body)
+		return nil, outcome{err: quotehub.Errorf(quotehub.EUpstreamUnavailable,
+			"yahoo: %s: HTTP %d", sym, resp.StatusCode)}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	switch {
+	case err != nil:
+		return nil, outcome{err: unavailable(sym, "reading the body", err)}
+	case len(body) > maxBody:
+		return nil, outcome{err: quotehub.Errorf(quotehub.EUpstreamUnavailable,
+			"yahoo: %s: body larger than %d bytes", sym, maxBody)}
+	}
+	return body, outcome{}
 }
 
 // drain reads a little of an unused body so the connection can be reused.

@@ -168,6 +168,7 @@ type Server struct {
 	latency  atomic.Int64 // time.Duration
 
 	requests    atomic.Int64
+	candleReqs  atomic.Int64
 	inFlight    atomic.Int64
 	maxInFlight atomic.Int64
 
@@ -396,6 +397,11 @@ func (s *Server) chart(w http.ResponseWriter, r *http.Request) {
 	e := s.symbols[key]
 	if e == nil {
 		s.write(w, http.StatusNotFound, "application/json;charset=utf-8", notFoundBody)
+		return
+	}
+	if q := r.URL.Query(); q.Has("period1") {
+		status, body := s.bars(e, q)
+		s.write(w, status, "application/json;charset=utf-8", body)
 		return
 	}
 	body := s.payload(e, r.URL.Query())
