@@ -29,7 +29,10 @@ type Options struct {
 	// LockWait: default 3 s.
 	LockWait time.Duration
 	// Live, when set, returns the open candle a node is folding from live
-	// quotes; it wins over the upstream's view of the open period.
+	// quotes (Live.Current). The open candle of a read is then the
+	// upstream's view of the period, fetched once per period, merged with
+	// the live one: the upstream's open, the extremes of both, the live
+	// close, the larger volume.
 	Live func(s quotehub.CandleSeries) (quotehub.Candle, bool)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -329,7 +332,11 @@ func (rd *reader) fill(ctx context.Context, c chunk) ([]quotehub.Candle, error) 
 		}
 		x.T = p.Start.UnixMilli()
 		if rd.now.Before(p.End) {
-			s.memoOpen(rd.series, x, rd.now)
+			good := rd.now.Add(s.o.OpenTTL)
+			if s.o.Live != nil {
+				good = p.End // the live candle keeps it current
+			}
+			s.memoOpen(rd.series, x, good)
 			continue
 		}
 		x.Closed = true
@@ -388,11 +395,26 @@ func (rd *reader) openCandle(ctx context.Context) (quotehub.Candle, bool) {
 	if !ok || p.Start.After(rd.to) || p.Start.Before(rd.from) {
 		return quotehub.Candle{}, false
 	}
+	live, hasLive := quotehub.Candle{}, false
 	if s.o.Live != nil {
-		if c, ok := s.o.Live(rd.series); ok && c.T == p.Start.UnixMilli() {
-			return c, true
-		}
+		live, hasLive = s.o.Live(rd.series)
+		hasLive = hasLive && live.T == p.Start.UnixMilli()
 	}
+	up, ok := rd.upstreamOpen(ctx, p, hasLive)
+	switch {
+	case hasLive && ok:
+		up.High, up.Low, up.Close, up.V = max(up.High, live.High), min(up.Low, live.Low), live.Close, max(up.V, live.V)
+		return up, true
+	case hasLive:
+		return live, true
+	}
+	return up, ok
+}
+
+// upstreamOpen returns the upstream's candle of the open period p, reused
+// for OpenTTL, or for the whole period when a live candle keeps it current.
+func (rd *reader) upstreamOpen(ctx context.Context, p quotehub.Period, live bool) (quotehub.Candle, bool) {
+	s := rd.s
 	memo := func() (openMemo, bool) {
 		s.mu.Lock()
 		m, hit := s.open[rd.series]
@@ -413,6 +435,9 @@ func (rd *reader) openCandle(ctx context.Context) (quotehub.Candle, bool) {
 			return openMemo{}, nil // the closed candles still answer
 		}
 		m := openMemo{good: rd.now.Add(s.o.OpenTTL)}
+		if live {
+			m.good = p.End
+		}
 		for _, c := range cs {
 			if c.T == p.Start.UnixMilli() {
 				m.c, m.ok = c, true
@@ -428,11 +453,11 @@ func (rd *reader) openCandle(ctx context.Context) (quotehub.Candle, bool) {
 	return m.c, m.ok
 }
 
-// memoOpen keeps an open candle a backfill brought along.
-func (s *Service) memoOpen(series quotehub.CandleSeries, c quotehub.Candle, now time.Time) {
+// memoOpen keeps an open candle a backfill brought along, until good.
+func (s *Service) memoOpen(series quotehub.CandleSeries, c quotehub.Candle, good time.Time) {
 	c.Closed = false
 	s.mu.Lock()
-	s.open[series] = openMemo{c: c, ok: true, good: now.Add(s.o.OpenTTL)}
+	s.open[series] = openMemo{c: c, ok: true, good: good}
 	s.mu.Unlock()
 }
 

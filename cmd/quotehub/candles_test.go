@@ -2,6 +2,9 @@ package main
 
 import (
 	"testing"
+	"time"
+
+	"quotehub/internal/poll"
 )
 
 // The wired node serves a chart's worth of the sim's candles, with
@@ -40,4 +43,32 @@ func TestCandles(t *testing.T) {
 	if resp := getJSON(t, n.url("/v1/candles/KRW-BTC?interval=2d"), &e); resp.StatusCode != 400 || e.Error.Code != "bad_request" {
 		t.Errorf("interval=2d → %d %+v", resp.StatusCode, e)
 	}
+}
+
+// The newest candle is open and closes at the live price (a smoke test of
+// the wiring: the sim's walk starts on its history path, so early on the
+// two agree anyway; history's TestLiveCandleMergesWithUpstream checks the
+// merge itself).
+func TestCandlesLive(t *testing.T) {
+	n := startNode(t, nil)
+	type quote struct {
+		Price float64 `json:"price"`
+	}
+	type chart struct {
+		Candles []struct {
+			C      float64 `json:"c"`
+			Closed bool    `json:"closed"`
+		} `json:"candles"`
+	}
+	var q quote
+	getJSON(t, n.url("/v1/quotes/KRW-BTC"), &q) // makes the symbol active
+	poll.Until(t, 10*time.Second, "the newest candle to close at the live price", func() bool {
+		var before, after quote
+		var ch chart
+		getJSON(t, n.url("/v1/quotes/KRW-BTC"), &before)
+		getJSON(t, n.url("/v1/candles/KRW-BTC?interval=1m&count=2"), &ch)
+		getJSON(t, n.url("/v1/quotes/KRW-BTC"), &after)
+		last := ch.Candles[len(ch.Candles)-1]
+		return !last.Closed && (last.C == before.Price || last.C == after.Price)
+	})
 }

@@ -175,19 +175,29 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 			log.Info().Int("quotes", len(known)).Msg("wrote the last known quotes back to Redis")
 		}
 	}
+	// Every quote this node receives is folded into the open candles of
+	// its symbol, so the newest candle of a read is live.
+	live := history.NewLive(func(sym string) (*quotehub.Calendar, bool) {
+		info, ok, err := catalog.Lookup(context.Background(), sym)
+		return quotehub.CalendarOf(info.Exchange), ok && err == nil
+	}, nil)
 	if st.local != nil {
 		local := st.local
 		st.bus.Handle(func(qs []quotehub.Quote) {
 			_, _ = local.PutMany(context.Background(), qs)
+			live.Fold(qs)
 			h.Publish(qs)
 		})
 	} else {
-		st.bus.Handle(h.Publish)
+		st.bus.Handle(func(qs []quotehub.Quote) {
+			live.Fold(qs)
+			h.Publish(qs)
+		})
 	}
 	// Candles live in the cache (Redis in a cluster) until a durable
 	// CandleStore is configured; a memory store would only grow.
 	candles := history.New(history.Options{
-		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Lock: st.fetchLock,
+		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Lock: st.fetchLock, Live: live.Current,
 	})
 	srv, err := web.New(web.Options{
 		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg, Candles: candles,
