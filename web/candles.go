@@ -102,7 +102,7 @@ func (s *Server) getCandles(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, ch.AppendJSON(make([]byte, 0, 64+100*len(ch.Candles))))
+	return blob(c, ch.AppendJSON(make([]byte, 0, 64+100*len(ch.Candles))))
 }
 
 // getCandleBatch answers GET /v1/candles?symbols=A,B&interval=…: one chart
@@ -154,5 +154,12 @@ func (s *Server) getCandleBatch(c echo.Context) error {
 	b = append(b, `],"errors":`...)
 	b = append(b, mustJSON(rejected)...)
 	b = append(b, '}')
+	return blob(c, b)
+}
+
+// blob answers 200 with a JSON body of known length: a chart is larger
+// than net/http buffers, and without a length it would go out chunked.
+func blob(c echo.Context, b []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
 }

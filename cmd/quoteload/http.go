@@ -155,10 +155,16 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 	connected(true)
 	urls := make([]string, len(c.syms))
 	paths := make([]string, len(c.syms))
+	tmpl := r.cfg.ReadPath
+	if tmpl == "" {
+		tmpl = "/v1/quotes/{symbol}"
+	}
+	tpath, tquery, _ := strings.Cut(tmpl, "?")
 	for j, s := range c.syms {
 		u := *r.base(c.id)
-		u.Path += "/v1/quotes/" + s
+		u.Path += strings.ReplaceAll(tpath, "{symbol}", s)
 		u.RawPath = ""
+		u.RawQuery = tquery
 		urls[j], paths[j] = u.String(), u.RequestURI()
 	}
 	get := r.netHTTPGet(c.id, urls)
@@ -228,6 +234,9 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 		if status != http.StatusOK {
 			st.addErr(fmt.Sprintf("http_%d", status))
 			continue
+		}
+		if r.cfg.ReadPath != "" {
+			continue // another resource than a quote: status and latency only
 		}
 		qs = scanQuotes(qs[:0], body)
 		if len(qs) != 1 {
