@@ -14,29 +14,25 @@ import (
 )
 
 // The cost of one appended candle: O(1) whatever the window.
-func BenchmarkSMAAdd(b *testing.B) {
-	for _, n := range []int{5, 20, 120} {
-		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
-			s := history.NewSMA(n)
-			x := 100.0
-			for b.Loop() {
-				x += 0.01
-				s.Add(x)
-			}
-		})
+func BenchmarkAverageAdd(b *testing.B) {
+	kinds := []struct {
+		name string
+		add  func(n int) func(float64) (float64, bool)
+	}{
+		{"SMA", func(n int) func(float64) (float64, bool) { return history.NewSMA(n).Add }},
+		{"EMA", func(n int) func(float64) (float64, bool) { return history.NewEMA(n).Add }},
 	}
-}
-
-func BenchmarkEMAAdd(b *testing.B) {
-	for _, n := range []int{12, 26, 120} {
-		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
-			e := history.NewEMA(n)
-			x := 100.0
-			for b.Loop() {
-				x += 0.01
-				e.Add(x)
-			}
-		})
+	for _, k := range kinds {
+		for _, n := range []int{5, 20, 120} {
+			b.Run(k.name+"/n="+strconv.Itoa(n), func(b *testing.B) {
+				add := k.add(n)
+				x := 100.0
+				for b.Loop() {
+					x += 0.01
+					add(x)
+				}
+			})
+		}
 	}
 }
 

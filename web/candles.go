@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,11 +84,7 @@ func (s *Server) getCandles(c echo.Context) error {
 	if s.opts.Candles == nil {
 		return s.writeError(c, quotehub.Errorf(quotehub.ENotFound, "this node serves no candles"))
 	}
-	raw, err := url.PathUnescape(c.Param("symbol"))
-	if err != nil {
-		raw = c.Param("symbol")
-	}
-	sym, err := quotehub.NormalizeSymbol(raw)
+	sym, err := symbolParam(c)
 	if err != nil {
 		return s.writeError(c, err)
 	}

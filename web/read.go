@@ -23,11 +23,7 @@ func mustJSON(v any) []byte {
 
 // getQuote answers GET /v1/quotes/{symbol}.
 func (s *Server) getQuote(c echo.Context) error {
-	raw, err := url.PathUnescape(c.Param("symbol"))
-	if err != nil {
-		raw = c.Param("symbol")
-	}
-	sym, err := quotehub.NormalizeSymbol(raw)
+	sym, err := symbolParam(c)
 	if err != nil {
 		return s.writeError(c, err)
 	}
@@ -46,6 +42,15 @@ func (s *Server) getQuote(c echo.Context) error {
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = c.Response().Write(rd.Quote.AppendReadJSON(make([]byte, 0, 320), rd.Result == quotehub.CacheStale, rd.Age.Milliseconds()))
 	return err
+}
+
+// symbolParam returns the normalised symbol of the route's :symbol.
+func symbolParam(c echo.Context) (string, error) {
+	raw, err := url.PathUnescape(c.Param("symbol"))
+	if err != nil {
+		raw = c.Param("symbol")
+	}
+	return quotehub.NormalizeSymbol(raw)
 }
 
 // known checks that a well-formed symbol is in the catalogue.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"quotehub"
+	"quotehub/internal/shard"
 )
 
 // Chart requests with period1 and period2 (epoch seconds) get bars: one
@@ -74,7 +75,7 @@ func (s *Server) bars(e *entry, q url.Values) (int, []byte) {
 			stamp = now
 		}
 		ts = append(ts, stamp.Unix())
-		h := hash(e.Symbol.Symbol) ^ uint64(per.Start.Unix())*0x9e3779b97f4a7c15
+		h := uint64(shard.Hash(e.Symbol.Symbol))<<32 ^ uint64(per.Start.Unix())*0x9e3779b97f4a7c15
 		if spec.iv.Intraday() && h%11 == 0 {
 			b.Open, b.High, b.Low, b.Close, b.Volume = append(b.Open, nil), append(b.High, nil), append(b.Low, nil), append(b.Close, nil), append(b.Volume, nil)
 			continue
@@ -111,12 +112,3 @@ func chartError(code, desc string) []byte {
 }
 
 func frac(h uint64) float64 { return float64(h&0xffff) / 0xffff }
-
-func hash(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
-}
