@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -214,7 +215,12 @@ func (rd *reader) read(ctx context.Context) ([]quotehub.Candle, error) {
 			size = min(batchChunks, size*2)
 		}
 	}
-	var out []quotehub.Candle
+	out := make([]quotehub.Candle, 0, min(n, rd.count)+1)
+	if skip := n - rd.count; skip > 0 {
+		// The oldest chunk holds more than the count needs: drop its oldest.
+		last := len(parts) - 1
+		parts[last] = parts[last][min(skip, len(parts[last])):]
+	}
 	for i := len(parts) - 1; i >= 0; i-- {
 		out = append(out, parts[i]...)
 	}
@@ -241,16 +247,21 @@ func (rd *reader) fullChunk(c chunk, n int) int {
 	return int(float64(n) * float64(c.span.End.Sub(c.span.Start)) / float64(passed))
 }
 
-// keep filters the candles of a chunk to [from, to].
+// keep returns the part of a chunk's candles (sorted by start) whose start
+// is in [from, to], without copying: chunks may be shared by the readers of
+// one flight, so they are never changed.
 func (rd *reader) keep(cs []quotehub.Candle) []quotehub.Candle {
-	lo, hi := rd.from.UnixMilli(), rd.to.UnixMilli()
-	out := cs[:0:0]
-	for _, c := range cs {
-		if (rd.from.IsZero() || c.T >= lo) && c.T <= hi {
-			out = append(out, c)
-		}
+	lo, hi := 0, len(cs)
+	if !rd.from.IsZero() {
+		ms := rd.from.UnixMilli()
+		lo = sort.Search(len(cs), func(i int) bool { return cs[i].T >= ms })
 	}
-	return out
+	ms := rd.to.UnixMilli()
+	hi = sort.Search(len(cs), func(i int) bool { return cs[i].T > ms })
+	if hi < lo {
+		hi = lo
+	}
+	return cs[lo:hi]
 }
 
 // chunks returns the closed candles of each chunk of batch: cached, else
