@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -375,7 +376,14 @@ func (rd *reader) put(ctx context.Context, c chunk, cs []quotehub.Candle) error 
 // it appeared; false means: fetch it here.
 func (rd *reader) awaitHolder(ctx context.Context, c chunk) ([]quotehub.Candle, bool, error) {
 	s := rd.s
-	got, err := s.o.Lock.TryLock(ctx, c.key, s.o.FetchTimeout)
+	// The current chunk is filled again after each close; each filling
+	// has its own lock (named by when the fill expires), so a fill never
+	// waits on the lock a previous one left to expire.
+	key := c.key
+	if exp, final := c.expiry(rd.cal, rd.series.Interval, rd.now, s.o.Keep, s.o.Grace); !final {
+		key += "@" + strconv.FormatInt(exp.UnixMilli(), 10)
+	}
+	got, err := s.o.Lock.TryLock(ctx, key, s.o.FetchTimeout)
 	if err != nil || got {
 		return nil, false, nil // no lock service: fetch here rather than fail
 	}
