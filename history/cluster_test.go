@@ -98,3 +98,36 @@ func TestReadClusterRefillsTheCurrentChunkAtOnce(t *testing.T) {
 		t.Fatalf("the 02:20 minute = %+v, want closed", last)
 	}
 }
+
+// In Redis the current chunk expires exactly at its open candle's close
+// plus the grace, in the market's time; a final chunk is kept 30 days.
+// Redis keeps time by the real clock, so this test does too.
+func TestReadChunkExpiryInRedis(t *testing.T) {
+	rdb, prefix := redistest.Open(t)
+	now := time.Now()
+	src := &fakeSource{listed: time.Date(2020, 1, 2, 0, 0, 0, 0, time.UTC), now: func() time.Time { return now }}
+	svc := history.New(history.Options{
+		Catalog: memory.NewCatalog([]quotehub.SymbolInfo{{Symbol: "KRW-BTC", Exchange: quotehub.ExchangeUpbit}}),
+		Cache:   redis.NewCandleCache(rdb, prefix), Now: func() time.Time { return now },
+		Sources: func(quotehub.SymbolInfo) quotehub.CandleSource { return src },
+	})
+	// 120 minutes reach back into the hour before last: a final chunk.
+	if _, err := svc.Read(context.Background(), history.Request{Symbol: "KRW-BTC", Interval: quotehub.Minute1, Count: 120}); err != nil {
+		t.Fatal(err)
+	}
+	cal := quotehub.CalendarOf(quotehub.ExchangeUpbit)
+	open, _ := cal.Period(now, quotehub.Minute1)
+	s := quotehub.CandleSeries{Symbol: "KRW-BTC", Interval: quotehub.Minute1}
+	for key, want := range map[string]time.Time{
+		history.ChunkKey(cal, s, now):                      open.End.Add(2 * time.Second), // the open minute's end + 2 s
+		history.ChunkKey(cal, s, now.Add(-90*time.Minute)): now.Add(30 * 24 * time.Hour),
+	} {
+		got, err := rdb.PExpireTime(context.Background(), prefix+key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Milliseconds() != want.UnixMilli() {
+			t.Errorf("%s expires at %v, want %v", key, time.UnixMilli(got.Milliseconds()).UTC(), want.UTC())
+		}
+	}
+}
