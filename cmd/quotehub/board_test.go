@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -282,12 +283,19 @@ func startBrowser(t *testing.T, exe string) *browser {
 		var left string
 		poll.Until(t, boardWait, "every chromium process of the test to end", func() bool {
 			out, err := exec.Command("pgrep", "-a", "-f", "--", profile).Output()
-			left = string(out)
-			return err != nil && len(out) == 0 // pgrep exits 1 when nothing matches
+			var exit *exec.ExitError
+			switch {
+			case errors.As(err, &exit) && exit.ExitCode() == 1: // pgrep: nothing matches
+				return true
+			case err != nil:
+				t.Fatalf("pgrep: %v", err)
+			}
+			if string(out) != left {
+				left = string(out)
+				t.Logf("chromium processes still running: %s", out)
+			}
+			return false
 		})
-		if left != "" {
-			t.Errorf("chromium processes left: %s", left)
-		}
 	})
 	// The first action starts the browser; its context must be the
 	// browser's own (a timeout on it would end the browser), so a timer
