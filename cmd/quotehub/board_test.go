@@ -106,6 +106,40 @@ func TestBoard(t *testing.T) {
 		}
 	})
 
+	t.Run("RejectedSymbolsLeave", func(t *testing.T) {
+		for _, tr := range []string{"ws", "sse"} {
+			t.Run(tr, func(t *testing.T) {
+				tab := b.open(t, n.url("/?symbols="))
+				tab.useTransport(t, tr)
+				// A shared link naming a symbol the catalogue lacks: the
+				// row goes, a notice says why, the rest still moves.
+				tab.do(t, "open a link with an unknown symbol", chromedp.Navigate(n.url("/?symbols=KRW-BTC,NOPE-X")))
+				tab.waitLive(t, tr)
+				tab.wait(t, "NOPE-X gone with a notice", row("NOPE-X")+` === null && !document.getElementById('notice').hidden &&
+					document.getElementById('notice').textContent.includes('NOPE-X')`)
+				tab.waitMoves(t, "KRW-BTC")
+				if got := tab.eval(t, `location.search`); got != "?symbols=KRW-BTC" {
+					t.Errorf("address bar %q after the rejection, want ?symbols=KRW-BTC", got)
+				}
+				// Only rejected symbols: the node refuses the SSE stream
+				// before it opens, which the page must understand too
+				// rather than retry forever.
+				tab.do(t, "open a link with malformed symbols only", chromedp.Navigate(n.url("/?symbols=NOPE!,%E2%82%A9X")))
+				tab.wait(t, "the rows of malformed symbols gone", `document.querySelectorAll('#rows tr').length === 0 &&
+					document.getElementById('notice').textContent.includes('NOPE!')`)
+				if tr == "sse" {
+					tab.waitState(t, "idle", tr)
+				} else {
+					tab.waitLive(t, tr)
+				}
+				tab.useTransport(t, "ws")
+				tab.noErrors(t, func(m chromedp.ConsoleMessage) bool {
+					return tr == "sse" && m.Type == chromedp.ConsoleError && m.Source == "network" // the refused stream
+				})
+			})
+		}
+	})
+
 	t.Run("BackoffIsJitteredAndCapped", func(t *testing.T) {
 		tab := b.open(t, n.url("/?symbols="))
 		// The page's own module, with the random draw pinned to both ends of

@@ -93,6 +93,7 @@ export class Feed {
 
   lost(reason) {
     this.drop();
+    clearTimeout(this.timer); // a reopen that was due is this retry now
     const wait = this.backoff.next();
     const retryAt = Date.now() + wait;
     this.state({ state: 'waiting', reason, retryAt, attempt: this.backoff.attempt });

@@ -146,7 +146,8 @@ export class Table {
 
   /**
    * push records quotes received at receivedAt (ms): history and delivery
-   * age now, drawing at the next frame. A quote older than the one held
+   * age now, drawing at the next frame. It returns the delivery ages of the
+   * updates among them. A quote older than the one held
    * (a lower seq) is ignored; the same seq again (a snapshot after a
    * reconnect) is drawn but adds no point to the history.
    */
@@ -158,10 +159,10 @@ export class Table {
       const held = row.quote;
       if (held && q.seq < held.seq) continue;
       const ageMs = receivedAt - q.fetched_at;
-      if (!held || q.seq > held.seq) {
-        row.history.push(q.price);
-        ages.push(ageMs);
-      }
+      if (!held || q.seq > held.seq) row.history.push(q.price);
+      // A first quote is a snapshot, as old as the value is: only updates
+      // measure delivery.
+      if (held && q.seq > held.seq) ages.push(ageMs);
       row.quote = q;
       row.ageMs = ageMs;
       this.dirty.add(q.symbol);

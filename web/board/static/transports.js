@@ -96,7 +96,11 @@ export function sse(symbols, ev) {
   const src = new EventSource(url);
   const key = symbols.join(',');
   let done = false;
-  src.onopen = () => ev.live({ node: '' });
+  let opened = false;
+  src.onopen = () => {
+    opened = true;
+    ev.live({ node: '' });
+  };
   src.addEventListener('quote', (m) => {
     try {
       ev.quotes([JSON.parse(m.data)]);
@@ -116,10 +120,23 @@ export function sse(symbols, ev) {
     // The stream failed or ended. EventSource would retry on its own, but
     // with its fixed delay: the caller's backoff decides instead.
     src.close();
-    if (!done) {
-      done = true;
+    if (done) return;
+    done = true;
+    if (opened) {
       ev.closed('stream lost');
+      return;
     }
+    // Refused before it opened: EventSource does not show why, so ask
+    // once more with fetch, which reads the error body.
+    refusal(url).then((e) => {
+      if (e && (e.code === 'invalid_symbol' || e.code === 'unknown_symbol')) {
+        // Every symbol was rejected (else the stream would have opened).
+        ev.rejected(symbols.map((symbol) => ({ symbol, code: e.code, message: e.message })));
+      } else if (e) {
+        ev.rejected([{ symbol: '', code: e.code, message: e.message }]);
+      }
+      ev.closed(e ? 'refused: ' + e.code : 'no connection');
+    });
   });
   return {
     sync: (list) => list.join(',') === key,
@@ -128,4 +145,22 @@ export function sse(symbols, ev) {
       src.close();
     },
   };
+}
+
+/**
+ * refusal returns the protocol error that the node answers a stream
+ * request with, or null when it cannot be reached or opens the stream.
+ */
+async function refusal(url) {
+  const ctl = new AbortController();
+  try {
+    const res = await fetch(url, { signal: ctl.signal, headers: { Accept: 'text/event-stream' } });
+    if (res.ok) return null;
+    const body = await res.json();
+    return body && body.error ? body.error : null;
+  } catch {
+    return null;
+  } finally {
+    ctl.abort(); // an opened stream is not read
+  }
 }
