@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +47,37 @@ func TestBoard(t *testing.T) {
 		tab.waitLive(t, "ws")
 		tab.waitPriced(t, "KRW-BTC")
 		tab.waitPriced(t, "005930.KS")
+		tab.waitMoves(t, "KRW-BTC")
+		// The badge says what the quote says (Upbit never closes; KRX
+		// depends on the hour the test runs at).
+		for sym, market := range map[string]string{"KRW-BTC": "open", "005930.KS": n.market(t, "005930.KS")} {
+			if got := tab.eval(t, row(sym)+`.querySelector('.badge').textContent`); got != market {
+				t.Errorf("%s's badge %q, want %q", sym, got, market)
+			}
+		}
+		cells := tab.eval(t, `['.chg', '.rate'].map(c => `+row("KRW-BTC")+`.querySelector(c).className).join(' | ')`)
+		if !regexp.MustCompile(`^num chg (up|down|flat) \| num rate (up|down|flat)$`).MatchString(cells) {
+			t.Errorf("change and rate cells %q, want each coloured up, down or flat", cells)
+		}
+		tab.wait(t, "a delivery age and its summary", row("KRW-BTC")+`.querySelector('.age').textContent.match(/^\d+(\.\d)? (ms|s)$/) &&
+			/delivery age p50 \d/.test(document.getElementById('stats').textContent)`)
+		tab.noErrors(t, nil)
+	})
+
+	t.Run("KoreanColours", func(t *testing.T) {
+		tab := b.open(t, n.url("/?symbols=KRW-BTC"))
+		up := `getComputedStyle(document.body).getPropertyValue('--up').trim()`
+		before := tab.eval(t, up)
+		tab.do(t, "tick the Korean colours", chromedp.Click(chromedp.ID("scheme-kr")))
+		after := tab.eval(t, up)
+		if !strings.Contains(tab.eval(t, `document.body.className`), "scheme-kr") || after == before || after != "#f04452" {
+			t.Errorf("--up %s, then %s after the switch; want red (#f04452)", before, after)
+		}
+		tab.do(t, "reload", chromedp.Reload())
+		if got := tab.eval(t, up); got != after {
+			t.Errorf("--up %s after a reload, want the remembered %s", got, after)
+		}
+		tab.do(t, "untick the Korean colours", chromedp.Click(chromedp.ID("scheme-kr")))
 		tab.noErrors(t, nil)
 	})
 
@@ -260,6 +294,22 @@ func startRestartableNode(t *testing.T) *restartableNode {
 }
 
 func (rn *restartableNode) url(path string) string { return "http://" + rn.addr + path }
+
+// market reads symbol's market state over HTTP.
+func (rn *restartableNode) market(t *testing.T, symbol string) string {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: boardWait}
+	resp, err := client.Get(rn.url("/v1/quotes/" + symbol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var q struct{ Market string }
+	if err := json.NewDecoder(resp.Body).Decode(&q); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/quotes/%s: %d %v", symbol, resp.StatusCode, err)
+	}
+	return q.Market
+}
 
 // start serves on the node's address (a free port the first time, the same
 // one after).
