@@ -109,6 +109,7 @@ export class Table {
     this.rows = new Map();
     this.dirty = new Set();
     this.flashing = new Set();
+    this.named = new Set(); // rows with a name to show
     this.frame = 0;
     this.flashTimer = 0;
     this.onRemove = onRemove;
@@ -119,9 +120,13 @@ export class Table {
     return this.rows.has(symbol);
   }
 
+  /** setName shows a name found later, at the next frame like a quote. */
   setName(symbol, name) {
     const row = this.rows.get(symbol);
-    if (row) row.setName(name);
+    if (!row) return;
+    row.laterName = name;
+    this.named.add(row);
+    this.schedule();
   }
 
   add(symbol, name) {
@@ -142,6 +147,7 @@ export class Table {
     this.rows.delete(symbol);
     this.dirty.delete(symbol);
     this.flashing.delete(row);
+    this.named.delete(row);
   }
 
   /**
@@ -181,8 +187,11 @@ export class Table {
       if (row.flashEnd <= now) {
         row.unflash();
         this.flashing.delete(row);
+    this.named.delete(row);
       }
     }
+    for (const row of this.named) row.setName(row.laterName);
+    this.named.clear();
     for (const s of this.dirty) {
       const row = this.rows.get(s);
       if (row.render(now)) this.flashing.add(row);
