@@ -14,9 +14,10 @@ else
   apt_install chromium
 fi
 
-if fc-list 2>/dev/null | grep -qi 'Noto Sans CJK'; then
+# Any font with Korean glyphs will do; Nanum is the smallest in Debian.
+if [ -n "$(fc-list :lang=ko 2>/dev/null)" ]; then
   say "a Korean font is installed"
 else
-  say "installing fonts-noto-cjk"
-  apt_install fonts-noto-cjk
+  say "installing fonts-nanum"
+  apt_install fonts-nanum
 fi
