@@ -278,7 +278,7 @@ func startRestartableNode(t *testing.T) *restartableNode {
 	cfg, err := LoadConfig(nil, mapEnv(map[string]string{
 		"QUOTEHUB_ADDR": "127.0.0.1:0", "QUOTEHUB_ADMIN_ADDR": "", "QUOTEHUB_NODE_ID": "node-board",
 		"QUOTEHUB_REFRESH_INTERVAL": "150ms", "QUOTEHUB_LOG_LEVEL": "error", "QUOTEHUB_SIM_EVERY_TICK": "true",
-		"QUOTEHUB_SHUTDOWN_TIMEOUT": "5s", "QUOTEHUB_SIM_SYMBOLS": "200",
+		"QUOTEHUB_SHUTDOWN_TIMEOUT": "5s", "QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_DATA_DIR": t.TempDir(),
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
