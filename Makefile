@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clients deploy-tools clean
+.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clients deploy-tools browser clean
 
 run:
 	$(GO) run ./cmd/quotehub
@@ -13,7 +13,7 @@ build:
 # test: formatting, vet, a tidy go.mod, and every test with the race
 # detector, against the real Redis that scripts/services.sh brings up on
 # loopback (it starts MariaDB too, kept ready for the planned MySQL store).
-test: services clients deploy-tools check race fuzz-short
+test: services clients deploy-tools browser check race fuzz-short
 
 services:
 	bash scripts/services.sh
@@ -26,6 +26,10 @@ deploy-tools:
 # clients: the independent WebSocket clients (Python, Node) the tests use.
 clients:
 	bash scripts/clients.sh
+
+# browser: headless Chromium for the board's browser tests.
+browser:
+	bash scripts/browser.sh
 
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -25,6 +25,7 @@ import (
 
 	"quotehub"
 	"quotehub/hub"
+	"quotehub/web/board"
 )
 
 // Reader answers HTTP quote reads (the refresher).
@@ -170,6 +171,7 @@ func New(opts Options) (*Server, error) {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
 	e.GET("/readyz", s.getReady)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	board.New().Register(e) // the live board: GET / and GET /board/{file}
 	return s, nil
 }
 
