@@ -314,10 +314,12 @@ func TestFetchOneRequestPerSymbol(t *testing.T) {
 
 func TestFetchRespectsRate(t *testing.T) {
 	// 60 symbols in three batches of 20 fetched at once at 20 requests per
-	// second (about 3 s). The limiter's burst is 1, so any one-second
-	// window may hold rate+1 request starts (one at each end); that is the
-	// bound checked. At 20/s a request would have to reach the fake 50 ms
-	// later than one sent 21 slots after it to break the bound spuriously.
+	// second (about 3 s). The exact check is the elapsed time: the limiter
+	// (burst 1) cannot let 60 requests go in less than 59/20 s. The peak
+	// per second is counted by arrival at the fake, and a loaded machine
+	// delays some arrivals into the next request's second (22 was seen at
+	// a load of 10 on 2 cores), so it only has to stay far below what no
+	// limiter gives (all 60 at once).
 	const perSecond = 20
 	var syms []string
 	for _, s := range yahootest.DefaultSymbols()[:60] {
@@ -345,8 +347,8 @@ func TestFetchRespectsRate(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	t.Logf("60 requests in %v, at most %d within one second", elapsed, e.srv.MaxPerSecond())
-	if got := e.srv.MaxPerSecond(); got > perSecond+1 {
-		t.Fatalf("fake saw %d requests within one second, limit %d (+1 burst)", got, perSecond)
+	if got := e.srv.MaxPerSecond(); got > perSecond*3/2 {
+		t.Fatalf("fake saw %d requests within one second, limit %d", got, perSecond)
 	}
 	if min := 59 * time.Second / perSecond; elapsed < min-50*time.Millisecond {
 		t.Fatalf("60 requests took %v, the limiter allows no less than %v", elapsed, min)
