@@ -242,6 +242,7 @@ func openUsers(cfg Config, log *zerolog.Logger) (*sqlstore.Store, error) {
 	if cfg.MySQLDSN == "" {
 		return sqlite.Open(ctx, cfg.DataDir, opts)
 	}
+	mysql.SetLogger(log.With().Str("component", "mysql").Logger())
 	s, warn, err := mysql.Open(ctx, cfg.MySQLDSN, mysql.Pool{
 		MaxOpen: cfg.MySQLMaxOpen, MaxIdle: cfg.MySQLMaxIdle, MaxLifetime: cfg.MySQLConnLifetime,
 	}, opts)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/rs/zerolog"
 
 	"quotehub"
 	"quotehub/store/sqlstore"
@@ -125,3 +126,11 @@ func isUnavailable(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
 		errors.Is(err, sql.ErrConnDone) || err != nil && strings.Contains(err.Error(), "sql: database is closed")
 }
+
+// SetLogger sends the driver's own log lines (dropped connections) to log.
+// The driver has one logger per process.
+func SetLogger(log zerolog.Logger) { _ = mysql.SetLogger(driverLogger{log}) }
+
+type driverLogger struct{ log zerolog.Logger }
+
+func (l driverLogger) Print(v ...any) { l.log.Warn().Msg(strings.TrimSpace(fmt.Sprint(v...))) }

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,17 +63,22 @@ func TestRestart(t *testing.T) {
 		if err != nil || len(p.Holdings) != 1 || p.Holdings[0].Quantity != 2 {
 			t.Fatalf("portfolio after a restart: %#v %v", p, err)
 		}
-		var n int
-		if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-			t.Fatalf("schema_migrations has %d rows (%v), want 1", n, err)
-		}
-		var mode string
-		if err := s.DB().QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-			t.Errorf("journal_mode %q (%v), want wal", mode, err)
-		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+		db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("schema_migrations has %d rows (%v), want 1", n, err)
+		}
+		var mode string
+		if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("journal_mode %q (%v), want wal", mode, err)
+		}
+		db.Close()
 	}
 }
 

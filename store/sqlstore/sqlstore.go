@@ -76,12 +76,6 @@ func New(db *sql.DB, d *Dialect, opts Options) *Store {
 	return &Store{db: db, d: d, lim: opts.Limits.WithDefaults(), tmo: opts.Timeout, now: opts.Now}
 }
 
-// DB returns the underlying database (for the dialect packages' tests).
-func (s *Store) DB() *sql.DB { return s.db }
-
-// Limits returns the limits the store enforces.
-func (s *Store) Limits() quotehub.UserLimits { return s.lim }
-
 // Migrate applies the migrations this binary has and the database lacks.
 // It is idempotent and safe to call from several nodes at once.
 func (s *Store) Migrate(ctx context.Context) error {
