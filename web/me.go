@@ -1,6 +1,8 @@
 package web
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -201,6 +203,69 @@ func (s *Server) normalSymbol(c echo.Context, raw string) (quotehub.SymbolInfo, 
 	return s.lookup(c, sym)
 }
 
+// serveList answers a collection read: the user's items under key, with
+// a weak ETag of their ids and versions.
+func serveList[T any](s *Server, c echo.Context, key string,
+	read func(quotehub.UserStore, context.Context, string) ([]T, error), idVersion func(T) (string, int64)) error {
+	st, user, err := s.users(c)
+	if err != nil {
+		return err
+	}
+	items, err := read(st, c.Request().Context(), user)
+	if err != nil {
+		return err
+	}
+	parts := make([]string, 0, len(items))
+	for _, it := range items {
+		id, v := idVersion(it)
+		parts = append(parts, id+":"+strconv.FormatInt(v, 10))
+	}
+	return reply(c, http.StatusOK, weakETag(parts...), map[string]any{key: items})
+}
+
+// serveOne answers the read of the resource :id, with its version as ETag.
+func serveOne[T any](s *Server, c echo.Context, read func(quotehub.UserStore, context.Context, string, string) (T, error), version func(T) int64) error {
+	st, user, err := s.users(c)
+	if err != nil {
+		return err
+	}
+	v, err := read(st, c.Request().Context(), user, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return reply(c, http.StatusOK, etag(version(v)), v)
+}
+
+// serveDelete deletes the resource :id under If-Match.
+func serveDelete(s *Server, c echo.Context, del func(quotehub.UserStore, context.Context, string, string, int64) error) error {
+	st, user, err := s.users(c)
+	if err != nil {
+		return err
+	}
+	want, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	if err := del(st, c.Request().Context(), user, c.Param("id"), want); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// writeRequest reads what a write needs: the store, the user, the version
+// If-Match names and the body, into b.
+func (s *Server) writeRequest(c echo.Context, b any) (quotehub.UserStore, string, int64, error) {
+	st, user, err := s.users(c)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	want, err := ifMatch(c)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	return st, user, want, decode(c, b)
+}
+
 // ---- watchlists
 
 type watchlistBody struct {
@@ -211,31 +276,11 @@ type watchlistBody struct {
 }
 
 func (s *Server) listWatchlists(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	ws, err := st.Watchlists(c.Request().Context(), user)
-	if err != nil {
-		return err
-	}
-	parts := make([]string, 0, len(ws))
-	for _, w := range ws {
-		parts = append(parts, w.ID+":"+strconv.FormatInt(w.Version, 10))
-	}
-	return reply(c, http.StatusOK, weakETag(parts...), map[string]any{"watchlists": ws})
+	return serveList(s, c, "watchlists", quotehub.UserStore.Watchlists, func(w quotehub.Watchlist) (string, int64) { return w.ID, w.Version })
 }
 
 func (s *Server) getWatchlist(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	w, err := st.Watchlist(c.Request().Context(), user, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	return reply(c, http.StatusOK, etag(w.Version), w)
+	return serveOne(s, c, quotehub.UserStore.Watchlist, func(w quotehub.Watchlist) int64 { return w.Version })
 }
 
 func (s *Server) createWatchlist(c echo.Context) error {
@@ -379,18 +424,7 @@ func edit(syms, add, remove []string) []string {
 }
 
 func (s *Server) deleteWatchlist(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	want, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
-	if err := st.DeleteWatchlist(c.Request().Context(), user, c.Param("id"), want); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return serveDelete(s, c, quotehub.UserStore.DeleteWatchlist)
 }
 
 // ---- portfolio
@@ -426,16 +460,9 @@ func (s *Server) getPortfolio(c echo.Context) error {
 }
 
 func (s *Server) putPortfolio(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	want, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
 	var b portfolioBody
-	if err := decode(c, &b); err != nil {
+	st, user, want, err := s.writeRequest(c, &b)
+	if err != nil {
 		return err
 	}
 	lim := s.opts.UserLimits
@@ -449,20 +476,13 @@ func (s *Server) putPortfolio(c echo.Context) error {
 			return err
 		}
 		p.Holdings = append(p.Holdings, quotehub.Holding{Symbol: info.Symbol, Quantity: h.Quantity, AvgCost: h.AvgCost,
-			Currency: cmpOr(h.Currency, info.Currency)})
+			Currency: cmp.Or(h.Currency, info.Currency)})
 	}
 	p, err = st.PutPortfolio(c.Request().Context(), user, p, want)
 	if err != nil {
 		return err
 	}
 	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(p))
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 type tradeBody struct {
@@ -477,23 +497,16 @@ type tradeBody struct {
 // postTrade records a trade and answers the trade and the portfolio after
 // it; the ETag is the portfolio's.
 func (s *Server) postTrade(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	want, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
 	var b tradeBody
-	if err := decode(c, &b); err != nil {
+	st, user, want, err := s.writeRequest(c, &b)
+	if err != nil {
 		return err
 	}
 	info, err := s.normalSymbol(c, b.Symbol)
 	if err != nil {
 		return err
 	}
-	t := quotehub.Trade{Symbol: info.Symbol, Side: b.Side, Quantity: b.Quantity, Price: b.Price, Currency: cmpOr(b.Currency, info.Currency)}
+	t := quotehub.Trade{Symbol: info.Symbol, Side: b.Side, Quantity: b.Quantity, Price: b.Price, Currency: cmp.Or(b.Currency, info.Currency)}
 	if b.Time != nil {
 		t.Time = *b.Time
 	}
@@ -539,31 +552,11 @@ type alertBody struct {
 }
 
 func (s *Server) listAlerts(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	rs, err := st.AlertRules(c.Request().Context(), user)
-	if err != nil {
-		return err
-	}
-	parts := make([]string, 0, len(rs))
-	for _, r := range rs {
-		parts = append(parts, r.ID+":"+strconv.FormatInt(r.Version, 10))
-	}
-	return reply(c, http.StatusOK, weakETag(parts...), map[string]any{"alerts": rs})
+	return serveList(s, c, "alerts", quotehub.UserStore.AlertRules, func(r quotehub.AlertRule) (string, int64) { return r.ID, r.Version })
 }
 
 func (s *Server) getAlert(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	r, err := st.AlertRule(c.Request().Context(), user, c.Param("id"))
-	if err != nil {
-		return err
-	}
-	return reply(c, http.StatusOK, etag(r.Version), r)
+	return serveOne(s, c, quotehub.UserStore.AlertRule, func(r quotehub.AlertRule) int64 { return r.Version })
 }
 
 // alertSymbol normalises and checks the symbol of an alert body, if any.
@@ -605,16 +598,9 @@ func (s *Server) createAlert(c echo.Context) error {
 }
 
 func (s *Server) patchAlert(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	want, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
 	var b alertBody
-	if err := decode(c, &b); err != nil {
+	st, user, want, err := s.writeRequest(c, &b)
+	if err != nil {
 		return err
 	}
 	if err := s.alertSymbol(c, &b); err != nil {
@@ -629,16 +615,5 @@ func (s *Server) patchAlert(c echo.Context) error {
 }
 
 func (s *Server) deleteAlert(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
-	want, err := ifMatch(c)
-	if err != nil {
-		return err
-	}
-	if err := st.DeleteAlertRule(c.Request().Context(), user, c.Param("id"), want); err != nil {
-		return err
-	}
-	return c.NoContent(http.StatusNoContent)
+	return serveDelete(s, c, quotehub.UserStore.DeleteAlertRule)
 }

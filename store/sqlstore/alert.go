@@ -114,10 +114,8 @@ func (s *Store) UpdateAlertRule(ctx context.Context, user, id string, upd quoteh
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := s.guarded(ctx, tx, res, "alert rule", "alert_rules", user, &id); err != nil {
 			return err
-		} else if n == 0 {
-			return s.checkVersion(ctx, tx, "alert rule", `SELECT version FROM alert_rules WHERE user_id = ? AND id = ?`, user, id)
 		}
 		cur, err := s.rule(ctx, tx, user, id)
 		if err != nil {
@@ -135,24 +133,7 @@ func (s *Store) UpdateAlertRule(ctx context.Context, user, id string, upd quoteh
 
 // DeleteAlertRule implements quotehub.UserStore.
 func (s *Store) DeleteAlertRule(ctx context.Context, user, id string, ifVersion int64) error {
-	ctx, cancel, err := s.begin(ctx, user)
-	defer cancel()
-	if err != nil {
-		return err
-	}
-	return s.tx(ctx, "delete alert rule", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM alert_rules WHERE user_id = ? AND id = ? AND (? < 0 OR version = ?)`,
-			user, id, ifVersion, ifVersion)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return s.checkVersion(ctx, tx, "alert rule", `SELECT version FROM alert_rules WHERE user_id = ? AND id = ?`, user, id)
-		}
-		return nil
-	})
+	return s.deleteGuarded(ctx, user, id, ifVersion, "alert rule", "alert_rules", nil)
 }
 
 // EnabledAlertRules implements quotehub.UserStore.

@@ -76,12 +76,7 @@ func (s *Store) lockPortfolio(ctx context.Context, tx *sql.Tx, user, base string
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return s.checkVersion(ctx, tx, "portfolio", `SELECT version FROM portfolios WHERE user_id = ?`, user)
-	}
-	return nil
+	return s.guarded(ctx, tx, res, "portfolio", "portfolios", user, nil)
 }
 
 // putHoldings replaces every holding of the user.

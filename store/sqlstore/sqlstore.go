@@ -187,11 +187,20 @@ func stale(what string, current int64) error {
 	return quotehub.Errorf(quotehub.EPreconditionFailed, "The %s changed since (it is now at version %d): read it again.", what, current)
 }
 
-// checkVersion runs after an update or delete guarded by the version
-// matched no row: it tells a missing row (ENotFound) from a stale version.
-func (s *Store) checkVersion(ctx context.Context, tx *sql.Tx, what, query string, args ...any) error {
+// guarded finishes a write guarded by a version ("… AND (? < 0 OR
+// version = ?)") on the row of table that user (and id, if not nil) names:
+// when the write changed no row, it tells a missing row (ENotFound) from
+// a stale version (EPreconditionFailed). Table names are constants.
+func (s *Store) guarded(ctx context.Context, tx *sql.Tx, res sql.Result, what, table, user string, id *string) error {
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	q, args := `SELECT version FROM `+table+` WHERE user_id = ?`, []any{user}
+	if id != nil {
+		q, args = q+` AND id = ?`, append(args, *id)
+	}
 	var v int64
-	err := tx.QueryRowContext(ctx, query, args...).Scan(&v)
+	err := tx.QueryRowContext(ctx, q, args...).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return notFound(what)
 	}
@@ -199,6 +208,28 @@ func (s *Store) checkVersion(ctx context.Context, tx *sql.Tx, what, query string
 		return err
 	}
 	return stale(what, v)
+}
+
+// deleteGuarded deletes the row id of the user from table if it is at
+// ifVersion, then runs then (deleting what hangs off it), in one
+// transaction.
+func (s *Store) deleteGuarded(ctx context.Context, user, id string, ifVersion int64, what, table string, then func(*sql.Tx) error) error {
+	ctx, cancel, err := s.begin(ctx, user)
+	defer cancel()
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, "delete "+what, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = ? AND id = ? AND (? < 0 OR version = ?)`,
+			user, id, ifVersion, ifVersion)
+		if err != nil {
+			return err
+		}
+		if err := s.guarded(ctx, tx, res, what, table, user, &id); err != nil || then == nil {
+			return err
+		}
+		return then(tx)
+	})
 }
 
 // placeholders returns n groups "(?, ?, …)" of k parameters, comma-separated.

@@ -180,10 +180,8 @@ func (s *Store) UpdateWatchlist(ctx context.Context, user, id string, upd quoteh
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := s.guarded(ctx, tx, res, "watchlist", "watchlists", user, &id); err != nil {
 			return err
-		} else if n == 0 {
-			return s.checkVersion(ctx, tx, "watchlist", `SELECT version FROM watchlists WHERE user_id = ? AND id = ?`, user, id)
 		}
 		if upd.Symbols != nil {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM watchlist_symbols WHERE user_id = ? AND watchlist_id = ?`, user, id); err != nil {
@@ -201,23 +199,8 @@ func (s *Store) UpdateWatchlist(ctx context.Context, user, id string, upd quoteh
 
 // DeleteWatchlist implements quotehub.UserStore.
 func (s *Store) DeleteWatchlist(ctx context.Context, user, id string, ifVersion int64) error {
-	ctx, cancel, err := s.begin(ctx, user)
-	defer cancel()
-	if err != nil {
-		return err
-	}
-	return s.tx(ctx, "delete watchlist", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM watchlists WHERE user_id = ? AND id = ? AND (? < 0 OR version = ?)`,
-			user, id, ifVersion, ifVersion)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return s.checkVersion(ctx, tx, "watchlist", `SELECT version FROM watchlists WHERE user_id = ? AND id = ?`, user, id)
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM watchlist_symbols WHERE user_id = ? AND watchlist_id = ?`, user, id)
+	return s.deleteGuarded(ctx, user, id, ifVersion, "watchlist", "watchlists", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM watchlist_symbols WHERE user_id = ? AND watchlist_id = ?`, user, id)
 		return err
 	})
 }
