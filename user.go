@@ -79,20 +79,21 @@ const (
 	AlertAbove   = "above"    // the price rises to or above Threshold
 	AlertBelow   = "below"    // the price falls to or below Threshold
 	AlertCross   = "cross"    // the price crosses Threshold either way
-	AlertMovePct = "move_pct" // the price moves ±Threshold % from the previous close
+	AlertMovePct = "move_pct" // the change from the previous close reaches Threshold % (up if positive, down if negative)
 )
 
-// AlertRule is one price alert of a user. After firing, a rule re-arms once
-// the price has moved back by Rearm (in the unit of Threshold: a price for
-// above/below/cross, percentage points for move_pct), so that a price
-// hovering at the line does not fire again and again.
+// AlertRule is one price alert of a user. After firing, a rule re-arms
+// only once the price has gone back beyond Threshold × (1 ∓ Rearm), so
+// that a price hovering at the line does not fire again and again.
 type AlertRule struct {
-	ID        string    `json:"id"`
+	// ID is unique across users (an evaluator keys every user's rules by
+	// it), positive and below 2^53, so it survives JSON in a browser.
+	ID        int64     `json:"id"`
 	UserID    string    `json:"-"`
 	Symbol    string    `json:"symbol"`
 	Kind      string    `json:"kind"`
-	Threshold float64   `json:"threshold"`
-	Rearm     float64   `json:"rearm"`
+	Threshold float64   `json:"threshold"` // a price; for move_pct a change in percent (5 = +5 %, -5 = -5 %)
+	Rearm     float64   `json:"rearm"`     // a fraction of Threshold, 0 to 0.5; 0 = the evaluator's default (1 %)
 	Enabled   bool      `json:"enabled"`
 	Version   int64     `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
@@ -113,7 +114,7 @@ type AlertRuleUpdate struct {
 // what it missed.
 type FiredAlert struct {
 	ID        int64     `json:"id"`
-	RuleID    string    `json:"rule_id"`
+	RuleID    int64     `json:"rule_id"`
 	Symbol    string    `json:"symbol"`
 	Kind      string    `json:"kind"`
 	Threshold float64   `json:"threshold"`
@@ -194,17 +195,17 @@ type UserStore interface {
 	// AlertRules returns the user's alert rules in creation order.
 	AlertRules(ctx context.Context, user string) ([]AlertRule, error)
 	// AlertRule returns one alert rule of the user.
-	AlertRule(ctx context.Context, user, id string) (AlertRule, error)
+	AlertRule(ctx context.Context, user string, id int64) (AlertRule, error)
 	// CreateAlertRule stores r under a new id, at version 1.
 	CreateAlertRule(ctx context.Context, user string, r AlertRule) (AlertRule, error)
 	// UpdateAlertRule applies upd and bumps the version.
-	UpdateAlertRule(ctx context.Context, user, id string, upd AlertRuleUpdate, ifVersion int64) (AlertRule, error)
+	UpdateAlertRule(ctx context.Context, user string, id int64, upd AlertRuleUpdate, ifVersion int64) (AlertRule, error)
 	// DeleteAlertRule removes an alert rule.
-	DeleteAlertRule(ctx context.Context, user, id string, ifVersion int64) error
+	DeleteAlertRule(ctx context.Context, user string, id int64, ifVersion int64) error
 	// EnabledAlertRules pages through the enabled rules of every user in
-	// (user, id) order, after the rule (afterUser, afterID), at most limit;
+	// id order, those with ids above afterID, at most limit (UserID set);
 	// it is how an evaluator loads its rules.
-	EnabledAlertRules(ctx context.Context, afterUser, afterID string, limit int) ([]AlertRule, error)
+	EnabledAlertRules(ctx context.Context, afterID int64, limit int) ([]AlertRule, error)
 
 	// AppendFiredAlert records a fired alert under the user's next id
 	// (ignoring a.ID) and forgets the user's alerts older than the window.
@@ -409,14 +410,14 @@ func CheckAlertRule(r AlertRule) (AlertRule, error) {
 			return AlertRule{}, Errorf(EBadRequest, "An alert's threshold must be a positive price.")
 		}
 	case AlertMovePct:
-		if !finite(r.Threshold) || r.Threshold <= 0 || r.Threshold > 1000 {
-			return AlertRule{}, Errorf(EBadRequest, "A move_pct alert's threshold is a percentage above 0 and at most 1000.")
+		if !finite(r.Threshold) || r.Threshold == 0 || math.Abs(r.Threshold) > 1000 {
+			return AlertRule{}, Errorf(EBadRequest, "A move_pct alert's threshold is a change in percent, not 0 and at most ±1000 (5: up 5 %%, -5: down 5 %%).")
 		}
 	default:
 		return AlertRule{}, Errorf(EBadRequest, "An alert's kind is above, below, cross or move_pct, not %q.", clip(r.Kind))
 	}
-	if !finite(r.Rearm) || r.Rearm < 0 {
-		return AlertRule{}, Errorf(EBadRequest, "An alert's rearm must be a number of at least 0.")
+	if !finite(r.Rearm) || r.Rearm < 0 || r.Rearm > 0.5 {
+		return AlertRule{}, Errorf(EBadRequest, "An alert's rearm is a fraction of its threshold from 0 to 0.5 (0: 1 %%).")
 	}
 	return r, nil
 }

@@ -223,13 +223,34 @@ func serveList[T any](s *Server, c echo.Context, key string,
 	return reply(c, http.StatusOK, weakETag(parts...), map[string]any{key: items})
 }
 
+// pathID reads the path's :id: a string (watchlists) or a positive
+// number (alert rules). An id that cannot be one is not found.
+func pathID[K string | int64](c echo.Context) (K, error) {
+	var k K
+	switch p := any(&k).(type) {
+	case *string:
+		*p = c.Param("id")
+	case *int64:
+		n, err := strconv.ParseInt(c.Param("id"), 10, 64)
+		if err != nil || n <= 0 {
+			return k, quotehub.Errorf(quotehub.ENotFound, "No such resource: %s.", clipHeader(c.Param("id")))
+		}
+		*p = n
+	}
+	return k, nil
+}
+
 // serveOne answers the read of the resource :id, with its version as ETag.
-func serveOne[T any](s *Server, c echo.Context, read func(quotehub.UserStore, context.Context, string, string) (T, error), version func(T) int64) error {
+func serveOne[K string | int64, T any](s *Server, c echo.Context, read func(quotehub.UserStore, context.Context, string, K) (T, error), version func(T) int64) error {
 	st, user, err := s.users(c)
 	if err != nil {
 		return err
 	}
-	v, err := read(st, c.Request().Context(), user, c.Param("id"))
+	id, err := pathID[K](c)
+	if err != nil {
+		return err
+	}
+	v, err := read(st, c.Request().Context(), user, id)
 	if err != nil {
 		return err
 	}
@@ -237,7 +258,7 @@ func serveOne[T any](s *Server, c echo.Context, read func(quotehub.UserStore, co
 }
 
 // serveDelete deletes the resource :id under If-Match.
-func serveDelete(s *Server, c echo.Context, del func(quotehub.UserStore, context.Context, string, string, int64) error) error {
+func serveDelete[K string | int64](s *Server, c echo.Context, del func(quotehub.UserStore, context.Context, string, K, int64) error) error {
 	st, user, err := s.users(c)
 	if err != nil {
 		return err
@@ -246,7 +267,11 @@ func serveDelete(s *Server, c echo.Context, del func(quotehub.UserStore, context
 	if err != nil {
 		return err
 	}
-	if err := del(st, c.Request().Context(), user, c.Param("id"), want); err != nil {
+	id, err := pathID[K](c)
+	if err != nil {
+		return err
+	}
+	if err := del(st, c.Request().Context(), user, id, want); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -552,7 +577,9 @@ type alertBody struct {
 }
 
 func (s *Server) listAlerts(c echo.Context) error {
-	return serveList(s, c, "alerts", quotehub.UserStore.AlertRules, func(r quotehub.AlertRule) (string, int64) { return r.ID, r.Version })
+	return serveList(s, c, "alerts", quotehub.UserStore.AlertRules, func(r quotehub.AlertRule) (string, int64) {
+		return strconv.FormatInt(r.ID, 10), r.Version
+	})
 }
 
 func (s *Server) getAlert(c echo.Context) error {
@@ -593,7 +620,7 @@ func (s *Server) createAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Location", "/v1/me/alerts/"+r.ID)
+	c.Response().Header().Set("Location", "/v1/me/alerts/"+strconv.FormatInt(r.ID, 10))
 	return reply(c, http.StatusCreated, etag(r.Version), r)
 }
 
@@ -603,10 +630,14 @@ func (s *Server) patchAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	id, err := pathID[int64](c)
+	if err != nil {
+		return err
+	}
 	if err := s.alertSymbol(c, &b); err != nil {
 		return err
 	}
-	r, err := st.UpdateAlertRule(c.Request().Context(), user, c.Param("id"),
+	r, err := st.UpdateAlertRule(c.Request().Context(), user, id,
 		quotehub.AlertRuleUpdate{Symbol: b.Symbol, Kind: b.Kind, Threshold: b.Threshold, Rearm: b.Rearm, Enabled: b.Enabled}, want)
 	if err != nil {
 		return err

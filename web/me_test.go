@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -333,12 +334,12 @@ func TestAlertRoutes(t *testing.T) {
 	n := startUserNode(t)
 	const alice = "t-alice"
 	var r quotehub.AlertRule
-	resp, body := n.call(t, alice, "POST", "/v1/me/alerts", `{"symbol":"krw-btc","kind":"above","threshold":100000000,"rearm":500000}`)
+	resp, body := n.call(t, alice, "POST", "/v1/me/alerts", `{"symbol":"krw-btc","kind":"above","threshold":100000000,"rearm":0.005}`)
 	wantJSON(t, resp, body, http.StatusCreated, &r)
-	if r.ID == "" || r.Symbol != "KRW-BTC" || !r.Enabled || r.Version != 1 || resp.Header.Get("Location") != "/v1/me/alerts/"+r.ID {
+	path := fmt.Sprintf("/v1/me/alerts/%d", r.ID)
+	if r.ID <= 0 || r.Symbol != "KRW-BTC" || !r.Enabled || r.Version != 1 || r.Rearm != 0.005 || resp.Header.Get("Location") != path {
 		t.Fatalf("created %s", body)
 	}
-	path := "/v1/me/alerts/" + r.ID
 	resp, body = n.call(t, alice, "PATCH", path, `{"enabled":false}`, "If-Match", `"1"`)
 	wantJSON(t, resp, body, http.StatusOK, &r)
 	if r.Enabled || r.Version != 2 || r.Kind != quotehub.AlertAbove {
@@ -346,20 +347,34 @@ func TestAlertRoutes(t *testing.T) {
 	}
 	resp, body = n.call(t, alice, "PATCH", path, `{"enabled":true}`, "If-Match", `"1"`)
 	wantError(t, resp, body, http.StatusPreconditionFailed, quotehub.EPreconditionFailed)
-	for _, b := range []string{`{"symbol":"AAPL","kind":"sideways","threshold":1}`, `{"symbol":"AAPL","kind":"below"}`, `{"symbol":"AAPL","kind":"below","threshold":-1}`} {
+	for _, b := range []string{`{"symbol":"AAPL","kind":"sideways","threshold":1}`, `{"symbol":"AAPL","kind":"below"}`,
+		`{"symbol":"AAPL","kind":"below","threshold":-1}`, `{"symbol":"AAPL","kind":"below","threshold":1,"rearm":2}`, `{"symbol":"AAPL","kind":"move_pct","threshold":0}`} {
 		resp, body = n.call(t, alice, "POST", "/v1/me/alerts", b)
 		wantError(t, resp, body, http.StatusBadRequest, quotehub.EBadRequest)
 	}
 	resp, body = n.call(t, alice, "POST", "/v1/me/alerts", `{"symbol":"NOPE","kind":"below","threshold":1}`)
 	wantError(t, resp, body, http.StatusNotFound, quotehub.EUnknownSymbol)
+	resp, body = n.call(t, "t-bob", "GET", path, "")
+	wantError(t, resp, body, http.StatusNotFound, quotehub.ENotFound)
+	resp, body = n.call(t, "t-bob", "PATCH", path, `{"enabled":true}`)
+	wantError(t, resp, body, http.StatusNotFound, quotehub.ENotFound)
+	for _, id := range []string{"abc", "-1", "0", "1%20OR%201=1", "99999999999999999999"} {
+		resp, body = n.call(t, alice, "GET", "/v1/me/alerts/"+id, "")
+		wantError(t, resp, body, http.StatusNotFound, quotehub.ENotFound)
+	}
+	// A move of -3 % from the previous close, re-armed 10 % of the way back.
+	resp, body = n.call(t, alice, "POST", "/v1/me/alerts", `{"symbol":"AAPL","kind":"move_pct","threshold":-3,"rearm":0.1,"enabled":false}`)
+	var m quotehub.AlertRule
+	wantJSON(t, resp, body, http.StatusCreated, &m)
+	if m.Threshold != -3 || m.Enabled || m.Kind != quotehub.AlertMovePct {
+		t.Fatalf("created %s", body)
+	}
 	var list struct{ Alerts []quotehub.AlertRule }
 	resp, body = n.call(t, alice, "GET", "/v1/me/alerts", "")
 	wantJSON(t, resp, body, http.StatusOK, &list)
-	if len(list.Alerts) != 1 || list.Alerts[0].ID != r.ID {
+	if len(list.Alerts) != 2 || list.Alerts[0].ID != r.ID || list.Alerts[1].ID != m.ID {
 		t.Fatalf("alerts: %s", body)
 	}
-	resp, body = n.call(t, "t-bob", "GET", path, "")
-	wantError(t, resp, body, http.StatusNotFound, quotehub.ENotFound)
 	resp, body = n.call(t, alice, "DELETE", path, "", "If-Match", `"2"`)
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)

@@ -41,7 +41,7 @@ func (s *Store) AlertRules(ctx context.Context, user string) ([]quotehub.AlertRu
 }
 
 // AlertRule implements quotehub.UserStore.
-func (s *Store) AlertRule(ctx context.Context, user, id string) (quotehub.AlertRule, error) {
+func (s *Store) AlertRule(ctx context.Context, user string, id int64) (quotehub.AlertRule, error) {
 	ctx, cancel, err := s.begin(ctx, user)
 	defer cancel()
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Store) AlertRule(ctx context.Context, user, id string) (quotehub.AlertR
 	return r, s.fail("alert rule", err)
 }
 
-func (s *Store) rule(ctx context.Context, q querier, user, id string) (quotehub.AlertRule, error) {
+func (s *Store) rule(ctx context.Context, q querier, user string, id int64) (quotehub.AlertRule, error) {
 	rows, err := q.QueryContext(ctx, selectRules+` WHERE user_id = ? AND id = ?`, user, id)
 	if err != nil {
 		return quotehub.AlertRule{}, err
@@ -77,7 +77,7 @@ func (s *Store) CreateAlertRule(ctx context.Context, user string, r quotehub.Ale
 		return quotehub.AlertRule{}, err
 	}
 	now := fromMs(ms(s.now()))
-	r.ID, r.UserID, r.Version, r.CreatedAt, r.UpdatedAt = newID(), user, 1, now, now
+	r.UserID, r.Version, r.CreatedAt, r.UpdatedAt = user, 1, now, now
 	err = s.tx(ctx, "create alert rule", func(tx *sql.Tx) error {
 		seq, err := s.bump(ctx, tx, user, "alert_rule")
 		if err != nil {
@@ -90,9 +90,16 @@ func (s *Store) CreateAlertRule(ctx context.Context, user string, r quotehub.Ale
 		if n >= s.lim.MaxAlertRules {
 			return quotehub.Errorf(quotehub.EConflict, "You have %d alert rules, the most there may be: delete one first.", n)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO alert_rules (user_id, id, seq, symbol, kind, threshold, rearm, enabled, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`, user, r.ID, seq, r.Symbol, r.Kind, r.Threshold, r.Rearm, r.Enabled, ms(now), ms(now))
-		return err
+		// A failed statement leaves the transaction usable: on the (rare)
+		// id that another rule has, draw again.
+		for try := 0; ; try++ {
+			r.ID = newNumericID()
+			_, err = tx.ExecContext(ctx, `INSERT INTO alert_rules (user_id, id, seq, symbol, kind, threshold, rearm, enabled, version, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`, user, r.ID, seq, r.Symbol, r.Kind, r.Threshold, r.Rearm, r.Enabled, ms(now), ms(now))
+			if !s.d.IsDuplicate(err) || try == 3 {
+				return err
+			}
+		}
 	})
 	if err != nil {
 		return quotehub.AlertRule{}, err
@@ -101,7 +108,7 @@ func (s *Store) CreateAlertRule(ctx context.Context, user string, r quotehub.Ale
 }
 
 // UpdateAlertRule implements quotehub.UserStore.
-func (s *Store) UpdateAlertRule(ctx context.Context, user, id string, upd quotehub.AlertRuleUpdate, ifVersion int64) (quotehub.AlertRule, error) {
+func (s *Store) UpdateAlertRule(ctx context.Context, user string, id int64, upd quotehub.AlertRuleUpdate, ifVersion int64) (quotehub.AlertRule, error) {
 	ctx, cancel, err := s.begin(ctx, user)
 	defer cancel()
 	if err != nil {
@@ -114,7 +121,7 @@ func (s *Store) UpdateAlertRule(ctx context.Context, user, id string, upd quoteh
 		if err != nil {
 			return err
 		}
-		if err := s.guarded(ctx, tx, res, "alert rule", "alert_rules", user, &id); err != nil {
+		if err := s.guarded(ctx, tx, res, "alert rule", "alert_rules", user, id); err != nil {
 			return err
 		}
 		cur, err := s.rule(ctx, tx, user, id)
@@ -132,12 +139,12 @@ func (s *Store) UpdateAlertRule(ctx context.Context, user, id string, upd quoteh
 }
 
 // DeleteAlertRule implements quotehub.UserStore.
-func (s *Store) DeleteAlertRule(ctx context.Context, user, id string, ifVersion int64) error {
+func (s *Store) DeleteAlertRule(ctx context.Context, user string, id int64, ifVersion int64) error {
 	return s.deleteGuarded(ctx, user, id, ifVersion, "alert rule", "alert_rules", nil)
 }
 
 // EnabledAlertRules implements quotehub.UserStore.
-func (s *Store) EnabledAlertRules(ctx context.Context, afterUser, afterID string, limit int) ([]quotehub.AlertRule, error) {
+func (s *Store) EnabledAlertRules(ctx context.Context, afterID int64, limit int) ([]quotehub.AlertRule, error) {
 	if limit <= 0 {
 		return nil, errors.New("sqlstore: EnabledAlertRules needs a positive limit")
 	}
@@ -146,8 +153,7 @@ func (s *Store) EnabledAlertRules(ctx context.Context, afterUser, afterID string
 	if err := s.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, selectRules+` WHERE enabled = ? AND (user_id > ? OR (user_id = ? AND id > ?))
-		ORDER BY user_id, id LIMIT ?`, true, afterUser, afterUser, afterID, limit)
+	rows, err := s.db.QueryContext(ctx, selectRules+` WHERE enabled = ? AND id > ? ORDER BY id LIMIT ?`, true, afterID, limit)
 	if err != nil {
 		return nil, s.fail("enabled alert rules", err)
 	}

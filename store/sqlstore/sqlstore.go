@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -179,6 +180,15 @@ func newID() string {
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }
 
+// newNumericID returns a random id from 1 to 2^53-1: unique across users
+// with overwhelming odds (a unique index catches the rest), and exact as a
+// JSON number in a browser.
+func newNumericID() int64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return int64(binary.BigEndian.Uint64(b[:])>>11) | 1
+}
+
 func ms(t time.Time) int64       { return t.UnixMilli() }
 func fromMs(v int64) time.Time   { return time.UnixMilli(v).UTC() }
 func notFound(what string) error { return quotehub.Errorf(quotehub.ENotFound, "No such %s.", what) }
@@ -191,13 +201,13 @@ func stale(what string, current int64) error {
 // version = ?)") on the row of table that user (and id, if not nil) names:
 // when the write changed no row, it tells a missing row (ENotFound) from
 // a stale version (EPreconditionFailed). Table names are constants.
-func (s *Store) guarded(ctx context.Context, tx *sql.Tx, res sql.Result, what, table, user string, id *string) error {
+func (s *Store) guarded(ctx context.Context, tx *sql.Tx, res sql.Result, what, table, user string, id any) error {
 	if n, err := res.RowsAffected(); err != nil || n > 0 {
 		return err
 	}
 	q, args := `SELECT version FROM `+table+` WHERE user_id = ?`, []any{user}
 	if id != nil {
-		q, args = q+` AND id = ?`, append(args, *id)
+		q, args = q+` AND id = ?`, append(args, id)
 	}
 	var v int64
 	err := tx.QueryRowContext(ctx, q, args...).Scan(&v)
@@ -213,7 +223,7 @@ func (s *Store) guarded(ctx context.Context, tx *sql.Tx, res sql.Result, what, t
 // deleteGuarded deletes the row id of the user from table if it is at
 // ifVersion, then runs then (deleting what hangs off it), in one
 // transaction.
-func (s *Store) deleteGuarded(ctx context.Context, user, id string, ifVersion int64, what, table string, then func(*sql.Tx) error) error {
+func (s *Store) deleteGuarded(ctx context.Context, user string, id any, ifVersion int64, what, table string, then func(*sql.Tx) error) error {
 	ctx, cancel, err := s.begin(ctx, user)
 	defer cancel()
 	if err != nil {
@@ -225,7 +235,7 @@ func (s *Store) deleteGuarded(ctx context.Context, user, id string, ifVersion in
 		if err != nil {
 			return err
 		}
-		if err := s.guarded(ctx, tx, res, what, table, user, &id); err != nil || then == nil {
+		if err := s.guarded(ctx, tx, res, what, table, user, id); err != nil || then == nil {
 			return err
 		}
 		return then(tx)

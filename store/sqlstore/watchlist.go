@@ -180,7 +180,7 @@ func (s *Store) UpdateWatchlist(ctx context.Context, user, id string, upd quoteh
 		if err != nil {
 			return err
 		}
-		if err := s.guarded(ctx, tx, res, "watchlist", "watchlists", user, &id); err != nil {
+		if err := s.guarded(ctx, tx, res, "watchlist", "watchlists", user, id); err != nil {
 			return err
 		}
 		if upd.Symbols != nil {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -85,7 +86,7 @@ func testUserEmpty(t *testing.T, s quotehub.UserStore) {
 	}
 	_, err := s.Watchlist(ctx(t), u, "nope")
 	wantCode(t, err, quotehub.ENotFound)
-	_, err = s.AlertRule(ctx(t), u, "nope")
+	_, err = s.AlertRule(ctx(t), u, 12345)
 	wantCode(t, err, quotehub.ENotFound)
 }
 
@@ -276,8 +277,6 @@ func testMetacharacters(t *testing.T, s quotehub.UserStore) {
 		_, err = s.Watchlist(ctx(t), u, w.ID+m)
 		wantCode(t, err, quotehub.ENotFound)
 		wantCode(t, s.DeleteWatchlist(ctx(t), u, m, quotehub.AnyVersion), quotehub.ENotFound)
-		_, err = s.AlertRule(ctx(t), u, m)
-		wantCode(t, err, quotehub.ENotFound)
 	}
 	// The wildcard users see only their own list; the other user keeps hers.
 	if got := must[[]quotehub.Watchlist](t)(s.Watchlists(ctx(t), base+`%`)); len(got) != 1 {
@@ -490,36 +489,39 @@ func testTrades(t *testing.T, s quotehub.UserStore) {
 
 func testAlertRules(t *testing.T, s quotehub.UserStore) {
 	u := user("")
-	a := must[quotehub.AlertRule](t)(s.CreateAlertRule(ctx(t), u, quotehub.AlertRule{Symbol: "krw-btc", Kind: quotehub.AlertAbove, Threshold: 100, Rearm: 1, Enabled: true}))
-	if a.ID == "" || a.Symbol != "KRW-BTC" || a.Version != 1 || !a.Enabled || a.CreatedAt.IsZero() {
+	a := must[quotehub.AlertRule](t)(s.CreateAlertRule(ctx(t), u, quotehub.AlertRule{Symbol: "krw-btc", Kind: quotehub.AlertAbove, Threshold: 100, Rearm: 0.05, Enabled: true}))
+	if a.ID <= 0 || a.ID >= 1<<53 || a.Symbol != "KRW-BTC" || a.Version != 1 || !a.Enabled || a.CreatedAt.IsZero() {
 		t.Fatalf("created %#v", a)
 	}
 	b := must[quotehub.AlertRule](t)(s.CreateAlertRule(ctx(t), u, quotehub.AlertRule{Symbol: "AAPL", Kind: quotehub.AlertMovePct, Threshold: 5}))
-	if got := must[quotehub.AlertRule](t)(s.AlertRule(ctx(t), u, a.ID)); got.ID != a.ID || got.Threshold != 100 || got.Rearm != 1 || got.Kind != a.Kind || !got.Enabled {
+	if got := must[quotehub.AlertRule](t)(s.AlertRule(ctx(t), u, a.ID)); got.ID != a.ID || got.Threshold != 100 || got.Rearm != 0.05 || got.Kind != a.Kind || !got.Enabled {
 		t.Errorf("AlertRule = %#v", got)
 	}
 	rs := must[[]quotehub.AlertRule](t)(s.AlertRules(ctx(t), u))
 	if len(rs) != 2 || rs[0].ID != a.ID || rs[1].ID != b.ID || rs[1].Enabled {
 		t.Fatalf("AlertRules = %#v", rs)
 	}
-	b2 := must[quotehub.AlertRule](t)(s.UpdateAlertRule(ctx(t), u, b.ID, quotehub.AlertRuleUpdate{Enabled: ptr(true), Threshold: ptr(7.5)}, 1))
-	if b2.Version != 2 || !b2.Enabled || b2.Threshold != 7.5 || b2.Kind != quotehub.AlertMovePct || b2.Symbol != "AAPL" {
+	b2 := must[quotehub.AlertRule](t)(s.UpdateAlertRule(ctx(t), u, b.ID, quotehub.AlertRuleUpdate{Enabled: ptr(true), Threshold: ptr(-7.5)}, 1))
+	if b2.Version != 2 || !b2.Enabled || b2.Threshold != -7.5 || b2.Kind != quotehub.AlertMovePct || b2.Symbol != "AAPL" {
 		t.Errorf("updated %#v", b2)
 	}
 	_, err := s.UpdateAlertRule(ctx(t), u, b.ID, quotehub.AlertRuleUpdate{Enabled: ptr(false)}, 1)
 	wantCode(t, err, quotehub.EPreconditionFailed)
 	_, err = s.UpdateAlertRule(ctx(t), u, b.ID, quotehub.AlertRuleUpdate{Kind: ptr("sideways")}, quotehub.AnyVersion)
 	wantCode(t, err, quotehub.EBadRequest)
-	_, err = s.UpdateAlertRule(ctx(t), u, b.ID, quotehub.AlertRuleUpdate{Threshold: ptr(-1.0)}, quotehub.AnyVersion)
+	_, err = s.UpdateAlertRule(ctx(t), u, b.ID, quotehub.AlertRuleUpdate{Threshold: ptr(0.0)}, quotehub.AnyVersion)
 	wantCode(t, err, quotehub.EBadRequest)
-	if got := must[quotehub.AlertRule](t)(s.AlertRule(ctx(t), u, b.ID)); got.Version != 2 || got.Threshold != 7.5 {
+	if got := must[quotehub.AlertRule](t)(s.AlertRule(ctx(t), u, b.ID)); got.Version != 2 || got.Threshold != -7.5 {
 		t.Errorf("refused updates changed the rule: %#v", got)
 	}
 	for _, bad := range []quotehub.AlertRule{
 		{Symbol: "AAPL", Kind: "sideways", Threshold: 1},
 		{Symbol: "AAPL", Kind: quotehub.AlertBelow, Threshold: 0},
-		{Symbol: "AAPL", Kind: quotehub.AlertCross, Threshold: 1, Rearm: -1},
+		{Symbol: "AAPL", Kind: quotehub.AlertAbove, Threshold: -3},
+		{Symbol: "AAPL", Kind: quotehub.AlertCross, Threshold: 1, Rearm: -0.1},
+		{Symbol: "AAPL", Kind: quotehub.AlertCross, Threshold: 1, Rearm: 0.6},
 		{Symbol: "AAPL", Kind: quotehub.AlertMovePct, Threshold: 5000},
+		{Symbol: "AAPL", Kind: quotehub.AlertMovePct, Threshold: 0},
 	} {
 		_, err := s.CreateAlertRule(ctx(t), u, bad)
 		wantCode(t, err, quotehub.EBadRequest)
@@ -534,22 +536,30 @@ func testAlertRules(t *testing.T, s quotehub.UserStore) {
 	v := user("")
 	d := must[quotehub.AlertRule](t)(s.CreateAlertRule(ctx(t), v, quotehub.AlertRule{Symbol: "A1", Kind: quotehub.AlertBelow, Threshold: 3, Enabled: true}))
 	var mine []string
-	after, afterID := u, ""
+	var afterID int64
 	for {
-		page := must[[]quotehub.AlertRule](t)(s.EnabledAlertRules(ctx(t), after, afterID, 1))
-		if len(page) == 0 || page[0].UserID != u && page[0].UserID != v {
+		page := must[[]quotehub.AlertRule](t)(s.EnabledAlertRules(ctx(t), afterID, 2))
+		if len(page) == 0 {
 			break
 		}
-		if !page[0].Enabled {
-			t.Fatalf("a disabled rule in EnabledAlertRules: %#v", page[0])
+		for _, r := range page {
+			if !r.Enabled || r.ID <= afterID {
+				t.Fatalf("EnabledAlertRules after %d: %#v", afterID, r)
+			}
+			if r.UserID == u || r.UserID == v {
+				mine = append(mine, fmt.Sprintf("%s/%d", r.UserID, r.ID))
+			}
+			afterID = r.ID
 		}
-		mine = append(mine, page[0].UserID+"/"+page[0].ID)
-		after, afterID = page[0].UserID, page[0].ID
 	}
-	want := []string{u + "/" + a.ID, u + "/" + b.ID, v + "/" + d.ID}
-	slices.Sort(want[:2])
-	if !slices.Equal(mine, want) {
-		t.Errorf("EnabledAlertRules paged %v, want %v (c %s is disabled)", mine, want, c.ID)
+	want := []quotehub.AlertRule{a, b, d}
+	slices.SortFunc(want, func(x, y quotehub.AlertRule) int { return cmp.Compare(x.ID, y.ID) })
+	var wantIDs []string
+	for _, r := range want {
+		wantIDs = append(wantIDs, fmt.Sprintf("%s/%d", map[bool]string{true: u, false: v}[r.ID != d.ID], r.ID))
+	}
+	if !slices.Equal(mine, wantIDs) {
+		t.Errorf("EnabledAlertRules paged %v, want %v in id order (%d is disabled)", mine, wantIDs, c.ID)
 	}
 
 	wantCode(t, s.DeleteAlertRule(ctx(t), u, a.ID, 2), quotehub.EPreconditionFailed)
@@ -567,12 +577,12 @@ func testFiredAlerts(t *testing.T, s quotehub.UserStore) {
 	u, v := user(""), user("")
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 	for i := range 6 {
-		a := must[quotehub.FiredAlert](t)(s.AppendFiredAlert(ctx(t), u, quotehub.FiredAlert{ID: 99, RuleID: "r1", Symbol: "A1", Kind: quotehub.AlertAbove, Threshold: 10, Price: 10 + float64(i), Time: at}))
+		a := must[quotehub.FiredAlert](t)(s.AppendFiredAlert(ctx(t), u, quotehub.FiredAlert{ID: 99, RuleID: 11, Symbol: "A1", Kind: quotehub.AlertAbove, Threshold: 10, Price: 10 + float64(i), Time: at}))
 		if a.ID != int64(i+1) || !a.Time.Equal(at) {
 			t.Fatalf("alert %d: %#v", i, a)
 		}
 	}
-	if a := must[quotehub.FiredAlert](t)(s.AppendFiredAlert(ctx(t), v, quotehub.FiredAlert{RuleID: "r2", Symbol: "A1", Kind: quotehub.AlertBelow})); a.ID != 1 || a.Time.IsZero() {
+	if a := must[quotehub.FiredAlert](t)(s.AppendFiredAlert(ctx(t), v, quotehub.FiredAlert{RuleID: 12, Symbol: "A1", Kind: quotehub.AlertBelow})); a.ID != 1 || a.Time.IsZero() {
 		t.Fatalf("another user's first alert: %#v", a)
 	}
 	ids := func(fs []quotehub.FiredAlert) []int64 {
@@ -584,7 +594,7 @@ func testFiredAlerts(t *testing.T, s quotehub.UserStore) {
 	}
 	// The window keeps the newest four.
 	all := must[[]quotehub.FiredAlert](t)(s.FiredAlerts(ctx(t), u, 0, 100))
-	if !slices.Equal(ids(all), []int64{3, 4, 5, 6}) || all[0].Price != 12 || all[0].RuleID != "r1" || all[0].Kind != quotehub.AlertAbove || !all[0].Time.Equal(at) {
+	if !slices.Equal(ids(all), []int64{3, 4, 5, 6}) || all[0].Price != 12 || all[0].RuleID != 11 || all[0].Kind != quotehub.AlertAbove || !all[0].Time.Equal(at) {
 		t.Fatalf("FiredAlerts(0) = %#v", all)
 	}
 	if got := ids(must[[]quotehub.FiredAlert](t)(s.FiredAlerts(ctx(t), u, 3, 2))); !slices.Equal(got, []int64{4, 5}) {

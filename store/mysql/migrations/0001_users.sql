@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS trades (
 
 CREATE TABLE IF NOT EXISTS alert_rules (
 	user_id VARCHAR(255) NOT NULL,
-	id VARCHAR(32) NOT NULL,
+	id BIGINT NOT NULL,
 	seq BIGINT NOT NULL,
 	symbol VARCHAR(32) NOT NULL,
 	kind VARCHAR(16) NOT NULL,
@@ -75,13 +75,14 @@ CREATE TABLE IF NOT EXISTS alert_rules (
 	updated_at BIGINT NOT NULL,
 	PRIMARY KEY (user_id, id),
 	KEY alert_rules_by_seq (user_id, seq),
-	KEY alert_rules_enabled (enabled, user_id, id)
+	UNIQUE KEY alert_rules_id (id),
+	KEY alert_rules_enabled (enabled, id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE IF NOT EXISTS fired_alerts (
 	user_id VARCHAR(255) NOT NULL,
 	id BIGINT NOT NULL,
-	rule_id VARCHAR(32) NOT NULL,
+	rule_id BIGINT NOT NULL,
 	symbol VARCHAR(32) NOT NULL,
 	kind VARCHAR(16) NOT NULL,
 	threshold DOUBLE NOT NULL,

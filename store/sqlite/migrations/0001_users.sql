@@ -61,7 +61,7 @@ CREATE TABLE trades (
 
 CREATE TABLE alert_rules (
 	user_id TEXT NOT NULL,
-	id TEXT NOT NULL,
+	id INTEGER NOT NULL,
 	seq INTEGER NOT NULL,
 	symbol TEXT NOT NULL,
 	kind TEXT NOT NULL,
@@ -74,12 +74,13 @@ CREATE TABLE alert_rules (
 	PRIMARY KEY (user_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX alert_rules_by_seq ON alert_rules (user_id, seq);
-CREATE INDEX alert_rules_enabled ON alert_rules (enabled, user_id, id);
+CREATE UNIQUE INDEX alert_rules_id ON alert_rules (id);
+CREATE INDEX alert_rules_enabled ON alert_rules (enabled, id);
 
 CREATE TABLE fired_alerts (
 	user_id TEXT NOT NULL,
 	id INTEGER NOT NULL,
-	rule_id TEXT NOT NULL,
+	rule_id INTEGER NOT NULL,
 	symbol TEXT NOT NULL,
 	kind TEXT NOT NULL,
 	threshold REAL NOT NULL,
