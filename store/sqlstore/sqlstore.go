@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,7 +56,7 @@ type Store struct {
 	lim  quotehub.UserLimits
 	tmo  time.Duration
 	now  func() time.Time
-	mu   sync.Mutex // serialises migrating
+	sem  chan struct{} // one migration at a time; waiting for it honours the caller's deadline
 	done atomic.Bool
 }
 
@@ -74,7 +73,7 @@ func New(db *sql.DB, d *Dialect, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{db: db, d: d, lim: opts.Limits.WithDefaults(), tmo: opts.Timeout, now: opts.Now}
+	return &Store{db: db, d: d, lim: opts.Limits.WithDefaults(), tmo: opts.Timeout, now: opts.Now, sem: make(chan struct{}, 1)}
 }
 
 // Migrate applies the migrations this binary has and the database lacks.
@@ -83,8 +82,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if s.done.Load() {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	case <-ctx.Done():
+		return s.fail("migrate", ctx.Err())
+	}
 	if s.done.Load() {
 		return nil
 	}
