@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,3 +215,46 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeadlineMidTransaction: a write whose second statement waits on a
+// lock past the store timeout is rolled back whole: the version bump its
+// first statement made is gone with it.
+func TestDeadlineMidTransaction(t *testing.T) {
+	dsn := mysqltest.DSN(t, "deadline")
+	s, warn, err := mysql.Open(context.Background(), dsn, mysql.Pool{}, sqlstore.Options{Timeout: 300 * time.Millisecond})
+	if err != nil || warn != nil {
+		t.Fatal(err, warn)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	w, err := s.CreateWatchlist(ctx, "alice", quotehub.Watchlist{Name: "L", Symbols: []string{"A1", "A2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another client holds the list's symbol rows.
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT * FROM watchlist_symbols WHERE user_id = 'alice' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.UpdateWatchlist(ctx, "alice", w.ID, quotehub.WatchlistUpdate{Name: ptr("M"), Symbols: &[]string{"B1"}}, 1)
+	if quotehub.ErrorCode(err) != quotehub.EUnavailable {
+		t.Fatalf("UpdateWatchlist behind a held lock: %v, want unavailable", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Watchlist(ctx, "alice", w.ID)
+	if err != nil || got.Version != 1 || got.Name != "L" || !slices.Equal(got.Symbols, []string{"A1", "A2"}) {
+		t.Fatalf("after the timed-out write: %#v %v, want it unchanged", got, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
