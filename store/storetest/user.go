@@ -362,6 +362,50 @@ func testConcurrentWriters(t *testing.T, s quotehub.UserStore) {
 	if p.Version != 10 || len(p.Holdings) != 1 || p.Holdings[0].Quantity != 10 || math.Abs(p.Holdings[0].AvgCost-150) > 1e-9 {
 		t.Fatalf("after 10 concurrent buys: %#v", p)
 	}
+
+	// Two replacements of one portfolio version: one lands whole.
+	sets := [2][]quotehub.Holding{
+		{{Symbol: "A1", Quantity: 1, Currency: "KRW"}, {Symbol: "A2", Quantity: 2, Currency: "KRW"}},
+		{{Symbol: "B1", Quantity: 3, Currency: "USD"}, {Symbol: "B2", Quantity: 4, Currency: "USD"}, {Symbol: "B3", Quantity: 5, Currency: "USD"}},
+	}
+	errs = make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			_, errs[i] = s.PutPortfolio(ctx(t), u, quotehub.Portfolio{Holdings: sets[i]}, p.Version)
+		})
+	}
+	wg.Wait()
+	p2 := must[quotehub.Portfolio](t)(s.Portfolio(ctx(t), u))
+	won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
+	lost := quotehub.ErrorCode(errs[1-max(won, 0)])
+	if won < 0 || lost != quotehub.EPreconditionFailed || p2.Version != p.Version+1 || !slices.Equal(p2.Holdings, sets[won]) {
+		t.Fatalf("two writers of portfolio version %d: %v; stored %#v", p.Version, errs, p2)
+	}
+
+	// Alerts appended at once get distinct ids, one after another.
+	ids := make(chan int64, 10)
+	for range 2 {
+		wg.Go(func() {
+			for range 5 {
+				a, err := s.AppendFiredAlert(ctx(t), u, quotehub.FiredAlert{RuleID: 1, Symbol: "A1", Kind: quotehub.AlertAbove})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- a.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	var got []int64
+	for id := range ids {
+		got = append(got, id)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+		t.Fatalf("ids of 10 concurrent alerts: %v", got)
+	}
 }
 
 func testPortfolio(t *testing.T, s quotehub.UserStore) {
