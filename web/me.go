@@ -167,6 +167,12 @@ func reply(c echo.Context, status int, tag string, v any) error {
 	return c.JSON(status, v)
 }
 
+// created answers 201 with the new resource v, its ETag and Location.
+func created(c echo.Context, location string, version int64, v any) error {
+	c.Response().Header().Set("Location", location)
+	return reply(c, http.StatusCreated, etag(version), v)
+}
+
 // knownSymbols normalises symbols (dropping repeats), refuses more than
 // max, and checks each against the catalogue.
 func (s *Server) knownSymbols(c echo.Context, symbols []string, max int) ([]string, error) {
@@ -333,8 +339,7 @@ func (s *Server) createWatchlist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Location", "/v1/me/watchlists/"+w.ID)
-	return reply(c, http.StatusCreated, etag(w.Version), w)
+	return created(c, "/v1/me/watchlists/"+w.ID, w.Version, w)
 }
 
 // putWatchlist replaces a watchlist's name and symbols (both required).
@@ -620,8 +625,7 @@ func (s *Server) createAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Location", "/v1/me/alerts/"+strconv.FormatInt(r.ID, 10))
-	return reply(c, http.StatusCreated, etag(r.Version), r)
+	return created(c, "/v1/me/alerts/"+strconv.FormatInt(r.ID, 10), r.Version, r)
 }
 
 func (s *Server) patchAlert(c echo.Context) error {
