@@ -258,3 +258,12 @@ func TestDeadlineMidTransaction(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func BenchmarkUserStore(b *testing.B) {
+	s, warn, err := mysql.Open(context.Background(), mysqltest.DSN(b, "bench"), mysql.Pool{}, sqlstore.Options{})
+	if err != nil || warn != nil {
+		b.Fatal(err, warn)
+	}
+	defer s.Close()
+	storetest.BenchmarkUserStore(b, s)
+}

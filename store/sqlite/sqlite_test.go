@@ -94,3 +94,12 @@ func TestClosed(t *testing.T) {
 		t.Fatal("Ready of a closed store is not unavailable")
 	}
 }
+
+func BenchmarkUserStore(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), b.TempDir(), sqlstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storetest.BenchmarkUserStore(b, s)
+}
