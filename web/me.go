@@ -91,7 +91,7 @@ func decode(c echo.Context, v any) error {
 	case errors.As(err, &typeErr):
 		return quotehub.Errorf(quotehub.EBadRequest, "Field %q must be %s, not JSON %s.", typeErr.Field, jsonKind(typeErr.Type.String()), typeErr.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return quotehub.Errorf(quotehub.EBadRequest, "Unknown field %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return quotehub.Errorf(quotehub.EBadRequest, "Unknown field %s.", clipHeader(strings.TrimPrefix(err.Error(), "json: unknown field ")))
 	default:
 		return quotehub.Errorf(quotehub.EBadRequest, "The body is not valid JSON: %v.", err)
 	}
@@ -130,6 +130,8 @@ func ifMatch(c echo.Context) (int64, error) {
 	return v, nil
 }
 
+// clipHeader shortens what a client sent (a header, a field name) to
+// quote it in a message.
 func clipHeader(h string) string {
 	if len(h) > 40 {
 		return h[:40] + "…"
