@@ -49,7 +49,7 @@ func TestUsersEmbedded(t *testing.T) {
 // TestUsersMySQL: a DSN switches users' data to MySQL; a server that does
 // not answer leaves the node up but not ready, naming the store.
 func TestUsersMySQL(t *testing.T) {
-	n := startNode(t, map[string]string{"QUOTEHUB_MYSQL_DSN": mysqltest.DSN(t, "cmd"), "QUOTEHUB_DATA_DIR": ""})
+	n := startNode(t, map[string]string{"QUOTEHUB_MYSQL_DSN": mysqltest.DSN(t, "cmd")})
 	var r readiness
 	if resp := getJSON(t, n.url("/readyz"), &r); resp.StatusCode != 200 || !r.Ready {
 		t.Fatalf("/readyz = %d %+v", resp.StatusCode, r)
