@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the docker-compose shape locally with real binaries: three quotehub
-# nodes on one Redis, and nginx in front of them when nginx is installed.
+# nodes on one Redis sharing users' data in the local MariaDB (database
+# quotehub, or QUOTEHUB_MYSQL_DSN), and nginx in front of them when nginx
+# is installed.
 #
 #   scripts/cluster.sh            # nodes on 127.0.0.1:18081-18083, nginx on 127.0.0.1:18080
 #   curl -N '127.0.0.1:18081/v1/sse?symbols=KRW-BTC'   # watch one symbol from each node
@@ -27,6 +29,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 bash scripts/services.sh >/dev/null
+# The nodes share users' data in the local MariaDB (database quotehub).
+mysql_dsn=${QUOTEHUB_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/quotehub}
+if [[ -z ${QUOTEHUB_MYSQL_DSN:-} ]]; then
+  mysql -uroot -h127.0.0.1 -e 'CREATE DATABASE IF NOT EXISTS quotehub CHARACTER SET utf8mb4'
+fi
 go build -o "$work/quotehub" ./cmd/quotehub
 
 for i in 1 2 3; do
@@ -34,6 +41,7 @@ for i in 1 2 3; do
   QUOTEHUB_ADDR="127.0.0.1:$port" QUOTEHUB_ADMIN_ADDR="" QUOTEHUB_NODE_ID="node$i" \
   QUOTEHUB_REDIS_URL="$redis_url" QUOTEHUB_REDIS_PREFIX="$prefix" QUOTEHUB_LOG_FORMAT=json \
   QUOTEHUB_DATA_DIR="$work/data" \
+  QUOTEHUB_MYSQL_DSN="$mysql_dsn" \
     "$work/quotehub" >"$work/node$i.log" 2>&1 &
   pids+=($!)
 done

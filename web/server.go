@@ -54,6 +54,12 @@ type Options struct {
 	// Without it they are anonymous, and a stream opened with a token
 	// carries its user.
 	AuthRequired bool
+	// Users keeps users' watchlists, portfolios and alert rules, served
+	// under /v1/me; without one those routes answer 503 unavailable.
+	Users quotehub.UserStore
+	// UserLimits bound what one user may store (zero fields:
+	// quotehub.DefaultUserLimits); the store enforces the same.
+	UserLimits quotehub.UserLimits
 	// Checks are dependencies /readyz reports on, by name.
 	Checks map[string]quotehub.HealthChecker
 	// PingInterval is how often a WebSocket is pinged (default 25 s) and
@@ -135,6 +141,7 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 100
 	}
+	opts.UserLimits = opts.UserLimits.WithDefaults()
 	if opts.Gatherer == nil || opts.Registerer == nil {
 		reg := prometheus.NewRegistry()
 		opts.Gatherer, opts.Registerer = reg, reg
@@ -168,6 +175,7 @@ func New(opts Options) (*Server, error) {
 	e.GET("/v1/candles", s.getCandleBatch, s.requireTokenIf)
 	me := e.Group("/v1/me", s.requireUser)
 	me.GET("", s.getMe)
+	s.addMeRoutes(me)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
 	e.GET("/readyz", s.getReady)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))

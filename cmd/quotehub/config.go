@@ -61,6 +61,12 @@ type Config struct {
 	RefreshSlots       int
 	BusShards          int
 
+	MySQLDSN          string
+	MySQLMaxOpen      int
+	MySQLMaxIdle      int
+	MySQLConnLifetime time.Duration
+	StoreTimeout      time.Duration
+
 	UpbitURL      string
 	UpbitWSURL    string
 	UpbitMode     string
@@ -87,7 +93,7 @@ type Config struct {
 // clearable are the settings whose empty value means something (it
 // disables or empties them); for the others an empty variable counts as
 // unset.
-var clearable = map[string]bool{"admin-addr": true, "allowed-origins": true, "redis-url": true}
+var clearable = map[string]bool{"admin-addr": true, "allowed-origins": true, "redis-url": true, "mysql-dsn": true}
 
 // devSecretFile is the file in the data directory that holds the HS256
 // secret a node creates for itself when no JWT key is configured.
@@ -139,6 +145,11 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 600*time.Millisecond, "refresh lease time to live (renewed every third of it); a dead node's symbols are taken over within one TTL of its last renewal")
 	fs.IntVar(&c.RefreshSlots, "refresh-slots", 64, "slots symbols hash onto for refresh ownership; the same on every node")
 	fs.IntVar(&c.BusShards, "bus-shards", 16, "pub/sub shards (one subscriber connection each); the same on every node")
+	fs.StringVar(&c.MySQLDSN, "mysql-dsn", "", "MySQL/MariaDB for users' watchlists, portfolios and alerts, e.g. quotehub:pw@tcp(db:3306)/quotehub (empty: embedded SQLite under the data directory)")
+	fs.IntVar(&c.MySQLMaxOpen, "mysql-max-open", 20, "MySQL connections per node at most")
+	fs.IntVar(&c.MySQLMaxIdle, "mysql-max-idle", 20, "idle MySQL connections a node keeps")
+	fs.DurationVar(&c.MySQLConnLifetime, "mysql-conn-lifetime", 3*time.Minute, "a MySQL connection is replaced after this long")
+	fs.DurationVar(&c.StoreTimeout, "store-timeout", 3*time.Second, "longest one call to the user-data store may take (all its queries)")
 	fs.StringVar(&c.UpbitURL, "upbit-url", "https://api.upbit.com", "Upbit REST base URL (point it at a proxy or a recorded fake)")
 	fs.StringVar(&c.UpbitWSURL, "upbit-ws-url", "wss://api.upbit.com/websocket/v1", "Upbit WebSocket URL")
 	fs.StringVar(&c.UpbitMode, "upbit-mode", "push", "push (WebSocket stream, REST while it is down) or poll (REST only)")
@@ -355,6 +366,10 @@ func (c *Config) validate() error {
 		{c.SimFailRate >= 0 && c.SimFailRate <= 1, "QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"},
 		{c.LeaseTTL > 0, "QUOTEHUB_LEASE_TTL must be positive"},
 		{c.LeaseTTL <= 0 || c.LeaseTTL >= 300*time.Millisecond, "QUOTEHUB_LEASE_TTL must be at least 300ms"},
+		{c.MySQLMaxOpen >= 1, "QUOTEHUB_MYSQL_MAX_OPEN must be at least 1"},
+		{c.MySQLMaxIdle <= c.MySQLMaxOpen, "QUOTEHUB_MYSQL_MAX_IDLE must not exceed QUOTEHUB_MYSQL_MAX_OPEN"},
+		{c.MySQLConnLifetime > 0, "QUOTEHUB_MYSQL_CONN_LIFETIME must be positive"},
+		{c.StoreTimeout > 0, "QUOTEHUB_STORE_TIMEOUT must be positive"},
 		{c.RefreshSlots >= 1 && c.RefreshSlots <= 16384, "QUOTEHUB_REFRESH_SLOTS must be within 1..16384"},
 		{c.BusShards >= 1 && c.BusShards <= 1024, "QUOTEHUB_BUS_SHARDS must be within 1..1024"},
 		{c.RedisURL != "" || !(c.RedisCluster || c.RedisShardedPubSub), "QUOTEHUB_REDIS_CLUSTER and QUOTEHUB_REDIS_SHARDED_PUBSUB need QUOTEHUB_REDIS_URL"},

@@ -18,7 +18,10 @@ import (
 	"quotehub/refresher"
 	"quotehub/refresher/upstream/sim"
 	"quotehub/store/memory"
+	"quotehub/store/mysql"
 	"quotehub/store/redis"
+	"quotehub/store/sqlite"
+	"quotehub/store/sqlstore"
 	"quotehub/web"
 )
 
@@ -26,6 +29,7 @@ import (
 type node struct {
 	catalog   *memory.Catalog
 	stores    *stores
+	users     quotehub.UserStore
 	hub       *hub.Hub
 	refresher *refresher.Refresher
 	web       *web.Server
@@ -121,6 +125,13 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	if err != nil {
 		return nil, err
 	}
+	users, err := openUsers(cfg, log)
+	if err != nil {
+		st.closeAll()
+		return nil, err
+	}
+	st.checks["users"] = users
+	st.close = append(st.close, func() { _ = users.Close() })
 
 	var h *hub.Hub
 	refLog := log.With().Str("component", "refresher").Logger()
@@ -204,13 +215,41 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), Logger: log, Checks: st.checks,
 		Verifier: verifier, AuthRequired: cfg.AuthRequired,
+		Users: users, UserLimits: userLimits(cfg),
 	})
 	if err != nil {
 		_ = h.Shutdown(context.Background())
 		st.closeAll()
 		return nil, err
 	}
-	return &node{catalog: catalog, stores: st, hub: h, refresher: ref, web: srv, sims: up.sims}, nil
+	return &node{catalog: catalog, stores: st, users: users, hub: h, refresher: ref, web: srv, sims: up.sims}, nil
+}
+
+// userLimits are the limits of users' data on this node: a watchlist
+// holds as many symbols as a connection may subscribe to.
+func userLimits(cfg Config) quotehub.UserLimits {
+	return quotehub.UserLimits{MaxSymbols: cfg.MaxSymbols}.WithDefaults()
+}
+
+// openUsers opens the user-data store: MySQL when a DSN is configured
+// (a server that does not answer yet is not fatal: /readyz reports it
+// and the store reconnects and migrates by itself), else the embedded
+// SQLite file under the data directory.
+func openUsers(cfg Config, log *zerolog.Logger) (*sqlstore.Store, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := sqlstore.Options{Limits: userLimits(cfg), Timeout: cfg.StoreTimeout}
+	if cfg.MySQLDSN == "" {
+		return sqlite.Open(ctx, cfg.DataDir, opts)
+	}
+	mysql.SetLogger(log.With().Str("component", "mysql").Logger())
+	s, warn, err := mysql.Open(ctx, cfg.MySQLDSN, mysql.Pool{
+		MaxOpen: cfg.MySQLMaxOpen, MaxIdle: cfg.MySQLMaxIdle, MaxLifetime: cfg.MySQLConnLifetime,
+	}, opts)
+	if warn != nil {
+		log.Warn().Err(warn).Msg("MySQL unreachable at start; users' data answers unavailable until it is back")
+	}
+	return s, err
 }
 
 func (st *stores) closeAll() {
