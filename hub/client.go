@@ -160,6 +160,13 @@ func (c *Client) ID() string { return c.id }
 func (c *Client) SetUser(p quotehub.Principal, onExpiry func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.user != nil {
+		c.hub.users.remove(c.user.UserID, c)
+	}
+	c.hub.users.add(p.UserID, c)
 	c.user = &p
 	if c.expiry != nil {
 		c.expiry.Stop()
@@ -210,6 +217,9 @@ func (c *Client) Close() {
 		c.closed = true
 		if c.expiry != nil {
 			c.expiry.Stop()
+		}
+		if c.user != nil {
+			c.hub.users.remove(c.user.UserID, c)
 		}
 		var subs []*symState
 		for _, st := range c.syms {

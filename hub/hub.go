@@ -116,6 +116,7 @@ type Hub struct {
 	shards  [numShards]regShard
 	clients [16]clientShard
 	nconns  atomic.Int64
+	users   userIndex
 	done    chan struct{}
 	stop    sync.Once
 	wg      sync.WaitGroup

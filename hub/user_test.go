@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -77,5 +78,44 @@ func TestCloseAfterFlush(t *testing.T) {
 	}
 	if f := r.frames(t); len(f) != 1 || f[0]["code"] != quotehub.EUnauthorized {
 		t.Fatalf("frames %v, want the error frame before the close", f)
+	}
+}
+
+// ForUser finds a user's live sessions on this node, and a closed or
+// re-assigned session is no longer among them.
+func TestForUser(t *testing.T) {
+	e := newEnv(t, nil)
+	a1, a2, b := e.connect(t, newRecorder()), e.connect(t, newRecorder()), e.connect(t, newRecorder())
+	e.connect(t, newRecorder()) // anonymous
+	a1.SetUser(quotehub.Principal{UserID: "alice"}, nil)
+	a2.SetUser(quotehub.Principal{UserID: "alice"}, nil)
+	b.SetUser(quotehub.Principal{UserID: "bob"}, nil)
+	sessions := func(user string) map[*hub.Client]bool {
+		m := map[*hub.Client]bool{}
+		e.hub.ForUser(user, func(c *hub.Client) { m[c] = true })
+		return m
+	}
+	if got := sessions("alice"); len(got) != 2 || !got[a1] || !got[a2] {
+		t.Fatalf("alice's sessions: %v", got)
+	}
+	if got := sessions(""); len(got) != 0 {
+		t.Fatalf("the anonymous user has sessions: %v", got)
+	}
+	a2.Close()
+	b.SetUser(quotehub.Principal{UserID: "carol"}, nil) // the same session, another token's user
+	if got := sessions("alice"); len(got) != 1 || !got[a1] {
+		t.Errorf("alice after a close: %v", got)
+	}
+	if got := sessions("bob"); len(got) != 0 {
+		t.Errorf("bob after his session became carol's: %v", got)
+	}
+	users := e.hub.Users()
+	slices.Sort(users)
+	if !slices.Equal(users, []string{"alice", "carol"}) {
+		t.Errorf("Users() = %v", users)
+	}
+	a2.SetUser(quotehub.Principal{UserID: "dave"}, nil) // after Close: ignored
+	if got := sessions("dave"); len(got) != 0 {
+		t.Errorf("a closed session was indexed: %v", got)
 	}
 }
