@@ -50,6 +50,8 @@ type stores struct {
 		Handle(func([]quotehub.Quote))
 	}
 	local     *memory.Cache // a local copy of what the node sees, fed by the bus (Redis only)
+	userBus   quotehub.UserBus
+	userEvts  *userEvents // what the user bus delivers on this node, by kind
 	candles   quotehub.CandleCache
 	owns      func(string) bool
 	held      func() []int // Redis only: the refresh slots this node leases
@@ -64,10 +66,14 @@ type stores struct {
 
 // openStores picks the stores from the configuration.
 func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*stores, error) {
+	evts := &userEvents{}
 	if cfg.RedisURL == "" {
+		ub := memory.NewUserBus()
+		ub.HandleUser(evts.deliver)
 		return &stores{
 			cache: memory.NewCache(), active: memory.NewActiveSet(), bus: memory.NewBus(),
 			candles: memory.NewCandleCache(nil), checks: map[string]quotehub.HealthChecker{},
+			userBus: ub, userEvts: evts,
 		}, nil
 	}
 	goredis.SetLogger(redisLogger{log.With().Str("component", "go-redis").Logger()})
@@ -94,6 +100,9 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 		Prefix: cfg.RedisPrefix, Shards: cfg.BusShards, Sharded: cfg.RedisShardedPubSub, Cache: cache,
 		Metrics: m, Logger: &storeLog,
 	})
+	ub := redis.NewUserBus(rdb, cfg.RedisPrefix, &storeLog)
+	ub.HandleUser(evts.deliver)
+	ub.OnResync(evts.resync)
 	hooks := &leaseHooks{}
 	own := redis.NewOwnership(rdb, redis.OwnershipOptions{
 		Prefix: cfg.RedisPrefix, Node: cfg.NodeID, Slots: cfg.RefreshSlots, TTL: cfg.LeaseTTL, Metrics: m, Logger: &storeLog,
@@ -101,13 +110,15 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 	})
 	return &stores{
 		cache: cache, active: redis.NewActiveSet(rdb, cfg.RedisPrefix), bus: bus, local: local, leases: hooks,
+		userBus: ub, userEvts: evts,
 		candles: redis.NewCandleCache(rdb, cfg.RedisPrefix),
 		owns:    own.Owns, held: own.Held, degraded: func() bool { return !own.Connected() },
 		fetchLock: redis.NewFetchLock(rdb, cfg.RedisPrefix, cfg.NodeID, m),
 		resync:    func() { bus.Resync("recovered") },
 		checks:    map[string]quotehub.HealthChecker{"redis": redis.Health{RDB: rdb}},
-		run:       []func(context.Context){own.Run, func(ctx context.Context) { bus.Start(ctx); <-ctx.Done() }},
-		close:     []func(){func() { _ = bus.Close() }, func() { _ = rdb.Close() }},
+		run: []func(context.Context){own.Run, func(ctx context.Context) { bus.Start(ctx); <-ctx.Done() },
+			func(ctx context.Context) { ub.Start(ctx); <-ctx.Done() }},
+		close: []func(){func() { _ = bus.Close() }, func() { _ = ub.Close() }, func() { _ = rdb.Close() }},
 	}, nil
 }
 
