@@ -125,10 +125,14 @@ func TestPingsJudgeAReadingPeerByItsAcks(t *testing.T) {
 	p := newWSPair(t)
 	n, finished := fillSocket(t, p.t)
 	stalled := make(chan struct{}, 1)
-	p.t.startPings(20*time.Millisecond, 500*time.Millisecond, 10*time.Second, func() { stalled <- struct{}{} })
+	// The pong timeout is 2 s, not less: once the data is read, a pong must
+	// come within it, and a machine under heavy load (2 cores at a load of
+	// 10) has delayed a test process by more than half a second. The read
+	// below takes about 50 ms × 60 messages, well beyond it.
+	p.t.startPings(20*time.Millisecond, 2*time.Second, 10*time.Second, func() { stalled <- struct{}{} })
 	start := time.Now()
 	for i := range n {
-		time.Sleep(15 * time.Millisecond) // a slow reader: a ping behind the data is answered long after 500 ms
+		time.Sleep(50 * time.Millisecond) // a slow reader: a ping behind the data is answered long after 2 s
 		if _, err := p.read(t); err != nil {
 			t.Fatalf("message %d of %d: %v (the server closed a peer that was reading)", i+1, n, err)
 		}
@@ -137,7 +141,11 @@ func TestPingsJudgeAReadingPeerByItsAcks(t *testing.T) {
 	if err := <-finished; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("read %d messages of 64 KiB in %v with a 500 ms pong timeout", n, time.Since(start))
+	took := time.Since(start)
+	t.Logf("read %d messages of 64 KiB in %v with a 2 s pong timeout", n, took)
+	if took < 2*time.Second {
+		t.Fatalf("the read took %v, less than the pong timeout: the test proves nothing", took)
+	}
 	// Still open and answering: a ping of the client's own gets its pong.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
