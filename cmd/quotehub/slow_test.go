@@ -140,22 +140,7 @@ func TestSlowReaderGetsTheLatest(t *testing.T) {
 	const offered = 200 * 230 * 10
 	const rate = offered * 4 / 10
 	const duration = 60 * time.Second
-	for _, transport := range []string{"ws", "sse"} {
-		t.Run(transport, func(t *testing.T) {
-			t.Parallel()
-			conn, br := openSlow(t, n.addr, transport, list, 64<<10, rate, time.Now().Add(duration+10*time.Second))
-			a, ended := readFor(t, conn, br, transport, duration)
-			if ended != nil {
-				t.Fatalf("a client reading at 40 %% of the offered rate was disconnected after %v: %v", time.Since(a.start).Round(time.Second), ended)
-			}
-			if len(a.all) < 1000 {
-				t.Fatalf("only %d quotes in a minute", len(a.all))
-			}
-			if got := p99(a.all); got > 2 {
-				t.Errorf("p99 age %.2fs, want at most 2 s", got)
-			}
-		})
-	}
+	readSlowly(t, n.addr, list, rate, duration, 1000)
 }
 
 // readFor reads a stream for d, recording the age of its quotes per 5 s
@@ -257,6 +242,31 @@ func openSlow(t *testing.T, addr, transport, list string, rcvbuf int, rate float
 	return conn, br
 }
 
+// readSlowly reads list over a WebSocket and an SSE stream at once, each
+// at rate bytes a second with a 64 KiB receive buffer, for d, and fails a
+// stream that ends early, gets fewer than least quotes, or whose p99 age
+// is over 2 s.
+func readSlowly(t *testing.T, addr, list string, rate float64, d time.Duration, least int) {
+	t.Helper()
+	for _, transport := range []string{"ws", "sse"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			conn, br := openSlow(t, addr, transport, list, 64<<10, rate, time.Now().Add(d+10*time.Second))
+			a, ended := readFor(t, conn, br, transport, d)
+			if ended != nil {
+				t.Fatalf("a client reading %.1f KB/s was disconnected after %v: %v", rate/1e3, time.Since(a.start).Round(time.Second), ended)
+			}
+			if len(a.all) < least {
+				t.Fatalf("only %d quotes in %v", len(a.all), d)
+			}
+			if got := p99(a.all); got > 2 {
+				t.Errorf("p99 age %.2fs, want at most 2 s", got)
+			}
+		})
+	}
+}
+
+// symbolList is the sim's first n symbols, comma-separated.
 func symbolList(n int) string {
 	syms := make([]string, n)
 	for i := range syms {
@@ -281,22 +291,7 @@ func TestPacedSlowReaderStaysFresh(t *testing.T) {
 	list := symbolList(10)
 	const rate = 4700
 	const duration = 20 * time.Second
-	for _, transport := range []string{"ws", "sse"} {
-		t.Run(transport, func(t *testing.T) {
-			t.Parallel()
-			conn, br := openSlow(t, n.addr, transport, list, 64<<10, rate, time.Now().Add(duration+5*time.Second))
-			a, ended := readFor(t, conn, br, transport, duration)
-			if ended != nil {
-				t.Fatalf("a client reading 4.7 KB/s was disconnected after %v: %v", time.Since(a.start).Round(time.Second), ended)
-			}
-			if len(a.all) < 100 {
-				t.Fatalf("only %d quotes in %v", len(a.all), duration)
-			}
-			if got := p99(a.all); got > 2 {
-				t.Errorf("p99 age %.2fs, want at most 2 s", got)
-			}
-		})
-	}
+	readSlowly(t, n.addr, list, rate, duration, 100)
 	t.Cleanup(func() {
 		if got := n.metric("quotehub_slow_consumer_disconnects_total"); got != 0 {
 			t.Errorf("%v slow-consumer disconnects, want none", got)
