@@ -43,7 +43,7 @@ const (
 	probeEvery = 100 * time.Millisecond
 	firstRetry = 50 * time.Millisecond
 	maxRetry   = 400 * time.Millisecond
-	// forgetAfter is how long a held peer with nothing in flight may go
+	// letGoAfter is how long a held peer with nothing in flight may go
 	// without opening its window (the probes' acknowledgements show it)
 	// before the writer lets one batch go anyway. A receiver announces an
 	// opening only when it is about a segment or more, and may come to
@@ -51,10 +51,10 @@ const (
 	// that read everything can show a window a little short of the
 	// largest seen, which would otherwise hold it until the sweeper closed
 	// it; the acknowledgement of a batch carries its window afresh. A peer
-	// that reads nothing gets one batch each forgetAfter until its window
+	// that reads nothing gets one batch each letGoAfter until its window
 	// is full and what was written stays in flight: then it is held for
 	// good, and the sweeper closes it.
-	forgetAfter = time.Second
+	letGoAfter = time.Second
 )
 
 // Probes: an unsolicited pong needs no answer (RFC 6455, 5.5.3); a line
@@ -92,7 +92,7 @@ func (p *pace) Hold() time.Duration {
 	switch {
 	case p.holds == 0 || opened || u.Socket > 0:
 		p.same = now
-	case now.Sub(p.same) >= forgetAfter:
+	case now.Sub(p.same) >= letGoAfter:
 		p.same, p.holds = now, 0
 		return 0 // one batch: its acknowledgement carries the peer's window afresh
 	}
