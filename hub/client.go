@@ -49,6 +49,21 @@ type TryWriter interface {
 	FinishWrite() error
 }
 
+// Pacer is a Transport that can tell whether the peer has too much of what
+// was written still unread (in flight, or in its own receive buffer, where
+// no newer quote can replace it). The writer asks it before each batch and
+// writes nothing while it says to hold: what is pending waits in the
+// outbox, where newer quotes replace older ones.
+type Pacer interface {
+	// Hold reports how long the writer should wait before it looks again,
+	// or 0 to write now. It is called only by the client's writer, before
+	// each batch, and must be cheap for a peer that keeps up. While it
+	// holds, the transport calls Client.Progressed whenever it sees the
+	// peer read, so that a peer that reads nothing for SlowTimeout is
+	// closed with 4000 as a stuck write would be.
+	Hold() time.Duration
+}
+
 // Close codes of the wire protocol.
 const (
 	CloseNormal       = 1000
@@ -137,6 +152,7 @@ func (h *Hub) NewClient(t Transport, transport string) *Client {
 		tokens: float64(h.opts.OpsBurst), tokensAt: h.opts.Now(),
 	}
 	c.w.c, c.w.t = c, t
+	c.w.pacer, _ = t.(Pacer)
 	if tw, ok := t.(TryWriter); ok && h.opts.Writers > 0 {
 		c.w.try = tw
 	}
@@ -232,6 +248,9 @@ func (c *Client) Close() {
 		c.nsubs = 0
 		c.order = nil
 		c.controls = nil
+		if c.w.retry != nil {
+			c.w.retry.Stop() // a held writer is not looked at again (it would find c closed)
+		}
 		conflated := c.conflated
 		c.conflated = 0
 		c.mu.Unlock()

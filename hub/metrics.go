@@ -13,6 +13,7 @@ type Metrics struct {
 	SlowDisconnects prometheus.Counter
 	Latency         *prometheus.HistogramVec
 	Frames          *prometheus.CounterVec
+	Held            prometheus.Counter
 }
 
 // NewMetrics creates the hub's collectors and registers them with reg
@@ -45,6 +46,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Frames: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quotehub_writes_total", Help: "Writes (frames or flushed chunks) to client sockets.",
 		}, []string{"transport"}),
+		Held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "quotehub_writes_held_total", Help: "Turns of a client's writer that wrote nothing because the client had too much unread (QUOTEHUB_UNREAD_LIMIT).",
+		}),
 	}
 	// Every transport's series exist from the start, so dashboards and
 	// alerts see zeros rather than nothing.
@@ -56,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Connections, m.Subscriptions, m.LocalActive, m.Delivered, m.Conflated,
-			m.SlowDisconnects, m.Latency, m.Frames)
+			m.SlowDisconnects, m.Latency, m.Frames, m.Held)
 	}
 	return m
 }

@@ -18,9 +18,11 @@ import (
 // Its flags are guarded by the client's mu; moved is atomic (the sweeper
 // reads it); the buffers are touched only by the running writer.
 type writer struct {
-	c   *Client
-	t   Transport
-	try TryWriter // t, when the hub's pool writes it; else nil
+	c     *Client
+	t     Transport
+	try   TryWriter   // t, when the hub's pool writes it; else nil
+	pacer Pacer       // t, when it paces the writer by what the peer has not read; else nil
+	retry *time.Timer // looks again at a held writer (see hold); guarded by mu
 
 	onDemand    bool // StartOnDemand was called: wakes may start the writer
 	running     bool
@@ -29,7 +31,7 @@ type writer struct {
 	end         func(error)
 	since       int64 // Unix ns the write delay counts from: when claimed, requeued or it last wrote
 	wg          sync.WaitGroup
-	moved       atomic.Int64 // Unix ns the current write began or last moved; 0 when idle
+	moved       atomic.Int64 // Unix ns the current write (or hold) began or last moved; 0 when idle
 
 	ctl [][]byte // reused across writes
 	q   []*Update
@@ -82,11 +84,17 @@ func (w *writer) start() {
 }
 
 // write is one turn of the writer, the same for the pool and a goroutine
-// of its own: it waits out the write delay (counted from since), takes
+// of its own: unless its pacer holds it (held: the writer rests, see
+// hold), it waits out the write delay (counted from since), takes
 // everything pending and writes it — without blocking when try is set, in
 // which case kept reports a rest the transport keeps for finish — and
 // reports whether it wrote anything, and the close requested, if any.
-func (w *writer) write(try bool) (wrote, kept bool, ce *CloseError, err error) {
+func (w *writer) write(try bool) (wrote, kept, held bool, ce *CloseError, err error) {
+	if w.pacer != nil {
+		if d := w.pacer.Hold(); d > 0 && w.hold(d) {
+			return false, false, true, nil, nil
+		}
+	}
 	if d := w.c.hub.opts.WriteDelay; d > 0 {
 		if wait := time.Duration(w.since + int64(d) - w.now()); wait > 0 {
 			time.Sleep(wait) // once per burst for the pool: its queue is in queuing order
@@ -97,20 +105,61 @@ func (w *writer) write(try bool) (wrote, kept bool, ce *CloseError, err error) {
 		w.c.hub.opts.Metrics.Conflated.Add(float64(conflated))
 	}
 	if len(controls) == 0 && len(quotes) == 0 {
-		return false, false, ce, nil
+		return false, false, false, ce, nil
 	}
 	w.moved.Store(w.now())
 	if try {
 		var done bool
 		if done, err = w.try.TryWrite(controls, quotes); err == nil && !done {
 			w.ctl, w.q = controls, quotes // finish writes them
-			return true, true, ce, nil
+			return true, true, false, ce, nil
 		}
 	} else {
 		err = w.t.Write(controls, quotes)
 	}
 	w.wrote(controls, quotes, err)
-	return true, false, ce, err
+	return true, false, false, ce, err
+}
+
+// hold ends the writer's turn with what is pending left in the outbox,
+// for the pacer's d, and reports true; or reports false, and the turn goes
+// on, when there is nothing to hold (nothing pending, or a close
+// requested: a close is never held back, so a shutdown ends every client).
+//
+// A held writer is not running, so every wake (an offer, a control
+// frame) starts it again and the pacer looks again; the retry timer, armed
+// in the same critical section, looks again after d when no wake comes.
+// No state can therefore leave pending quotes with nobody to look at
+// them. The hold counts as a write that does not move: the stall mark is
+// set (unless a hold already set it) and only the pacer's Progressed
+// moves it, so the sweeper closes a peer that reads nothing (4000).
+func (w *writer) hold(d time.Duration) bool {
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closeReq != nil || !c.pendingLocked() {
+		return false
+	}
+	w.running = false
+	c.hub.opts.Metrics.Held.Inc()
+	w.moved.CompareAndSwap(0, w.now())
+	if w.retry == nil {
+		w.retry = time.AfterFunc(d, c.wakeHeld)
+	} else {
+		w.retry.Reset(d)
+	}
+	return true
+}
+
+// wakeHeld starts a held writer again, if it still has something to
+// write, so that its pacer looks again.
+func (c *Client) wakeHeld() {
+	c.mu.Lock()
+	if !c.pendingLocked() {
+		c.mu.Unlock()
+		return
+	}
+	c.wakeLocked()
 }
 
 // finish writes the rest a pooled write kept, blocking, and records the
@@ -158,7 +207,10 @@ func (w *writer) count(quotes []*Update) {
 func (w *writer) run() {
 	defer w.wg.Done()
 	for {
-		wrote, _, ce, err := w.write(false)
+		wrote, _, held, ce, err := w.write(false)
+		if held {
+			return
+		}
 		if err = orClose(err, ce); err != nil {
 			w.stop(err)
 			return
@@ -176,8 +228,10 @@ func (w *writer) run() {
 // handshake waits for the peer).
 func (c *Client) writePooled() {
 	w := &c.w
-	_, kept, ce, err := w.write(true)
+	_, kept, held, ce, err := w.write(true)
 	switch {
+	case held:
+		w.wg.Done()
 	case kept:
 		go func() {
 			if err := orClose(w.finish(), ce); err != nil {
@@ -235,11 +289,12 @@ func (w *writer) stopDone(err error) {
 }
 
 // Progressed tells the hub that the write in progress moved: the socket
-// took more of it, so the peer is reading. The sweeper closes a client
-// only when its write has not moved for SlowTimeout, so a client that
-// reads slowly but steadily is not taken for a stuck one. It is cheap
-// (one atomic compare-and-swap) and may be called from any goroutine;
-// outside a write it does nothing.
+// took more of it, or the peer of a held writer read some of what it had
+// (see Pacer), so the peer is reading. The sweeper closes a client only
+// when its write has not moved for SlowTimeout, so a client that reads
+// slowly but steadily is not taken for a stuck one. It is cheap (one
+// atomic compare-and-swap) and may be called from any goroutine; outside
+// a write or a hold it does nothing.
 func (c *Client) Progressed() {
 	if v := c.w.moved.Load(); v != 0 {
 		c.w.moved.CompareAndSwap(v, c.w.now())

@@ -75,6 +75,7 @@ func (s *Server) serveSSE(c echo.Context) error {
 	}
 	t.wire = wire.New(conn, s.opts.UnsentLimit)
 	t.wire.OnProgress(client.Progressed)
+	t.pace = pace{limit: s.opts.UnreadLimit, conn: t.wire, probe: sseProbe, progress: client.Progressed}
 	t.conn = conn
 	if err := t.wire.Send(head.Bytes(), false); err != nil {
 		client.Close()
@@ -145,6 +146,7 @@ type sseTransport struct {
 	id        uint64       // event counter; only the client's writer touches it
 	lastWrite atomic.Int64 // Unix ns of the last write that went out whole
 	closed    *closeRecord
+	pace      pace // hub.Pacer; only the writer touches it
 
 	mu    sync.Mutex
 	ended bool
@@ -190,6 +192,9 @@ func (t *sseTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, 
 
 // FinishWrite implements hub.TryWriter.
 func (t *sseTransport) FinishWrite() error { return t.wire.Finish() }
+
+// Hold implements hub.Pacer.
+func (t *sseTransport) Hold() time.Duration { return t.pace.Hold() }
 
 // Abort implements hub.Transport: closing the connection fails a stuck
 // write at once, which ends the stream.

@@ -51,6 +51,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if hasUser {
 		client.SetUser(user, expireSession(client, hub.ErrorFrame(nil, errTokenExpired)))
 	}
+	t.pace = pace{limit: s.opts.UnreadLimit, conn: t.wire, probe: wsProbe, progress: client.Progressed}
 	log := s.log
 	if s.log.Debug().Enabled() { // a child logger costs memory for as long as the connection lives
 		log = s.log.With().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("session", client.ID()).Logger()
@@ -222,6 +223,7 @@ type wsTransport struct {
 	reader   *wire.Reader
 	readDone chan struct{} // closed when the reader goroutine stops reading
 	closed   *closeRecord
+	pace     pace // hub.Pacer; only the writer touches it
 
 	answered atomic.Bool // a pong came since the last ping
 
@@ -259,6 +261,9 @@ func (t *wsTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, e
 
 // FinishWrite implements hub.TryWriter.
 func (t *wsTransport) FinishWrite() error { return t.wire.Finish() }
+
+// Hold implements hub.Pacer.
+func (t *wsTransport) Hold() time.Duration { return t.pace.Hold() }
 
 // frame frames the control frames, each as one message, then the quotes
 // in one "quotes" message, in a buffer from the wire's pool.

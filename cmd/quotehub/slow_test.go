@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"quotehub/internal/poll"
 	"quotehub/internal/sockopt"
 	"slices"
 	"strconv"
@@ -16,23 +18,35 @@ import (
 	"time"
 )
 
-// pacedConn reads from a socket at most rate bytes a second, in small
-// slices, so that TCP flow control backs up to the server as it would
-// for a client on a slow link or a busy tab.
+// pacedConn reads from a socket at most rate bytes a second, in slices of
+// at least 512 bytes (a bucket of rate/20, or 512 bytes for slower rates),
+// so that TCP flow control backs up to the server as it would for a
+// client on a slow link or a busy tab. A read deadline set on it holds
+// while it waits for its bucket, too.
 type pacedConn struct {
 	net.Conn
-	rate   float64
-	budget float64
-	last   time.Time
+	rate     float64
+	budget   float64
+	last     time.Time
+	deadline time.Time
+}
+
+func (p *pacedConn) SetReadDeadline(d time.Time) error {
+	p.deadline = d
+	return p.Conn.SetReadDeadline(d)
 }
 
 func (p *pacedConn) Read(b []byte) (int, error) {
+	bucket := max(p.rate/20, 512)
 	for {
 		now := time.Now()
-		p.budget = min(p.budget+p.rate*now.Sub(p.last).Seconds(), p.rate/20)
+		p.budget = min(p.budget+p.rate*now.Sub(p.last).Seconds(), bucket)
 		p.last = now
 		if p.budget >= 512 {
 			break
+		}
+		if !p.deadline.IsZero() && now.After(p.deadline) {
+			return 0, os.ErrDeadlineExceeded
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -42,8 +56,8 @@ func (p *pacedConn) Read(b []byte) (int, error) {
 }
 
 // dialSlow connects to the node with a small receive buffer and returns a
-// reader paced to rate bytes a second.
-func dialSlow(t *testing.T, addr string, rcvbuf int, rate float64) (net.Conn, *bufio.Reader) {
+// reader paced to rate bytes a second (and the paced connection).
+func dialSlow(t *testing.T, addr string, rcvbuf int, rate float64) (*pacedConn, *bufio.Reader) {
 	t.Helper()
 	d := net.Dialer{Control: sockopt.RcvBuf(rcvbuf)}
 	conn, err := d.Dial("tcp", addr)
@@ -51,7 +65,8 @@ func dialSlow(t *testing.T, addr string, rcvbuf int, rate float64) (net.Conn, *b
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn, bufio.NewReaderSize(&pacedConn{Conn: conn, rate: rate, last: time.Now()}, 64<<10)
+	pc := &pacedConn{Conn: conn, rate: rate, last: time.Now()}
+	return pc, bufio.NewReaderSize(pc, 64<<10)
 }
 
 // ages collects the age of every quote a client receives (receive time
@@ -120,60 +135,34 @@ func TestSlowReaderGetsTheLatest(t *testing.T) {
 	n := startNode(t, map[string]string{
 		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
 	})
-	syms := make([]string, 200)
-	for i := range syms {
-		syms[i] = fmt.Sprintf("SYN-%06d", i+1)
-	}
-	list := strings.Join(syms, ",")
+	list := symbolList(200)
 	// 200 symbols of about 230 bytes every 100 ms: about 460 KB/s offered.
 	const offered = 200 * 230 * 10
 	const rate = offered * 4 / 10
 	const duration = 60 * time.Second
-	for _, transport := range []string{"ws", "sse"} {
-		t.Run(transport, func(t *testing.T) {
-			t.Parallel()
-			conn, br := dialSlow(t, n.addr, 64<<10, rate)
-			if transport == "ws" {
-				fmt.Fprintf(conn, "GET /v1/ws?symbols=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-					"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", list)
-			} else {
-				fmt.Fprintf(conn, "GET /v1/sse?symbols=%s HTTP/1.1\r\nHost: x\r\n\r\n", list)
-			}
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := map[string]int{"ws": 101, "sse": 200}[transport]; resp.StatusCode != want {
-				t.Fatalf("status %d, want %d", resp.StatusCode, want)
-			}
-			a := newAges(5 * time.Second)
-			var ended error
-			deadline := time.Now().Add(duration)
-			read := readSSE
-			if transport == "ws" {
-				read = readWS
-			}
-			for time.Now().Before(deadline) {
-				if ended = read(conn, br, a); ended != nil {
-					break
-				}
-			}
-			a.close(time.Now())
-			for _, l := range a.log {
-				t.Log(l)
-			}
-			t.Logf("%d quotes in all, p99 age %.2fs", len(a.all), p99(a.all))
-			if ended != nil {
-				t.Fatalf("a client reading at 40 %% of the offered rate was disconnected after %v: %v", time.Since(a.start).Round(time.Second), ended)
-			}
-			if len(a.all) < 1000 {
-				t.Fatalf("only %d quotes in a minute", len(a.all))
-			}
-			if got := p99(a.all); got > 2 {
-				t.Errorf("p99 age %.2fs, want at most 2 s", got)
-			}
-		})
+	readSlowly(t, n.addr, list, rate, duration, 1000)
+}
+
+// readFor reads a stream for d, recording the age of its quotes per 5 s
+// window, and logs them. ended is why the stream ended early, if it did.
+func readFor(t *testing.T, conn net.Conn, br *bufio.Reader, transport string, d time.Duration) (a *ages, ended error) {
+	t.Helper()
+	read := readSSE
+	if transport == "ws" {
+		read = readWS
 	}
+	a = newAges(5 * time.Second)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if ended = read(conn, br, a); ended != nil {
+			break
+		}
+	}
+	a.close(time.Now())
+	for _, l := range a.log {
+		t.Log(l)
+	}
+	t.Logf("%d quotes in all, p99 age %.2fs", len(a.all), p99(a.all))
+	return a, ended
 }
 
 // readWS reads one WebSocket frame, records the quotes of a text frame,
@@ -225,4 +214,141 @@ func readSSE(_ net.Conn, br *bufio.Reader, a *ages) error {
 		a.add(line)
 	}
 	return nil
+}
+
+// openSlow opens a WebSocket or SSE stream of list on a socket with a
+// receive buffer of rcvbuf that reads rate bytes a second, and checks the
+// response's status. Every read fails after deadline, so that no read of
+// the test waits for ever.
+func openSlow(t *testing.T, addr, transport, list string, rcvbuf int, rate float64, deadline time.Time) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, br := dialSlow(t, addr, rcvbuf, rate)
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
+	if transport == "ws" {
+		fmt.Fprintf(conn, "GET /v1/ws?symbols=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", list)
+	} else {
+		fmt.Fprintf(conn, "GET /v1/sse?symbols=%s HTTP/1.1\r\nHost: x\r\n\r\n", list)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"ws": 101, "sse": 200}[transport]; resp.StatusCode != want {
+		t.Fatalf("status %d, want %d", resp.StatusCode, want)
+	}
+	return conn, br
+}
+
+// readSlowly reads list over a WebSocket and an SSE stream at once, each
+// at rate bytes a second with a 64 KiB receive buffer, for d, and fails a
+// stream that ends early, gets fewer than least quotes, or whose p99 age
+// is over 2 s.
+func readSlowly(t *testing.T, addr, list string, rate float64, d time.Duration, least int) {
+	t.Helper()
+	for _, transport := range []string{"ws", "sse"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			conn, br := openSlow(t, addr, transport, list, 64<<10, rate, time.Now().Add(d+10*time.Second))
+			a, ended := readFor(t, conn, br, transport, d)
+			if ended != nil {
+				t.Fatalf("a client reading %.1f KB/s was disconnected after %v: %v", rate/1e3, time.Since(a.start).Round(time.Second), ended)
+			}
+			if len(a.all) < least {
+				t.Fatalf("only %d quotes in %v", len(a.all), d)
+			}
+			if got := p99(a.all); got > 2 {
+				t.Errorf("p99 age %.2fs, want at most 2 s", got)
+			}
+		})
+	}
+}
+
+// symbolList is the sim's first n symbols, comma-separated.
+func symbolList(n int) string {
+	syms := make([]string, n)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("SYN-%06d", i+1)
+	}
+	return strings.Join(syms, ",")
+}
+
+// TestPacedSlowReaderStaysFresh: with QUOTEHUB_UNREAD_LIMIT, a client of
+// 10 symbols every 200 ms that reads 4.7 KB/s (40 % of what it is offered)
+// with a 64 KiB receive buffer gets quotes whose p99 age stays within 2 s,
+// and stays connected. Without the limit its own receive buffer (128 KiB
+// as the kernel counts it) fills with quotes it reads 20 s and more later.
+func TestPacedSlowReaderStaysFresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 s long; run without -short")
+	}
+	n := startNode(t, map[string]string{
+		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "200ms",
+		"QUOTEHUB_UNREAD_LIMIT": "2048",
+	})
+	list := symbolList(10)
+	const rate = 4700
+	const duration = 20 * time.Second
+	readSlowly(t, n.addr, list, rate, duration, 100)
+	t.Cleanup(func() {
+		if got := n.metric("quotehub_slow_consumer_disconnects_total"); got != 0 {
+			t.Errorf("%v slow-consumer disconnects, want none", got)
+		}
+		if got := n.metric("quotehub_writes_held_total"); got == 0 {
+			t.Error("no write was held: the unread limit never engaged")
+		}
+	})
+}
+
+// TestPacedNeverReaderClosed: with QUOTEHUB_UNREAD_LIMIT, a client that
+// reads nothing is still closed as a slow consumer (4000 on a WebSocket,
+// the connection closed on SSE) and counted, once its receive buffer is
+// full and nothing more moves for the slow-consumer timeout.
+func TestPacedNeverReaderClosed(t *testing.T) {
+	n := startNode(t, map[string]string{
+		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
+		"QUOTEHUB_UNREAD_LIMIT": "8192", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "1s",
+	})
+	list := symbolList(100)
+	deadline := time.Now().Add(60 * time.Second)
+	ws, wsr := openSlow(t, n.addr, "ws", list, 64<<10, 1e9, deadline)
+	_, _ = openSlow(t, n.addr, "sse", list, 64<<10, 1e9, deadline)
+	// Neither reads from here on.
+	poll.Until(t, 45*time.Second, "both never-reading clients closed as slow consumers", func() bool {
+		return n.metric("quotehub_slow_consumer_disconnects_total") == 2
+	})
+	// The WebSocket's close frame comes after everything it did not read.
+	var code int
+	for code == 0 {
+		var h [8]byte
+		if _, err := io.ReadFull(wsr, h[:2]); err != nil {
+			t.Fatalf("the stream ended without a close frame: %v", err)
+		}
+		op, size := h[0]&0xf, int(h[1]&0x7f)
+		switch size {
+		case 126:
+			if _, err := io.ReadFull(wsr, h[:2]); err != nil {
+				t.Fatal(err)
+			}
+			size = int(binary.BigEndian.Uint16(h[:2]))
+		case 127:
+			if _, err := io.ReadFull(wsr, h[:8]); err != nil {
+				t.Fatal(err)
+			}
+			size = int(binary.BigEndian.Uint64(h[:8]))
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(wsr, payload); err != nil {
+			t.Fatalf("the stream ended without a close frame: %v", err)
+		}
+		if op == 8 && size >= 2 {
+			code = int(binary.BigEndian.Uint16(payload))
+		}
+	}
+	if code != 4000 {
+		t.Errorf("closed with %d, want 4000", code)
+	}
+	_ = ws
 }

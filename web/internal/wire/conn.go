@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +38,8 @@ type Conn struct {
 	net.Conn
 	raw      syscall.RawConn // nil when the conn has no file descriptor: writes then block
 	progress func()          // called each time a blocking write moves; set before the first write
+	written  atomic.Uint64   // bytes the socket took from every write
+	maxWnd   uint32          // the largest send window seen by Unread; only Unread's caller touches it
 
 	mu     sync.Mutex
 	closed bool    // a close frame went out; nothing may follow it
@@ -183,6 +187,75 @@ func (w *Conn) State() State {
 	return st
 }
 
+// Written is how many bytes the socket has taken so far. It is one atomic
+// load, for telling cheaply how much was written since Unread last looked.
+func (w *Conn) Written() uint64 { return w.written.Load() }
+
+// Unread is what Conn.Unread found.
+type Unread struct {
+	Known   bool   // the kernel answered (a TCP socket on Linux)
+	Bytes   int    // what the peer's application has not read yet
+	Socket  int    // of which still in this socket: not sent, or in flight
+	Written uint64 // Written when it looked
+	Window  uint32 // the peer's advertised window
+}
+
+// Unread asks the kernel how much of what was written the peer's
+// application has not read yet: what the socket has not sent, what is in
+// flight (sent − retransmitted − acknowledged), and what sits in the
+// peer's receive buffer. The last is read off the peer's advertised
+// window: it shrinks as data arrives that the application has not read (a
+// receiver never moves the window's right edge back), so the largest
+// window seen minus the current one is what the peer holds. A peer
+// announces a window that grew only when it sends a segment, so a caller
+// waiting for that should send something small that the peer
+// acknowledges.
+//
+// It is one system call and no allocation; one goroutine at a time may
+// call it (it keeps the largest window seen).
+func (w *Conn) Unread() Unread {
+	if w.raw == nil {
+		return Unread{}
+	}
+	l := lookPool.Get().(*look)
+	defer func() { l.w = nil; lookPool.Put(l) }()
+	l.w, l.err = w, syscall.EINVAL
+	if err := w.raw.Control(l.fn); err != nil || l.err != nil {
+		return Unread{}
+	}
+	info := &l.info
+	w.maxWnd = max(w.maxWnd, info.Snd_wnd)
+	flight := max(int64(info.Bytes_sent)-int64(info.Bytes_retrans)-int64(info.Bytes_acked), 0)
+	sock := int(info.Notsent_bytes) + int(flight)
+	return Unread{Known: true, Bytes: sock + int(w.maxWnd-info.Snd_wnd), Socket: sock, Written: l.written, Window: info.Snd_wnd}
+}
+
+// look is one TCP_INFO read: pooled, with its function made once, so that
+// a look allocates nothing (a closure passed to RawConn.Control escapes,
+// and unix.GetsockoptTCPInfo returns a new TCPInfo).
+type look struct {
+	w       *Conn
+	info    unix.TCPInfo
+	written uint64
+	err     error
+	fn      func(fd uintptr)
+}
+
+var lookPool = sync.Pool{New: func() any {
+	l := &look{}
+	l.fn = func(fd uintptr) {
+		l.written = l.w.written.Load()
+		n := uint32(unix.SizeofTCPInfo)
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
+			uintptr(unsafe.Pointer(&l.info)), uintptr(unsafe.Pointer(&n)), 0)
+		l.err = nil
+		if e != 0 {
+			l.err = e
+		}
+	}
+	return l
+}}
+
 // withHead returns b behind the held head, if it was not sent yet, so
 // that both go out in one write; w.mu is held.
 func (w *Conn) withHead(b []byte) []byte {
@@ -226,6 +299,7 @@ func (w *Conn) write(b []byte, block bool) (n int, err error) {
 			m, err := syscall.Write(int(fd), b[n:])
 			if m > 0 {
 				n += m
+				w.written.Add(uint64(m))
 				if block && w.progress != nil {
 					w.progress()
 				}
