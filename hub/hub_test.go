@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -705,4 +706,78 @@ func TestSnapshotNeverRepeatsALiveSeq(t *testing.T) {
 		t.Errorf("delivered %+v, want seq 1 once", qs)
 	}
 	c.Close()
+}
+
+// hookCache runs hook (once) inside the next snapshot read.
+type hookCache struct {
+	*memory.Cache
+	mu   sync.Mutex
+	hook func()
+}
+
+func (c *hookCache) GetMany(ctx context.Context, symbols []string) ([]quotehub.Quote, error) {
+	c.mu.Lock()
+	h := c.hook
+	c.hook = nil
+	c.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return c.Cache.GetMany(ctx, symbols)
+}
+
+// TestResubscribeWithAValueInTheOutbox: a value still waiting in the
+// outbox when the client subscribes again goes out after the subscribed
+// frame and is that symbol's snapshot; the snapshot read must not send the
+// same seq again, even when the writer takes the frame and the value before
+// the read returns.
+func TestResubscribeWithAValueInTheOutbox(t *testing.T) {
+	cache := &hookCache{Cache: memory.NewCache()}
+	h := hub.New(hub.Options{Cache: cache, Catalog: memory.NewCatalog(testSymbols)})
+	defer h.Shutdown(context.Background())
+	ctx := context.Background()
+	put := func(seq uint64) quotehub.Quote {
+		q := quote("KRW-BTC", seq, float64(seq))
+		if _, err := cache.Put(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	put(1)
+	r := newRecorder()
+	c := h.NewClient(r, "ws")
+	startWriter(c)
+	defer c.Close()
+	if err := c.Subscribe(ctx, nil, []string{"KRW-BTC"}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 5*time.Second, "the first snapshot", func() bool { return len(r.quotes()) == 1 })
+	gate := make(chan struct{})
+	r.setGate(gate)
+	for len(r.writes) > 0 {
+		<-r.writes
+	}
+	h.Publish([]quotehub.Quote{put(2)})
+	<-r.writes                          // the writer is stuck writing seq 2
+	h.Publish([]quotehub.Quote{put(3)}) // waits in the outbox
+	cache.hook = func() {
+		// Between the subscribed frame being queued and the snapshot read
+		// returning, the writer takes the frame and seq 3 and writes them.
+		r.setGate(nil)
+		close(gate)
+		<-r.writes
+	}
+	if err := c.Subscribe(ctx, nil, []string{"KRW-BTC"}); err != nil {
+		t.Fatal(err)
+	}
+	// A ping answered proves the writer has written all that was queued.
+	c.SendControl([]byte(`{"type":"pong"}`))
+	poll.Until(t, 5*time.Second, "the pong", func() bool { return len(r.frames(t)) == 3 })
+	seqs := []uint64{}
+	for _, q := range r.quotes() {
+		seqs = append(seqs, q.Seq)
+	}
+	if !slices.Equal(seqs, []uint64{1, 2, 3}) {
+		t.Fatalf("delivered seqs %v, want [1 2 3]: seq 3 once, as the snapshot of the re-subscribe", seqs)
+	}
 }

@@ -80,41 +80,57 @@ func (c *Client) Subscribe(ctx context.Context, id json.RawMessage, raw []string
 	if err != nil {
 		return err
 	}
-	c.SendControl(subscribedFrame(id, accepted, rejected))
-	c.Attach(ctx, accepted)
+	c.attach(ctx, accepted, subscribedFrame(id, accepted, rejected))
 	return nil
 }
 
 // Attach subscribes the client to symbols already resolved (see Resolve)
 // and queues their snapshots. SSE streams use it directly; it sends no frame.
-func (c *Client) Attach(ctx context.Context, symbols []string) {
-	if len(symbols) == 0 {
+func (c *Client) Attach(ctx context.Context, symbols []string) { c.attach(ctx, symbols, nil) }
+
+// attach subscribes the client to symbols and queues control (the
+// subscribed frame, if any) and then their snapshots. The control is
+// queued in the same critical section that notes what each symbol holds,
+// so the snapshot of a re-subscribed symbol is sent again only if the
+// client got that value before the control: a value still waiting in the
+// outbox is written after the control and serves as the snapshot, and
+// sending the same seq again would repeat it.
+func (c *Client) attach(ctx context.Context, symbols []string, control []byte) {
+	states := make([]*symState, 0, len(symbols))
+	held := make([]uint64, 0, len(symbols)) // the seq each symbol may re-send
+	var fresh []*symState
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return
 	}
-	states := make([]*symState, 0, len(symbols))
-	held := make([]uint64, 0, len(symbols)) // seq each symbol had before this subscribe
+	if control != nil {
+		c.controls = append(c.controls, control)
+	}
 	for _, sym := range symbols {
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			return
-		}
 		st := c.syms[sym]
 		if st == nil {
 			st = &symState{c: c, symbol: sym, idx: -1}
 			c.syms[sym] = st
 		}
-		held = append(held, st.seq)
-		fresh := !st.subscribed
-		if fresh {
+		h := st.seq
+		if st.pending != nil {
+			h = 0 // the queued value goes out after the control: it is the snapshot
+		}
+		held = append(held, h)
+		if !st.subscribed {
 			st.subscribed = true
 			c.nsubs++
-		}
-		c.mu.Unlock()
-		if fresh {
-			c.hub.add(st)
+			fresh = append(fresh, st)
 		}
 		states = append(states, st)
+	}
+	c.wakeLocked() // unlocks
+	for _, st := range fresh {
+		c.hub.add(st)
+	}
+	if len(symbols) == 0 {
+		return
 	}
 	quotes, err := c.hub.opts.Cache.GetMany(ctx, symbols)
 	if err != nil {
