@@ -118,7 +118,9 @@ type FiredAlert struct {
 	Symbol    string    `json:"symbol"`
 	Kind      string    `json:"kind"`
 	Threshold float64   `json:"threshold"`
+	Direction string    `json:"direction"` // "up" or "down": which way the price went through the line
 	Price     float64   `json:"price"`
+	PrevClose float64   `json:"prev_close"` // the previous close a move_pct was measured from; 0 for the other kinds
 	Time      time.Time `json:"time"`
 }
 

@@ -71,8 +71,8 @@ func TestRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-			t.Fatalf("schema_migrations has %d rows (%v), want 1", n, err)
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("schema_migrations has %d rows (%v), want 2", n, err)
 		}
 		var mode string
 		if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {

@@ -176,8 +176,9 @@ func (s *Store) AppendFiredAlert(ctx context.Context, user string, a quotehub.Fi
 		if a.ID, err = s.bump(ctx, tx, user, "fired_alert"); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO fired_alerts (user_id, id, rule_id, symbol, kind, threshold, price, fired_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, user, a.ID, a.RuleID, a.Symbol, a.Kind, a.Threshold, a.Price, ms(a.Time)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO fired_alerts (user_id, id, rule_id, symbol, kind, threshold, price, fired_at, direction, prev_close)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, user, a.ID, a.RuleID, a.Symbol, a.Kind, a.Threshold, a.Price, ms(a.Time),
+			a.Direction, a.PrevClose); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM fired_alerts WHERE user_id = ? AND id <= ?`, user, a.ID-int64(s.lim.FiredWindow))
@@ -199,7 +200,7 @@ func (s *Store) FiredAlerts(ctx context.Context, user string, afterID int64, lim
 	if limit <= 0 || limit > s.lim.FiredWindow {
 		limit = s.lim.FiredWindow
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, rule_id, symbol, kind, threshold, price, fired_at FROM fired_alerts
+	rows, err := s.db.QueryContext(ctx, `SELECT id, rule_id, symbol, kind, threshold, price, fired_at, direction, prev_close FROM fired_alerts
 		WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?`, user, afterID, limit)
 	if err != nil {
 		return nil, s.fail("fired alerts", err)
@@ -209,7 +210,7 @@ func (s *Store) FiredAlerts(ctx context.Context, user string, afterID int64, lim
 	for rows.Next() {
 		var a quotehub.FiredAlert
 		var at int64
-		if err := rows.Scan(&a.ID, &a.RuleID, &a.Symbol, &a.Kind, &a.Threshold, &a.Price, &at); err != nil {
+		if err := rows.Scan(&a.ID, &a.RuleID, &a.Symbol, &a.Kind, &a.Threshold, &a.Price, &at, &a.Direction, &a.PrevClose); err != nil {
 			return nil, s.fail("fired alerts", err)
 		}
 		a.Time = fromMs(at)

@@ -621,7 +621,7 @@ func testFiredAlerts(t *testing.T, s quotehub.UserStore) {
 	u, v := user(""), user("")
 	at := time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 	for i := range 6 {
-		a := must[quotehub.FiredAlert](t)(s.AppendFiredAlert(ctx(t), u, quotehub.FiredAlert{ID: 99, RuleID: 11, Symbol: "A1", Kind: quotehub.AlertAbove, Threshold: 10, Price: 10 + float64(i), Time: at}))
+		a := must[quotehub.FiredAlert](t)(s.AppendFiredAlert(ctx(t), u, quotehub.FiredAlert{ID: 99, RuleID: 11, Symbol: "A1", Kind: quotehub.AlertAbove, Threshold: 10, Direction: "up", Price: 10 + float64(i), PrevClose: 9.5, Time: at}))
 		if a.ID != int64(i+1) || !a.Time.Equal(at) {
 			t.Fatalf("alert %d: %#v", i, a)
 		}
@@ -638,7 +638,8 @@ func testFiredAlerts(t *testing.T, s quotehub.UserStore) {
 	}
 	// The window keeps the newest four.
 	all := must[[]quotehub.FiredAlert](t)(s.FiredAlerts(ctx(t), u, 0, 100))
-	if !slices.Equal(ids(all), []int64{3, 4, 5, 6}) || all[0].Price != 12 || all[0].RuleID != 11 || all[0].Kind != quotehub.AlertAbove || !all[0].Time.Equal(at) {
+	if !slices.Equal(ids(all), []int64{3, 4, 5, 6}) || all[0].Price != 12 || all[0].RuleID != 11 || all[0].Kind != quotehub.AlertAbove || !all[0].Time.Equal(at) ||
+		all[0].Direction != "up" || all[0].PrevClose != 9.5 {
 		t.Fatalf("FiredAlerts(0) = %#v", all)
 	}
 	if got := ids(must[[]quotehub.FiredAlert](t)(s.FiredAlerts(ctx(t), u, 3, 2))); !slices.Equal(got, []int64{4, 5}) {
