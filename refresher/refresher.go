@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -78,6 +79,16 @@ type Options struct {
 	FetchTimeout time.Duration
 	// UpstreamTimeout bounds one upstream request. Default 5 s.
 	UpstreamTimeout time.Duration
+	// OnChanged is called with the changed quotes of the symbols this node
+	// owns, once written and published: price alerts are evaluated there,
+	// once in the cluster. It runs on the write path and must not block.
+	// Default: none.
+	OnChanged func([]quotehub.Quote)
+	// OnTakeover is called with the cached quote of each symbol this node
+	// starts to refresh, before its first fetch: alerts take their state
+	// from it, so what the previous owner fired does not fire again. It must
+	// not block. Default: none.
+	OnTakeover func(quotehub.Quote)
 	// Metrics default to unregistered collectors; Logger to disabled.
 	Metrics *Metrics
 	Logger  *zerolog.Logger
@@ -114,6 +125,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.OnRecover == nil {
 		o.OnRecover = func() {}
+	}
+	if o.OnTakeover == nil {
+		o.OnTakeover = func(quotehub.Quote) {}
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -615,6 +629,7 @@ func (r *Refresher) primeFromCache(ctx context.Context, syms []string) {
 	}
 	degraded := r.opts.Degraded()
 	var seeds []seed
+	var taken []quotehub.Quote
 	r.mu.Lock()
 	for i, q := range qs {
 		st := r.state[syms[i]]
@@ -628,6 +643,7 @@ func (r *Refresher) primeFromCache(ctx context.Context, syms []string) {
 			st.owned = true
 			if q.Symbol != "" {
 				seeds = st.src.seedOf(seeds, q)
+				taken = append(taken, q)
 			}
 		}
 		if q.Symbol == "" || st.flight != nil || st.market != "" {
@@ -639,6 +655,9 @@ func (r *Refresher) primeFromCache(ctx context.Context, syms []string) {
 	}
 	r.mu.Unlock()
 	plant(seeds)
+	for _, q := range taken {
+		r.opts.OnTakeover(q)
+	}
 }
 
 // seed is a cached quote to hand to a provider's Seed.
@@ -675,6 +694,7 @@ func (r *Refresher) takeOver(ctx context.Context, syms []string) {
 		return
 	}
 	var seeds []seed
+	var taken []quotehub.Quote
 	r.mu.Lock()
 	for i, q := range qs {
 		st := r.state[syms[i]]
@@ -687,9 +707,13 @@ func (r *Refresher) takeOver(ctx context.Context, syms []string) {
 			r.dueHintLocked(st)
 		}
 		seeds = st.src.seedOf(seeds, q)
+		taken = append(taken, q)
 	}
 	r.mu.Unlock()
 	plant(seeds)
+	for _, q := range taken {
+		r.opts.OnTakeover(q)
+	}
 }
 
 // ensureState creates the state of an active symbol, looking up its
@@ -1110,8 +1134,30 @@ func (r *Refresher) write(ctx context.Context, name string, quotes []quotehub.Qu
 			r.warn.Warn().Err(err).Msg("publish failed")
 		}
 		m.Published.Add(float64(len(changed)))
+		if r.opts.OnChanged != nil {
+			if owned := r.owned(changed); len(owned) > 0 {
+				r.opts.OnChanged(owned)
+			}
+		}
 	}
 	return markets, nil
+}
+
+// owned returns the quotes of qs whose symbols this node owns: qs itself
+// when it owns them all (the common case), else a copy.
+func (r *Refresher) owned(qs []quotehub.Quote) []quotehub.Quote {
+	for i, q := range qs {
+		if !r.opts.Owns(q.Symbol) {
+			out := slices.Clone(qs[:i])
+			for _, q := range qs[i+1:] {
+				if r.opts.Owns(q.Symbol) {
+					out = append(out, q)
+				}
+			}
+			return out
+		}
+	}
+	return qs
 }
 
 // symbolError is why sym got no quote from a fetch.

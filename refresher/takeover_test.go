@@ -2,6 +2,7 @@ package refresher
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,10 +59,27 @@ func TestTakeOverSeedsAndSchedulesFromTheCache(t *testing.T) {
 	cache := memory.NewCache()
 	const sym = "KRW-BTC"
 	catalog := []quotehub.SymbolInfo{{Symbol: sym, Exchange: quotehub.ExchangeUpbit, Currency: "KRW"}}
+	var hmu sync.Mutex
+	var taken, changed []quotehub.Quote // what the alert hooks were given
+	hooked := func() (t, c []quotehub.Quote) {
+		hmu.Lock()
+		defer hmu.Unlock()
+		return slices.Clone(taken), slices.Clone(changed)
+	}
 	r, err := New(Options{
 		Cache: cache, Bus: memory.NewBus(), Active: memory.NewActiveSet(), Catalog: memory.NewCatalog(catalog),
 		Sources: []Source{{Provider: wrapper{p}, Interval: interval}}, Metrics: NewMetrics(nil), Now: now,
 		Owns: func(string) bool { return owned.Load() },
+		OnTakeover: func(q quotehub.Quote) {
+			hmu.Lock()
+			defer hmu.Unlock()
+			taken = append(taken, q)
+		},
+		OnChanged: func(qs []quotehub.Quote) {
+			hmu.Lock()
+			defer hmu.Unlock()
+			changed = append(changed, qs...)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +121,15 @@ func TestTakeOverSeedsAndSchedulesFromTheCache(t *testing.T) {
 	if s := p.seeded(); len(s) != 1 || s[0].Price != last.Price {
 		t.Fatalf("seeds after the takeover: %+v, want the cached quote at %v", s, last.Price)
 	}
+	if tk, ch := hooked(); len(tk) != 1 || tk[0].Price != last.Price || len(ch) != 0 {
+		t.Fatalf("alert hooks after the takeover: takeover %+v, changed %+v; want the cached quote, nothing changed", tk, ch)
+	}
 	if n := step(700 * time.Millisecond); n != 1 {
 		t.Fatalf("one interval after the last fetch: %d fetches, want 1", n)
+	}
+	// The fetch changed the price (101 → 1): the owner evaluates it.
+	if _, ch := hooked(); len(ch) != 1 || ch[0].Symbol != sym || ch[0].Price != 1 {
+		t.Fatalf("changed quotes handed to the alert hook: %+v, want the fetched one", ch)
 	}
 
 	// Lost, then won again after the new holder died: the cache is 2 s
@@ -122,6 +147,9 @@ func TestTakeOverSeedsAndSchedulesFromTheCache(t *testing.T) {
 	}
 	if s := p.seeded(); len(s) != 2 || s[1].Price != last.Price {
 		t.Fatalf("seeds after the failover: %+v, want a second one at %v", s, last.Price)
+	}
+	if tk, _ := hooked(); len(tk) != 2 || tk[1].Price != last.Price {
+		t.Fatalf("takeovers handed to the alert hook: %+v, want a second one at %v", tk, last.Price)
 	}
 
 	// A rebuild (the shared stores lost their state) forgets who owned
