@@ -167,6 +167,9 @@ func (h *Hub) NewClient(t Transport, transport string) *Client {
 // ID is the session id sent in the welcome frame.
 func (c *Client) ID() string { return c.id }
 
+// Transport names the client's transport, as given to NewClient.
+func (c *Client) Transport() string { return c.transport }
+
 // SetUser records whom the session acts for: the principal of the token
 // it was opened with. If p has an expiry, onExpiry runs once then, on a
 // timer's goroutine, unless the client has closed by then; it is expected

@@ -42,6 +42,7 @@ func (s *Server) addMeRoutes(me *echo.Group) {
 	me.GET("/portfolio/trades", s.listTrades)
 	me.POST("/portfolio/trades", s.postTrade)
 	me.GET("/alerts", s.listAlerts)
+	me.GET("/alerts/fired", s.listFired)
 	me.POST("/alerts", s.createAlert)
 	me.GET("/alerts/:id", s.getAlert)
 	me.PATCH("/alerts/:id", s.patchAlert)
@@ -627,6 +628,7 @@ func (s *Server) createAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.rulesChanged(c, user)
 	return created(c, "/v1/me/alerts/"+strconv.FormatInt(r.ID, 10), r.Version, r)
 }
 
@@ -648,9 +650,16 @@ func (s *Server) patchAlert(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.rulesChanged(c, user)
 	return reply(c, http.StatusOK, etag(r.Version), r)
 }
 
 func (s *Server) deleteAlert(c echo.Context) error {
-	return serveDelete(s, c, quotehub.UserStore.DeleteAlertRule)
+	err := serveDelete(s, c, quotehub.UserStore.DeleteAlertRule)
+	if err == nil {
+		if p, ok := quotehub.PrincipalFrom(c.Request().Context()); ok {
+			s.rulesChanged(c, p.UserID)
+		}
+	}
+	return err
 }

@@ -60,6 +60,9 @@ type Options struct {
 	// UserLimits bound what one user may store (zero fields:
 	// quotehub.DefaultUserLimits); the store enforces the same.
 	UserLimits quotehub.UserLimits
+	// UserBus, when set, is told of every change of a user's alert rules
+	// (quotehub.UserRulesChanged), so that every node reloads them.
+	UserBus quotehub.UserBus
 	// Checks are dependencies /readyz reports on, by name.
 	Checks map[string]quotehub.HealthChecker
 	// PingInterval is how often a WebSocket is pinged (default 25 s) and
@@ -101,6 +104,7 @@ type Server struct {
 	streamMu sync.Mutex
 	stopped  bool           // Shutdown began: no new reader goroutines
 	streams  sync.WaitGroup // WebSocket reader goroutines
+	events   eventStreams   // open /v1/me/events streams, by user
 }
 
 // goStream runs f on a goroutine Shutdown waits for; after Shutdown began
@@ -179,6 +183,7 @@ func New(opts Options) (*Server, error) {
 	e.GET("/v1/symbols", s.getSymbols, s.requireTokenIf)
 	e.GET("/v1/candles/:symbol", s.getCandles, s.requireTokenIf)
 	e.GET("/v1/candles", s.getCandleBatch, s.requireTokenIf)
+	e.GET("/v1/me/events", s.serveEvents) // token= allowed, as on the other streams
 	me := e.Group("/v1/me", s.requireUser)
 	me.GET("", s.getMe)
 	s.addMeRoutes(me)
@@ -338,7 +343,7 @@ func (s *Server) recoverAndLog(next echo.HandlerFunc) echo.HandlerFunc {
 			err = nil
 		}
 		status := c.Response().Status
-		if (route == "/v1/ws" || route == "/v1/sse") && status < 400 {
+		if (route == "/v1/ws" || route == "/v1/sse" || route == "/v1/me/events") && status < 400 {
 			return nil // a stream: its access line is written when it ends
 		}
 		if route == "" {

@@ -39,8 +39,33 @@ func (s *Server) serveSSE(c echo.Context) error {
 	if len(accepted) == 0 {
 		return s.writeError(c, allRejected(rejected))
 	}
-	t := &sseTransport{closed: s.closes.record("sse")}
-	client := s.opts.Hub.NewClient(t, "sse")
+	var prelude bytes.Buffer
+	for _, r := range rejected {
+		prelude.WriteString("event: error\ndata: ")
+		prelude.Write(mustJSON(r))
+		prelude.WriteString("\n\n")
+	}
+	return s.openSSE(c, sseStream{transport: "sse", user: user, hasUser: hasUser, prelude: prelude.Bytes(), symbols: accepted})
+}
+
+// sseStream is what an SSE stream starts with.
+type sseStream struct {
+	transport string // the hub's name for it: "sse", "events"
+	user      quotehub.Principal
+	hasUser   bool
+	prelude   []byte   // events written right after the headers
+	symbols   []string // subscribed at once
+	// opened, if set, runs once the stream is open, before the handler
+	// returns; ended when it ends.
+	opened func(*hub.Client)
+	ended  func(*hub.Client)
+}
+
+// openSSE opens an SSE stream on the hijacked connection of c, written by
+// the hub's writer pool.
+func (s *Server) openSSE(c echo.Context, o sseStream) error {
+	t := &sseTransport{closed: s.closes.record(o.transport)}
+	client := s.opts.Hub.NewClient(t, o.transport)
 	if client == nil {
 		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "node over its connection limit; reconnect later"))
 	}
@@ -65,13 +90,9 @@ func (s *Server) serveSSE(c echo.Context) error {
 	_ = h.Write(&head)
 	head.WriteString("\r\n")
 	head.WriteString("retry: 3000\n\n")
-	for _, r := range rejected {
-		head.WriteString("event: error\ndata: ")
-		head.Write(mustJSON(r))
-		head.WriteString("\n\n")
-	}
-	if hasUser {
-		client.SetUser(user, expireSession(client, sseExpired))
+	head.Write(o.prelude)
+	if o.hasUser {
+		client.SetUser(o.user, expireSession(client, sseExpired))
 	}
 	t.wire = wire.New(conn, s.opts.UnsentLimit)
 	t.wire.OnProgress(client.Progressed)
@@ -89,14 +110,20 @@ func (s *Server) serveSSE(c echo.Context) error {
 		}
 		_ = conn.Close()
 	})
-	client.Attach(context.WithoutCancel(c.Request().Context()), accepted)
+	client.Attach(context.WithoutCancel(c.Request().Context()), o.symbols)
 	t.startKeepalive(client, s.opts.SSEKeepalive)
+	if o.opened != nil {
+		o.opened(client)
+	}
 
 	// The client sends nothing; a goroutine of its own waits for it to
 	// close the connection (or for the node to), as a WebSocket's reader does.
 	rid := c.Response().Header().Get(echo.HeaderXRequestID) // the echo context is reused once the handler returns
 	end := func() {
 		t.stopKeepalive()
+		if o.ended != nil {
+			o.ended(client)
+		}
 		client.Close() // waits for a writer that is still running
 		_ = conn.Close()
 		t.closed.ended(rid, client.ID())

@@ -284,8 +284,14 @@ type sseStream struct {
 
 func openSSE(t *testing.T, n *testNode, query string, hdr http.Header) *sseStream {
 	t.Helper()
+	return openStream(t, n, "/v1/sse"+query, hdr)
+}
+
+// openStream opens the SSE stream at path (with its query).
+func openStream(t *testing.T, n *testNode, path string, hdr http.Header) *sseStream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", n.url("/v1/sse"+query), nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.url(path), nil)
 	for k, v := range hdr {
 		req.Header[k] = v
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"time"
@@ -31,6 +32,7 @@ type node struct {
 	stores    *stores
 	users     quotehub.UserStore
 	hub       *hub.Hub
+	alerts    *alerts
 	refresher *refresher.Refresher
 	web       *web.Server
 	sims      []*sim.Provider
@@ -145,10 +147,16 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	st.close = append(st.close, func() { _ = users.Close() })
 
 	var h *hub.Hub
+	al := newAlerts(users, st.userBus, cfg.StoreTimeout, log.With().Str("component", "alerts").Logger(), reg)
+	st.userEvts.on(quotehub.UserRulesChanged, al.rulesChanged)
+	st.userEvts.onResync(al.resync)
+	st.run = append(st.run, al.run)
 	refLog := log.With().Str("component", "refresher").Logger()
 	ref, err := refresher.New(refresher.Options{
 		Cache: st.cache, Bus: st.bus, Active: st.active, Catalog: catalog, Sources: up.sources, Route: up.route,
-		Local: func() []string { return h.Symbols() }, Owns: st.owns, Degraded: st.degraded,
+		// Symbols with an alert rule stay active with no viewer.
+		Local: func() []string { return append(h.Symbols(), al.Symbols()...) }, Owns: st.owns, Degraded: st.degraded,
+		OnChanged: al.changed, OnTakeover: al.takeover,
 		FetchLock: st.fetchLock, OnRecover: st.resync,
 		Freshness: cfg.Freshness, ActiveWindow: cfg.ActiveWindow, Heartbeat: cfg.Heartbeat,
 		FetchTimeout: cfg.FetchTimeout, UpstreamTimeout: cfg.UpstreamTimeout,
@@ -226,14 +234,23 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), UnreadLimit: cfg.UnreadLimit, Logger: log, Checks: st.checks,
 		Verifier: verifier, AuthRequired: cfg.AuthRequired,
-		Users: users, UserLimits: userLimits(cfg),
+		Users: users, UserLimits: userLimits(cfg), UserBus: st.userBus,
 	})
 	if err != nil {
 		_ = h.Shutdown(context.Background())
 		st.closeAll()
 		return nil, err
 	}
-	return &node{catalog: catalog, stores: st, users: users, hub: h, refresher: ref, web: srv, sims: up.sims}, nil
+	al.activate = ref.Activate
+	st.userEvts.on(quotehub.UserAlertFired, func(ev quotehub.UserEvent) {
+		var a quotehub.FiredAlert
+		if err := json.Unmarshal(ev.Data, &a); err != nil {
+			log.Warn().Err(err).Msg("a fired alert on the user bus does not decode")
+			return
+		}
+		srv.PushAlert(ev.User, a)
+	})
+	return &node{catalog: catalog, stores: st, users: users, hub: h, alerts: al, refresher: ref, web: srv, sims: up.sims}, nil
 }
 
 // userLimits are the limits of users' data on this node: a watchlist

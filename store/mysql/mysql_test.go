@@ -3,8 +3,6 @@ package mysql_test
 import (
 	"context"
 	"database/sql"
-	"io"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -106,72 +104,6 @@ func TestBadDSN(t *testing.T) {
 	}
 }
 
-// proxy forwards loopback connections to the test server until down,
-// which closes the listener and every connection through it, as a server
-// restart or a network cut would; up listens again on the same port.
-type proxy struct {
-	t      *testing.T
-	addr   string
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{t: t, target: target}
-	p.up()
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *proxy) up() {
-	addr := p.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			p.wg.Go(func() { _, _ = io.Copy(s, c); s.Close() })
-			p.wg.Go(func() { _, _ = io.Copy(c, s); c.Close() })
-		}
-	})
-}
-
-func (p *proxy) down() {
-	p.mu.Lock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // TestReconnect: while the server is away every call answers unavailable
 // and writes nothing; when it is back the same store serves again by
 // itself.
@@ -180,8 +112,8 @@ func TestReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, cfg.Addr)
-	cfg.Addr = p.addr
+	p := mysqltest.NewProxy(t, cfg.Addr)
+	cfg.Addr = p.Addr()
 	cfg.Timeout = 300 * time.Millisecond
 	s, warn, err := mysql.Open(context.Background(), cfg.FormatDSN(), mysql.Pool{MaxOpen: 4}, sqlstore.Options{Timeout: time.Second})
 	if err != nil || warn != nil {
@@ -194,7 +126,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.down()
+	p.Down()
 	if _, err := s.CreateWatchlist(ctx, "alice", quotehub.Watchlist{Name: "During", Symbols: []string{"A1", "A2"}}); quotehub.ErrorCode(err) != quotehub.EUnavailable {
 		t.Fatalf("CreateWatchlist while down: %v, want unavailable", err)
 	}
@@ -205,7 +137,7 @@ func TestReconnect(t *testing.T) {
 		t.Fatal("Ready while down is not unavailable")
 	}
 
-	p.up()
+	p.Up()
 	poll.Until(t, 5*time.Second, "the store to answer again", func() bool { return s.Ready(ctx) == nil })
 	ws, err := s.Watchlists(ctx, "alice")
 	if err != nil || len(ws) != 1 || ws[0].Version != 1 || ws[0].Symbols[0] != "A1" {

@@ -7,9 +7,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"io"
+	"net"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,4 +75,81 @@ func DSN(t testing.TB, name string) string {
 	})
 	cfg.DBName = db
 	return cfg.FormatDSN()
+}
+
+// Proxy forwards loopback connections to the test server until down,
+// which closes the listener and every connection through it, as a server
+// restart or a network cut would; up listens again on the same port.
+type Proxy struct {
+	t      testing.TB
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+// NewProxy starts a proxy to target (host:port), stopped when the test
+// ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	p := &Proxy{t: t, target: target}
+	p.Up()
+	t.Cleanup(p.Down)
+	return p
+}
+
+// Up listens (again, on the same port).
+func (p *Proxy) Up() {
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			p.wg.Go(func() { _, _ = io.Copy(s, c); s.Close() })
+			p.wg.Go(func() { _, _ = io.Copy(c, s); c.Close() })
+		}
+	})
+}
+
+// Down closes the listener and every connection through it.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// Addr is the proxy's address, to put in a DSN instead of the server's.
+func (p *Proxy) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
 }
