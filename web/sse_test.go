@@ -27,13 +27,20 @@ type sseStream struct {
 // openSSE sends GET /v1/sse with query and reads the response head.
 func openSSE(t *testing.T, n *node, query string) *sseStream {
 	t.Helper()
+	return openStream(t, n, "/v1/sse"+query, "")
+}
+
+// openStream sends GET path (with its query) and extra header lines
+// ("Name: value\r\n" each), and reads the response head.
+func openStream(t *testing.T, n *node, path, headers string) *sseStream {
+	t.Helper()
 	conn, err := net.Dial("tcp", n.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(conn, "GET /v1/sse%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", query, n.addr); err != nil {
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n", path, n.addr, headers); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(conn)
