@@ -489,3 +489,22 @@ func TestAlertsCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertSymbolStaysActive: a symbol nobody watches or reads is
+// refreshed once it has a rule, and stays so for many active windows,
+// kept in the active set by the heartbeat like a viewer's symbol.
+func TestAlertSymbolStaysActive(t *testing.T) {
+	n := startNode(t, map[string]string{
+		"QUOTEHUB_JWT_SECRET": alertSecret, "QUOTEHUB_ACTIVE_WINDOW": "300ms", "QUOTEHUB_HEARTBEAT": "100ms",
+	})
+	const sym = "KRW-ETH"
+	if c := n.sim().FetchCount(sym); c != 0 {
+		t.Fatalf("%s fetched %d times before it had a rule", sym, c)
+	}
+	start := time.Now()
+	createRule(t, n, hsToken(t, "alice"), map[string]any{"symbol": sym, "kind": "above", "threshold": 1e12})
+	poll.Until(t, 5*time.Second, "the first fetch of the rule's symbol", func() bool { return n.sim().FetchCount(sym) > 0 })
+	poll.Until(t, 5*time.Second, "several active windows to pass", func() bool { return time.Since(start) > 5*300*time.Millisecond })
+	c := n.sim().FetchCount(sym)
+	poll.Until(t, 5*time.Second, "a fetch after several active windows", func() bool { return n.sim().FetchCount(sym) > c })
+}
