@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
 
 	"quotehub"
 	"quotehub/internal/poll"
@@ -507,4 +509,68 @@ func TestAlertSymbolStaysActive(t *testing.T) {
 	poll.Until(t, 5*time.Second, "several active windows to pass", func() bool { return time.Since(start) > 5*300*time.Millisecond })
 	c := n.sim().FetchCount(sym)
 	poll.Until(t, 5*time.Second, "a fetch after several active windows", func() bool { return n.sim().FetchCount(sym) > c })
+}
+
+// TestAlertsApply: loading a user's rules again leaves unchanged ones as
+// they are (a rule that fired stays fired), re-arms a changed one, drops
+// a deleted or disabled one and leaves other users' rules alone; move_pct
+// is the engine's move.
+func TestAlertsApply(t *testing.T) {
+	a := newAlerts(nil, nil, time.Second, zerolog.Nop(), nil)
+	rule := func(id int64, user, kind string, th float64, version int64) quotehub.AlertRule {
+		return quotehub.AlertRule{ID: id, UserID: user, Symbol: "S", Kind: kind, Threshold: th, Enabled: true, Version: version}
+	}
+	at := time.Now()
+	fired := func(price, prev float64) []int64 {
+		var ids []int64
+		for _, f := range a.engine.Evaluate("S", price, prev, at) {
+			ids = append(ids, f.Rule.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	a.apply("", []quotehub.AlertRule{rule(1, "alice", quotehub.AlertAbove, 10, 1), rule(2, "alice", quotehub.AlertMovePct, 5, 1), rule(3, "bob", quotehub.AlertAbove, 10, 1)})
+	if got := fired(11, 10); !slices.Equal(got, []int64{1, 2, 3}) {
+		t.Fatalf("fired %v, want 1 2 3", got)
+	}
+	// Alice's rules again: 1 unchanged (stays fired), 2 changed (re-armed).
+	a.apply("alice", []quotehub.AlertRule{rule(1, "alice", quotehub.AlertAbove, 10, 1), rule(2, "alice", quotehub.AlertMovePct, 5, 2)})
+	if got := fired(11, 10); !slices.Equal(got, []int64{2}) {
+		t.Fatalf("after reloading alice: fired %v, want only the changed rule 2", got)
+	}
+	// Rule 1 deleted, rule 2 disabled: bob's rule 3 is untouched.
+	off := rule(2, "alice", quotehub.AlertMovePct, 5, 3)
+	off.Enabled = false
+	a.apply("alice", []quotehub.AlertRule{off})
+	if n := a.engine.Len(); n != 1 {
+		t.Fatalf("%d rules after alice's delete and disable, want bob's only", n)
+	}
+	if got := fired(5, 10); len(got) != 0 { // re-arms bob's rule
+		t.Fatalf("fired %v", got)
+	}
+	if got := fired(11, 10); !slices.Equal(got, []int64{3}) {
+		t.Fatalf("fired %v, want bob's 3", got)
+	}
+	// A full load without bob's rule drops it.
+	a.apply("", nil)
+	if n := a.engine.Len(); n != 0 || len(a.Symbols()) != 0 {
+		t.Fatalf("%d rules, symbols %v after an empty full load", n, a.Symbols())
+	}
+}
+
+// TestAlertsResync: a rule written while the bus lost events is loaded
+// at the next resync.
+func TestAlertsResync(t *testing.T) {
+	n := startNode(t, nil)
+	poll.Until(t, 5*time.Second, "the load at start", func() bool {
+		n.alerts.mu.Lock()
+		defer n.alerts.mu.Unlock()
+		return !n.alerts.all
+	})
+	r, err := n.users.CreateAlertRule(t.Context(), "alice", quotehub.AlertRule{Symbol: alertSym, Kind: quotehub.AlertBelow, Threshold: 1, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.stores.userEvts.resync()
+	waitRule(t, r.ID, r.Version, n)
 }
