@@ -574,3 +574,66 @@ func TestAlertsResync(t *testing.T) {
 	n.stores.userEvts.resync()
 	waitRule(t, r.ID, r.Version, n)
 }
+
+// TestAlertsClusterTakeover: the node that fired a rule stops; the node
+// that takes its symbol over starts from the cached price, where the rule
+// holds, and does not fire it again; the rule fires next only after the
+// price went back beyond the band and through the line again.
+func TestAlertsClusterTakeover(t *testing.T) {
+	url, prefix, _ := sharedRedis(t)
+	dsn := mysqltest.DSN(t, "alertstakeover")
+	var nodes []*testNode
+	for i := range 3 {
+		nodes = append(nodes, startNode(t, map[string]string{
+			"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix, "QUOTEHUB_MYSQL_DSN": dsn,
+			"QUOTEHUB_JWT_SECRET": alertSecret, "QUOTEHUB_NODE_ID": "node-" + string(rune('a'+i)),
+		}))
+	}
+	poll.Until(t, 15*time.Second, "one node to own "+alertSym, func() bool {
+		owners := 0
+		for _, n := range nodes {
+			if n.stores.owns(alertSym) {
+				owners++
+			}
+		}
+		return owners == 1
+	})
+	alice := hsToken(t, "alice")
+	sessions := map[*testNode]*wsClient{}
+	for _, n := range nodes {
+		ws := dialWS(t, n, "?token="+alice, nil)
+		ws.next("welcome")
+		sessions[n] = ws
+	}
+	T := price(t, nodes[0], alertSym) * 1.2
+	createRule(t, nodes[0], alice, map[string]any{"symbol": alertSym, "kind": "above", "threshold": T}, nodes...)
+	moveTo(t, nodes[0], T*1.05, nodes...)
+	var owner *testNode
+	var rest []*testNode
+	for _, n := range nodes {
+		if got := nextAlert(t, sessions[n]); got.ID != 1 {
+			t.Fatalf("first alert %+v", got)
+		}
+		if n.metric("quotehub_alerts_fired_total") == 1 {
+			owner = n
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	if owner == nil || len(rest) != 2 {
+		t.Fatal("no single node fired the alert")
+	}
+	owner.stop()
+	poll.Until(t, 20*time.Second, "another node to take "+alertSym+" over", func() bool {
+		return rest[0].stores.owns(alertSym) || rest[1].stores.owns(alertSym)
+	})
+	// Still above the line on the new owner: nothing fires.
+	moveTo(t, rest[0], T*1.10, rest...)
+	moveTo(t, rest[0], T*0.97, rest...)
+	moveTo(t, rest[0], T*1.05, rest...)
+	for _, n := range rest {
+		if got := nextAlert(t, sessions[n]); got.ID != 2 || got.Price > T*1.08 {
+			t.Fatalf("after the takeover: %+v, want alert 2 at about %v (not a repeat at %v)", got, T*1.05, T*1.10)
+		}
+	}
+}

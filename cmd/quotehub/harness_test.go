@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ type testNode struct {
 	addr string
 	reg  *prometheus.Registry
 	cfg  Config
+	stop func() // shuts the node down (once; again when the test ends)
 }
 
 // startNode starts a node with test-friendly defaults overridden by env
@@ -75,7 +77,8 @@ func startNode(t *testing.T, env map[string]string) *testNode {
 	}
 	n.start(ln)
 	tn := &testNode{node: n, t: t, addr: ln.Addr().String(), reg: reg, cfg: cfg}
-	t.Cleanup(func() { n.shutdown(10*time.Second, &log) })
+	tn.stop = sync.OnceFunc(func() { n.shutdown(10*time.Second, &log) })
+	t.Cleanup(tn.stop)
 	return tn
 }
 
