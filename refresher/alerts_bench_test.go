@@ -71,7 +71,7 @@ func BenchmarkWriteWithAlerts(b *testing.B) {
 			}
 			r, err := New(Options{
 				Cache: memory.NewCache(), Bus: memory.NewBus(), Active: memory.NewActiveSet(), Catalog: memory.NewCatalog(catalog),
-				Sources: []Source{{Provider: &countingProvider{syms: map[string]int{}}, Interval: time.Second}},
+				Sources:   []Source{{Provider: &countingProvider{syms: map[string]int{}}, Interval: time.Second}},
 				OnChanged: hook,
 			})
 			if err != nil {
