@@ -415,13 +415,12 @@ func TestAlertsMySQLDown(t *testing.T) {
 	})
 }
 
-// TestAlertsCluster: three nodes on one Redis and one MySQL. A rule set
-// through node a reaches every node; its symbol's owner fires it once;
-// alice, connected to b and c, gets each alert exactly once on each
-// session, with the same id, and the log holds each once.
-func TestAlertsCluster(t *testing.T) {
+// startAlertTrio starts three nodes a, b, c on one Redis (a prefix of
+// their own) and one MySQL database (name's).
+func startAlertTrio(t *testing.T, name string) []*testNode {
+	t.Helper()
 	url, prefix, _ := sharedRedis(t)
-	dsn := mysqltest.DSN(t, "alertscluster")
+	dsn := mysqltest.DSN(t, name)
 	var nodes []*testNode
 	for i := range 3 {
 		nodes = append(nodes, startNode(t, map[string]string{
@@ -429,6 +428,15 @@ func TestAlertsCluster(t *testing.T) {
 			"QUOTEHUB_JWT_SECRET": alertSecret, "QUOTEHUB_NODE_ID": "node-" + string(rune('a'+i)),
 		}))
 	}
+	return nodes
+}
+
+// TestAlertsCluster: three nodes on one Redis and one MySQL. A rule set
+// through node a reaches every node; its symbol's owner fires it once;
+// alice, connected to b and c, gets each alert exactly once on each
+// session, with the same id, and the log holds each once.
+func TestAlertsCluster(t *testing.T) {
+	nodes := startAlertTrio(t, "alertscluster")
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	poll.Until(t, 15*time.Second, "every node to hold its share of the slots", func() bool {
 		for _, n := range nodes {
@@ -580,15 +588,7 @@ func TestAlertsResync(t *testing.T) {
 // holds, and does not fire it again; the rule fires next only after the
 // price went back beyond the band and through the line again.
 func TestAlertsClusterTakeover(t *testing.T) {
-	url, prefix, _ := sharedRedis(t)
-	dsn := mysqltest.DSN(t, "alertstakeover")
-	var nodes []*testNode
-	for i := range 3 {
-		nodes = append(nodes, startNode(t, map[string]string{
-			"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix, "QUOTEHUB_MYSQL_DSN": dsn,
-			"QUOTEHUB_JWT_SECRET": alertSecret, "QUOTEHUB_NODE_ID": "node-" + string(rune('a'+i)),
-		}))
-	}
+	nodes := startAlertTrio(t, "alertstakeover")
 	poll.Until(t, 15*time.Second, "one node to own "+alertSym, func() bool {
 		owners := 0
 		for _, n := range nodes {
