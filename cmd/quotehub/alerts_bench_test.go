@@ -47,8 +47,10 @@ func BenchmarkAlertRulesMemory(b *testing.B) {
 // which the alert's "at" carries) to the alert frame read by a WebSocket
 // client on loopback: recording, the user bus and delivery included. Each
 // of QUOTEHUB_ALERT_LATENCY_N alerts (default 20) moves the price through
-// the line, then back beyond the re-arm band. It logs p50, p99 and the
-// maximum and asserts nothing about them (docs/BENCHMARKS.md has figures).
+// the line, then back beyond the re-arm band. It checks that each
+// crossing fires exactly one alert, with the next id, and logs p50, p99
+// and the maximum without judging them: a shared machine's load decides
+// those (docs/BENCHMARKS.md has figures).
 func TestAlertLatency(t *testing.T) {
 	count := 20
 	if v, err := strconv.Atoi(os.Getenv("QUOTEHUB_ALERT_LATENCY_N")); err == nil && v > 0 {
