@@ -52,13 +52,14 @@ type Bus struct {
 	mu      sync.RWMutex
 	handler func([]quotehub.Quote)
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	workers sync.WaitGroup // the shards' workers
+	pumps   sync.WaitGroup // the shards' pumps, which end when ps closes
 }
 
 type busShard struct {
 	b       *Bus
 	n       int
-	ps      *redis.PubSub
+	ps      *redis.PubSub // owned by the worker until Close; nil until the first SSUBSCRIBE
 	wake    chan struct{}
 	mu      sync.Mutex
 	want    map[string]bool      // symbol → wanted now
@@ -118,16 +119,22 @@ func (b *Bus) deliver(qs []quotehub.Quote) {
 func (b *Bus) Start(ctx context.Context) {
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, s := range b.shards {
-		if b.opts.Sharded {
-			s.ps = b.rdb.SSubscribe(ctx)
-		} else {
-			s.ps = b.rdb.Subscribe(ctx)
+		if !b.opts.Sharded {
+			// A plain subscription hears a channel on any node of a
+			// cluster: the connection can be opened at once.
+			s.open(b.rdb.Subscribe(ctx))
 		}
-		ch := s.ps.ChannelWithSubscriptions(redis.WithChannelSize(4096), redis.WithChannelSendTimeout(time.Second))
-		b.wg.Add(2)
-		go func() { defer b.wg.Done(); s.pump(ch) }()
-		go func() { defer b.wg.Done(); s.work(ctx) }()
+		b.workers.Add(1)
+		go func() { defer b.workers.Done(); s.work(ctx) }()
 	}
+}
+
+// open starts the pump of the shard's subscriber connection.
+func (s *busShard) open(ps *redis.PubSub) {
+	s.ps = ps
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(4096), redis.WithChannelSendTimeout(time.Second))
+	s.b.pumps.Add(1)
+	go func() { defer s.b.pumps.Done(); s.pump(ch) }()
 }
 
 // Close stops the workers and closes the subscriber connections.
@@ -135,12 +142,13 @@ func (b *Bus) Close() error {
 	if b.cancel != nil {
 		b.cancel()
 	}
+	b.workers.Wait() // no worker opens a connection any more
 	for _, s := range b.shards {
 		if s.ps != nil {
 			_ = s.ps.Close()
 		}
 	}
-	b.wg.Wait()
+	b.pumps.Wait()
 	return nil
 }
 
@@ -336,12 +344,27 @@ func (s *busShard) channels(syms []string) []string {
 
 func (s *busShard) subscribe(ctx context.Context, syms []string) error {
 	if s.b.opts.Sharded {
+		if s.ps == nil {
+			// A cluster client opens a PubSub's connection on the master
+			// serving the slot of its first channel, or on a random node
+			// if it has none yet: it must be created with its channels
+			// (one hash tag per shard, so one slot and one master), and
+			// its pump started only then, or it would read from a random
+			// node where the SSUBSCRIBE is answered with MOVED and
+			// nothing is ever delivered.
+			ps := s.b.rdb.SSubscribe(ctx, s.channels(syms)...)
+			s.open(ps)
+			return nil
+		}
 		return s.ps.SSubscribe(ctx, s.channels(syms)...)
 	}
 	return s.ps.Subscribe(ctx, s.channels(syms)...)
 }
 
 func (s *busShard) unsubscribe(ctx context.Context, syms []string) error {
+	if s.ps == nil {
+		return nil
+	}
 	if s.b.opts.Sharded {
 		return s.ps.SUnsubscribe(ctx, s.channels(syms)...)
 	}

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -271,5 +272,43 @@ func TestUserBusAcrossNodes(t *testing.T) {
 	defer mu.Unlock()
 	if len(got["elsewhere"]) != 0 {
 		t.Errorf("another cluster's bus got %v", got["elsewhere"])
+	}
+}
+
+// Every shard of the bus delivers, with pub/sub and with sharded pub/sub:
+// on a Redis Cluster the shards' hash tags fall on different masters, and
+// a sharded subscription only hears a channel on the master serving its
+// slot.
+func TestBusShardsAcrossMasters(t *testing.T) {
+	for _, sharded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pubsub", true: "sharded-pubsub"}[sharded], func(t *testing.T) {
+			s := &sink{}
+			b := startBus(t, sharded, s.deliver, func(o *redis.BusOptions) { o.Shards = 16 })
+			syms := make([]string, 48)
+			for i := range syms {
+				syms[i] = fmt.Sprintf("SYN-%06d", i+1)
+				b.Watch(syms[i])
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := b.Settle(ctx, syms...); err != nil {
+				t.Fatal(err)
+			}
+			qs := make([]quotehub.Quote, len(syms))
+			for i, sym := range syms {
+				qs[i] = q(sym, 5)
+			}
+			if err := b.Publish(ctx, qs); err != nil {
+				t.Fatal(err)
+			}
+			poll.Until(t, 5*time.Second, "every symbol's quote", func() bool {
+				for _, sym := range syms {
+					if !s.seen(sym, 5) {
+						return false
+					}
+				}
+				return true
+			})
+		})
 	}
 }

@@ -12,7 +12,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"quotehub/store/redis"
-	"quotehub/store/redis/redistest"
 )
 
 type runningOwnership struct {
@@ -101,7 +100,7 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 
 	// A crash (no release: its client is gone) is taken over once the
 	// leases expire (see TestOwnershipTakesADeadNodesSlotsAtExpiry).
-	crashed := goredis.NewClient(&goredis.Options{Addr: redistest.Addr()})
+	crashed := otherClient(goredis.Options{})
 	d := startOwnership(t, crashed, prefix, "d", ttl)
 	poll.Until(t, 10*time.Second, "d to get its share, every slot held once", func() bool {
 		ok, _ := partitioned([]*runningOwnership{nodes[0], nodes[1], d})
@@ -125,7 +124,7 @@ func TestOwnershipSharesSlotsAndFailsOver(t *testing.T) {
 // passed on its own clock, even though nothing told it it lost them.
 func TestOwnershipStopsTrustingUnrenewedLeases(t *testing.T) {
 	rdb, prefix := testRedis(t)
-	client := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(), MaxRetries: -1})
+	client := otherClient(goredis.Options{MaxRetries: -1})
 	o := startOwnership(t, client, prefix, "solo", 300*time.Millisecond)
 	poll.Until(t, 5*time.Second, "all slots", func() bool { return len(o.Held()) == 16 })
 	if !o.Owns("KRW-BTC") || !o.Connected() {
@@ -202,8 +201,7 @@ func TestOwnershipNoticesLostState(t *testing.T) {
 	if n, _ := rdb.Exists(ctx, prefix+"epoch").Result(); n != 1 {
 		t.Fatal("no epoch marker")
 	}
-	keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-	if err := rdb.Del(ctx, keys...).Err(); err != nil {
+	if err := deletePrefix(ctx, rdb, prefix); err != nil {
 		t.Fatal(err)
 	}
 	lostAt := time.Now()
@@ -255,7 +253,7 @@ func TestOwnershipTakesADeadNodesSlotsAtExpiry(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	const ttl = 900 * time.Millisecond
 	a := startOwnership(t, rdb, prefix, "a", ttl)
-	crashed := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(), MaxRetries: -1})
+	crashed := otherClient(goredis.Options{MaxRetries: -1})
 	d := startOwnership(t, crashed, prefix, "d", ttl)
 	poll.Until(t, 15*time.Second, "8 slots each", func() bool {
 		ok, counts := partitioned([]*runningOwnership{a, d})

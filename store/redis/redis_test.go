@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"crypto/rand"
 	"testing"
 	"time"
 
@@ -20,10 +21,48 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testRedis is the real Redis under a prefix of the test's own.
+// onCluster, set by TestOnCluster while it runs the suites again, makes
+// testRedis and otherClient hand out clients of a real Redis Cluster.
+var onCluster *redistest.Cluster
+
+// testRedis is the real Redis under a prefix of the test's own (or the
+// cluster of TestOnCluster).
 func testRedis(t *testing.T) (goredis.UniversalClient, string) {
 	t.Helper()
+	if onCluster != nil {
+		return onCluster.Client(t), "qhtest:" + rand.Text()[:12] + ":"
+	}
 	return redistest.Open(t)
+}
+
+// otherClient is a second client of the same Redis (or cluster), for a
+// node whose connection a test cuts; the caller closes it.
+func otherClient(opts goredis.Options) goredis.UniversalClient {
+	if onCluster != nil {
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: onCluster.Addrs(), MaxRetries: opts.MaxRetries})
+	}
+	opts.Addr = redistest.Addr()
+	return goredis.NewClient(&opts)
+}
+
+// deletePrefix deletes every key under prefix, on every master of a cluster.
+func deletePrefix(ctx context.Context, rdb goredis.UniversalClient, prefix string) error {
+	del := func(ctx context.Context, c goredis.UniversalClient) error {
+		keys, err := c.Keys(ctx, prefix+"*").Result()
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := c.Del(ctx, k).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return del(ctx, c) })
+	}
+	return del(ctx, rdb)
 }
 
 func TestCacheConformance(t *testing.T) {

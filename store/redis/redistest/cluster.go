@@ -1,0 +1,293 @@
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Cluster is a real Redis Cluster on loopback, started from the installed
+// redis-server and redis-cli for one test (or one package) and stopped at
+// its cleanup. Nothing else uses it, so its tests need no prefix.
+type Cluster struct {
+	t     testing.TB
+	nodes []*clusterNode
+}
+
+type clusterNode struct {
+	port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  bytes.Buffer
+}
+
+func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
+
+// usedPorts keeps the nodes of one test binary's clusters apart; other test
+// binaries pick at random from the same range and are told apart by the
+// listen check (and a retry if a port was taken meanwhile).
+var usedPorts sync.Map
+
+// clusterPort returns a loopback port P such that P and its cluster bus port
+// P+10000 were both free a moment ago (P < 55535, so the bus port exists).
+func clusterPort() (int, error) {
+	for range 200 {
+		p := 20000 + rand.IntN(25000)
+		if _, taken := usedPorts.LoadOrStore(p, true); taken {
+			continue
+		}
+		free := true
+		for _, q := range []int{p, p + 10000} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free pair of ports for a cluster node")
+}
+
+// StartCluster starts masters×(1+replicas) redis-server processes with
+// cluster mode on, joins them with redis-cli --cluster create (each master
+// gets replicas replicas) and waits until every node reports
+// cluster_state:ok. Without redis-server the test is skipped, except
+// under CI=true, where it fails. A short cluster-node-timeout makes a
+// killed master's replica take over within a few seconds.
+func StartCluster(t testing.TB, masters, replicas int) *Cluster {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err == nil {
+		_, err = exec.LookPath("redis-cli")
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server and redis-cli are required under CI=true (run scripts/services.sh): %v", err)
+		}
+		t.Skipf("no Redis binaries for a cluster: %v", err)
+	}
+	c := &Cluster{t: t}
+	t.Cleanup(c.stop)
+	for range masters * (1 + replicas) {
+		n, err := c.startNode(t, server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	args := []string{"--cluster", "create"}
+	for _, n := range c.nodes {
+		args = append(args, n.addr())
+	}
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	c.WaitOK(30 * time.Second)
+	return c
+}
+
+// startNode starts one cluster-enabled redis-server on a fresh port pair,
+// trying another pair if the server could not bind (another package took
+// it between the check and the start).
+func (c *Cluster) startNode(t testing.TB, server string) (*clusterNode, error) {
+	var lastErr error
+	for range 5 {
+		port, err := clusterPort()
+		if err != nil {
+			return nil, err
+		}
+		n := &clusterNode{port: port, dir: t.TempDir(), done: make(chan struct{})}
+		n.cmd = exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
+			"--cluster-node-timeout", "1000", "--dir", n.dir, "--save", "", "--appendonly", "no")
+		n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
+		if err := n.cmd.Start(); err != nil {
+			return nil, err
+		}
+		go func() { _ = n.cmd.Wait(); close(n.done) }()
+		rdb := goredis.NewClient(&goredis.Options{Addr: n.addr(), MaxRetries: -1})
+		up := false
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			select {
+			case <-n.done:
+			default:
+				if rdb.Ping(context.Background()).Err() != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				up = true
+			}
+			break
+		}
+		rdb.Close()
+		if up {
+			return n, nil
+		}
+		n.kill()
+		lastErr = fmt.Errorf("redis-server on port %d did not start:\n%s", port, n.out.String())
+	}
+	return nil, lastErr
+}
+
+func (n *clusterNode) kill() {
+	select {
+	case <-n.done:
+	default:
+		_ = n.cmd.Process.Kill()
+		<-n.done
+	}
+}
+
+func (c *Cluster) stop() {
+	for _, n := range c.nodes {
+		n.kill()
+	}
+}
+
+// Addrs returns the addresses of the nodes still running.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, n := range c.nodes {
+		select {
+		case <-n.done:
+		default:
+			out = append(out, n.addr())
+		}
+	}
+	return out
+}
+
+// URL is the cluster's address in the form quotehub's redis-url takes with
+// redis-cluster=true: redis://first?addr=second&addr=third…
+func (c *Cluster) URL() string {
+	addrs := c.Addrs()
+	u := "redis://" + addrs[0]
+	for i, a := range addrs[1:] {
+		if i == 0 {
+			u += "?"
+		} else {
+			u += "&"
+		}
+		u += "addr=" + a
+	}
+	return u
+}
+
+// Client returns a cluster client of c, closed when the test ends.
+func (c *Cluster) Client(t testing.TB) *goredis.ClusterClient {
+	t.Helper()
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// WaitOK waits until every running node reports cluster_state:ok and
+// agrees on who serves every slot.
+func (c *Cluster) WaitOK(within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := c.check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("Redis Cluster not ok after %v: %v", within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) check() error {
+	ctx := context.Background()
+	var first string
+	for _, a := range c.Addrs() {
+		rdb := goredis.NewClient(&goredis.Options{Addr: a, MaxRetries: -1})
+		info, err := rdb.ClusterInfo(ctx).Result()
+		var slots []goredis.ClusterSlot
+		if err == nil {
+			slots, err = rdb.ClusterSlots(ctx).Result()
+		}
+		rdb.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", a, err)
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("%s: not cluster_state:ok", a)
+		}
+		view := slotMasters(slots)
+		if first == "" {
+			first = view
+		} else if view != first {
+			return fmt.Errorf("%s: sees other slot owners", a)
+		}
+	}
+	return nil
+}
+
+// slotMasters renders which master serves which slot range, to compare the
+// views of the nodes.
+func slotMasters(slots []goredis.ClusterSlot) string {
+	var b strings.Builder
+	for _, s := range slots {
+		if len(s.Nodes) > 0 {
+			fmt.Fprintf(&b, "%d-%d:%s ", s.Start, s.End, s.Nodes[0].Addr)
+		}
+	}
+	return b.String()
+}
+
+// MasterOf returns the address of the master that serves key's slot now.
+func (c *Cluster) MasterOf(key string) string {
+	c.t.Helper()
+	rdb := c.Client(c.t)
+	var addr string
+	slot, err := rdb.ClusterKeySlot(context.Background(), key).Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	slots, err := rdb.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, s := range slots {
+		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+			addr = s.Nodes[0].Addr
+		}
+	}
+	if addr == "" {
+		c.t.Fatalf("no master serves the slot of %s", key)
+	}
+	return addr
+}
+
+// Kill stops the node at addr with SIGKILL, as a crash would.
+func (c *Cluster) Kill(addr string) {
+	c.t.Helper()
+	for _, n := range c.nodes {
+		if n.addr() == addr {
+			n.kill()
+			return
+		}
+	}
+	c.t.Fatalf("no cluster node at %s", addr)
+}
