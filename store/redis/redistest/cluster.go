@@ -259,25 +259,48 @@ func slotMasters(slots []goredis.ClusterSlot) string {
 // MasterOf returns the address of the master that serves key's slot now.
 func (c *Cluster) MasterOf(key string) string {
 	c.t.Helper()
-	rdb := c.Client(c.t)
-	var addr string
-	slot, err := rdb.ClusterKeySlot(context.Background(), key).Result()
+	addr, err := c.masterOf(key)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	slots, err := rdb.ClusterSlots(context.Background()).Result()
+	return addr
+}
+
+func (c *Cluster) masterOf(key string) (string, error) {
+	ctx := context.Background()
+	rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs(), MaxRetries: -1})
+	defer rdb.Close()
+	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
 	if err != nil {
-		c.t.Fatal(err)
+		return "", err
+	}
+	slots, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		return "", err
 	}
 	for _, s := range slots {
 		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-			addr = s.Nodes[0].Addr
+			return s.Nodes[0].Addr, nil
 		}
 	}
-	if addr == "" {
-		c.t.Fatalf("no master serves the slot of %s", key)
+	return "", fmt.Errorf("no master serves the slot of %s", key)
+}
+
+// WaitPromoted waits until a master other than old serves key's slot (a
+// replica took over) and the cluster is ok again.
+func (c *Cluster) WaitPromoted(key, old string, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if addr, err := c.masterOf(key); err == nil && addr != old {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no replica took over the slot of %s from %s within %v", key, old, within)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return addr
+	c.WaitOK(time.Until(deadline) + time.Second)
 }
 
 // Kill stops the node at addr with SIGKILL, as a crash would.
