@@ -5,6 +5,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	stdlog "log"
@@ -89,7 +90,16 @@ type Options struct {
 	MaxBatch int
 	// Candles answers /v1/candles; without it those routes answer 404.
 	Candles CandleReader
-	Logger  *zerolog.Logger
+	// Limits per client address, the Host allow-list and the trusted
+	// proxies (see Limits). Zero: none.
+	Limits Limits
+	// HideMetrics keeps /metrics off this server (it is served on the
+	// admin listener instead).
+	HideMetrics bool
+	// TLS, if set, serves HTTPS (HTTP/1.1 only, so WebSockets work) on
+	// Serve's listener.
+	TLS    *tls.Config
+	Logger *zerolog.Logger
 }
 
 // Server is the echo application of one node.
@@ -105,6 +115,7 @@ type Server struct {
 	stopped  bool           // Shutdown began: no new reader goroutines
 	streams  sync.WaitGroup // WebSocket reader goroutines
 	events   eventStreams   // open /v1/me/events streams, by user
+	guard    *guard
 }
 
 // goStream runs f on a goroutine Shutdown waits for; after Shutdown began
@@ -169,27 +180,34 @@ func New(opts Options) (*Server, error) {
 	}, []string{"route", "code"})
 	opts.Registerer.MustRegister(s.httpDur, newDependencies(opts.Checks))
 	s.closes = newCloses(opts.Registerer, s.log)
+	s.guard = newGuard(opts.Limits, opts.Registerer, s.log)
 
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = s.guard.ipExtractor
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{TargetHeader: echo.HeaderXRequestID}))
 	e.Use(s.recoverAndLog)
+	e.Use(s.checkHost)
 	e.Use(s.cors)
 	e.GET("/v1/ws", s.serveWS)
 	e.GET("/v1/sse", s.serveSSE)
-	e.GET("/v1/quotes/:symbol", s.getQuote, s.requireTokenIf)
-	e.GET("/v1/quotes", s.getQuotes, s.requireTokenIf)
-	e.GET("/v1/symbols", s.getSymbols, s.requireTokenIf)
-	e.GET("/v1/candles/:symbol", s.getCandles, s.requireTokenIf)
-	e.GET("/v1/candles", s.getCandleBatch, s.requireTokenIf)
+	// The read budget is taken before a token is verified: a flood of
+	// reads with bad tokens is refused cheaply.
+	e.GET("/v1/quotes/:symbol", s.getQuote, s.limitReads, s.requireTokenIf)
+	e.GET("/v1/quotes", s.getQuotes, s.limitReads, s.requireTokenIf)
+	e.GET("/v1/symbols", s.getSymbols, s.limitReads, s.requireTokenIf)
+	e.GET("/v1/candles/:symbol", s.getCandles, s.limitReads, s.requireTokenIf)
+	e.GET("/v1/candles", s.getCandleBatch, s.limitReads, s.requireTokenIf)
 	e.GET("/v1/me/events", s.serveEvents) // token= allowed, as on the other streams
 	me := e.Group("/v1/me", s.requireUser)
 	me.GET("", s.getMe)
 	s.addMeRoutes(me)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
 	e.GET("/readyz", s.getReady)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	if !opts.HideMetrics {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	}
 	board.New().Register(e) // the live board: GET / and GET /board/{file}
 	return s, nil
 }
@@ -199,9 +217,14 @@ func (s *Server) Handler() http.Handler { return s.e }
 
 // Serve serves on ln until Shutdown. It returns nil after a shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = &limitListener{Listener: ln, g: s.guard}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	s.e.Listener = ln
 	srv := s.e.Server
 	srv.Handler = s.e
+	srv.ConnState = s.guard.connState
 	srv.ReadHeaderTimeout = 10 * time.Second // slowloris; no Read/WriteTimeout: they would cut streams
 	srv.IdleTimeout = 2 * time.Minute
 	srv.ErrorLog = stdlog.New(s.log.With().Str("source", "net/http").Logger(), "", 0)
@@ -365,7 +388,7 @@ func (s *Server) originAllowed(r *http.Request, origin string) bool {
 	if !ok {
 		return false
 	}
-	if strings.EqualFold(host, r.Host) {
+	if strings.EqualFold(host, r.Host) && s.guard.hostAllowed(r.Host) {
 		return true
 	}
 	for _, p := range s.opts.AllowedOrigins {

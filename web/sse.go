@@ -64,9 +64,14 @@ type sseStream struct {
 // openSSE opens an SSE stream on the hijacked connection of c, written by
 // the hub's writer pool.
 func (s *Server) openSSE(c echo.Context, o sseStream) error {
+	release, ok := s.guard.openStream(c.Request())
+	if !ok {
+		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "too many streams from your address; reconnect later"))
+	}
 	t := &sseTransport{closed: s.closes.record(o.transport)}
 	client := s.opts.Hub.NewClient(t, o.transport)
 	if client == nil {
+		release()
 		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "node over its connection limit; reconnect later"))
 	}
 
@@ -77,6 +82,7 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	conn, _, err := http.NewResponseController(c.Response()).Hijack()
 	if err != nil {
 		client.Close()
+		release()
 		return s.writeError(c, quotehub.Errorf(quotehub.EInternal, "this connection cannot stream (%v)", err))
 	}
 	h := c.Response().Header()
@@ -100,6 +106,7 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	t.conn = conn
 	if err := t.wire.Send(head.Bytes(), false); err != nil {
 		client.Close()
+		release()
 		_ = conn.Close()
 		return nil
 	}
@@ -126,6 +133,7 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 		}
 		client.Close() // waits for a writer that is still running
 		_ = conn.Close()
+		release()
 		t.closed.ended(rid, client.ID())
 	}
 	if !s.goStream(func() {

@@ -38,13 +38,16 @@ func (s *Server) serveWS(c echo.Context) error {
 	}
 	t.closed = s.closes.record("ws")
 	rid := c.Response().Header().Get(echo.HeaderXRequestID) // the echo context is reused once the handler returns
+	release, ok := s.guard.openStream(c.Request())
+	if !ok {
+		t.refuse(closeOverStreams, "too many connections from your address", rid)
+		return nil
+	}
+	t.reader.AllowControl(s.guard.controlLimiter(c.Request()))
 	client := s.opts.Hub.NewClient(t, "ws")
 	if client == nil {
-		t.closed.sent(hub.CloseTryAgain)
-		var f [2 + wire.MaxControl]byte
-		_ = t.wire.Send(wire.AppendClose(f[:0], hub.CloseTryAgain, "node over its connection limit"), true)
-		_ = t.conn.CloseNow()
-		t.closed.ended(rid, "")
+		release()
+		t.refuse(hub.CloseTryAgain, "node over its connection limit", rid)
 		return nil
 	}
 	t.wire.OnProgress(client.Progressed) // before the first write: StartOnDemand below
@@ -92,6 +95,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		client.Close() // waits for a writer that is still running
 		_ = t.conn.CloseNow()
 		t.wait()
+		release()
 		t.closed.ended(rid, client.ID())
 	})
 	if !started { // the node is shutting down
@@ -99,6 +103,7 @@ func (s *Server) serveWS(c echo.Context) error {
 		client.Close()
 		t.close(hub.CloseGoingAway, "node shutting down")
 		t.wait()
+		release()
 	}
 	return nil
 }
@@ -127,6 +132,16 @@ func acceptWS(w *echo.Response, r *http.Request, unsent, limit int) (*wsTranspor
 	t := &wsTransport{conn: conn, wire: h.wire, readDone: make(chan struct{})}
 	t.reader = wire.NewReader(h.br, h.wire, limit, t.ponged)
 	return t, nil
+}
+
+// refuse closes a connection just accepted with code, without waiting
+// for the peer's reply.
+func (t *wsTransport) refuse(code int, reason, requestID string) {
+	t.closed.sent(code)
+	var f [2 + wire.MaxControl]byte
+	_ = t.wire.Send(wire.AppendClose(f[:0], code, reason), true)
+	_ = t.conn.CloseNow()
+	t.closed.ended(requestID, "")
 }
 
 // read hands the peer's messages to handle until the connection ends.

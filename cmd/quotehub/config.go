@@ -42,6 +42,7 @@ type Config struct {
 	PongTimeout     time.Duration
 	SSEKeepalive    time.Duration
 	AllowedOrigins  []string
+	Security        Security
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
@@ -94,7 +95,7 @@ type Config struct {
 // clearable are the settings whose empty value means something (it
 // disables or empties them); for the others an empty variable counts as
 // unset.
-var clearable = map[string]bool{"admin-addr": true, "allowed-origins": true, "redis-url": true, "mysql-dsn": true}
+var clearable = map[string]bool{"admin-addr": true, "allowed-origins": true, "redis-url": true, "mysql-dsn": true, "limit-exempt": true}
 
 // devSecretFile is the file in the data directory that holds the HS256
 // secret a node creates for itself when no JWT key is configured.
@@ -107,7 +108,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("quotehub", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Addr, "addr", ":8080", "public listen address (WebSocket, SSE, HTTP)")
-	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:6060", "admin listen address (pprof, /status); never the public port; empty disables")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:6060", "admin listen address (pprof, /status, /metrics); loopback only unless QUOTEHUB_ADMIN_PUBLIC; never the public port; empty disables")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in logs and welcome frames (default: host name + random suffix)")
 	c.Providers = []string{"sim"} // the default: fs.Var reads it
 	fs.Var((*list)(&c.Providers), "providers", "upstream providers to run: sim, or upbit and/or yahoo (KRW-* markets from Upbit, stocks from Yahoo)")
@@ -130,6 +131,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", 15*time.Second, "a WebSocket that has read everything before a ping and does not answer it this long is closed")
 	fs.DurationVar(&c.SSEKeepalive, "sse-keepalive", 15*time.Second, "longest silence on an SSE stream before a keepalive comment")
 	fs.Var((*list)(&c.AllowedOrigins), "allowed-origins", "comma-separated origin patterns allowed for WebSocket and CORS (default: same origin only)")
+	c.Security.flags(fs)
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown may take")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "json, console, or auto (console on a terminal, else json)")
@@ -399,7 +401,7 @@ func (c *Config) validate() error {
 		{c.JWTJWKSURL == "" || absolute(c.JWTJWKSURL), fmt.Sprintf("QUOTEHUB_JWT_JWKS_URL: %q is not an absolute URL", c.JWTJWKSURL)},
 		{slices.Contains([]string{"auto", "json", "console"}, c.LogFormat), fmt.Sprintf("QUOTEHUB_LOG_FORMAT: %q is not auto, json or console", c.LogFormat)},
 	}
-	var errs []error
+	errs := c.Security.validate(c.AdminAddr)
 	for _, ch := range checks {
 		if !ch.ok {
 			errs = append(errs, errors.New(ch.msg))

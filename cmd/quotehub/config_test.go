@@ -270,6 +270,14 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{"bad log format names its variable", map[string]string{"QUOTEHUB_LOG_FORMAT": "xml"}, []string{"QUOTEHUB_LOG_FORMAT", "xml"}},
 		{"heartbeat equal to the active window names the heartbeat", map[string]string{"QUOTEHUB_HEARTBEAT": "5m"}, []string{"QUOTEHUB_HEARTBEAT"}},
 		{"heartbeat longer than the active window names the heartbeat", map[string]string{"QUOTEHUB_HEARTBEAT": "1m", "QUOTEHUB_ACTIVE_WINDOW": "30s"}, []string{"QUOTEHUB_HEARTBEAT"}},
+		{"negative per-address limit names its variable", map[string]string{"QUOTEHUB_IP_MAX_STREAMS": "-1"}, []string{"QUOTEHUB_IP_MAX_STREAMS"}},
+		{"negative read rate names its variable", map[string]string{"QUOTEHUB_IP_READS_PER_SECOND": "-5"}, []string{"QUOTEHUB_IP_READS_PER_SECOND"}},
+		{"bad trusted proxy names its variable and value", map[string]string{"QUOTEHUB_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"}, []string{"QUOTEHUB_TRUSTED_PROXIES", "proxy.local"}},
+		{"bad exempt CIDR names its variable", map[string]string{"QUOTEHUB_LIMIT_EXEMPT": "10.0.0.0/33"}, []string{"QUOTEHUB_LIMIT_EXEMPT", "10.0.0.0/33"}},
+		{"certificate without key names both", map[string]string{"QUOTEHUB_TLS_CERT": "cert.pem"}, []string{"QUOTEHUB_TLS_CERT", "QUOTEHUB_TLS_KEY"}},
+		{"admin on every interface is refused", map[string]string{"QUOTEHUB_ADMIN_ADDR": ":6060"}, []string{"QUOTEHUB_ADMIN_ADDR", "QUOTEHUB_ADMIN_PUBLIC"}},
+		{"admin on a public address is refused", map[string]string{"QUOTEHUB_ADMIN_ADDR": "192.0.2.10:6060"}, []string{"QUOTEHUB_ADMIN_ADDR"}},
+		{"metrics off the public port need the admin listener", map[string]string{"QUOTEHUB_METRICS_PUBLIC": "false", "QUOTEHUB_ADMIN_ADDR": ""}, []string{"QUOTEHUB_METRICS_PUBLIC"}},
 		{
 			"several bad values are all named",
 			map[string]string{"QUOTEHUB_LOG_LEVEL": "loud", "QUOTEHUB_SIM_FAIL_RATE": "2", "QUOTEHUB_MAX_SYMBOLS": "0"},
@@ -370,3 +378,29 @@ var settings = func() (out []struct{ flag, env, def string }) {
 	})
 	return out
 }()
+
+// The admin listener may leave loopback only when told to; the limits
+// take their defaults, and loopback is exempt from them unless cleared.
+func TestLoadConfigSecurity(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060", ""} {
+		mustLoadConfig(t, nil, map[string]string{"QUOTEHUB_ADMIN_ADDR": addr})
+	}
+	c := mustLoadConfig(t, nil, map[string]string{"QUOTEHUB_ADMIN_ADDR": ":6060", "QUOTEHUB_ADMIN_PUBLIC": "true"})
+	if !c.Security.AdminPublic {
+		t.Error("QUOTEHUB_ADMIN_PUBLIC not read")
+	}
+	d := mustLoadConfig(t, nil, nil)
+	l := d.Security.limits(":8080")
+	if l.Conns != 500 || l.Pending != 64 || l.Streams != 500 || l.Reads != 100 || l.ControlFrames != 10 {
+		t.Errorf("default limits %+v", l)
+	}
+	if len(l.Exempt) != 2 || len(l.TrustedProxies) != 0 || l.Hosts == nil || len(l.Hosts) != 0 {
+		t.Errorf("default exempt %v, proxies %v, hosts %#v", l.Exempt, l.TrustedProxies, l.Hosts)
+	}
+	e := mustLoadConfig(t, nil, map[string]string{"QUOTEHUB_LIMIT_EXEMPT": "", "QUOTEHUB_TRUSTED_PROXIES": "10.0.0.1,fd00::/8",
+		"QUOTEHUB_PUBLIC_HOSTS": "quotes.example.com", "QUOTEHUB_ADDR": "Edge.Example.net:8443"})
+	l = e.Security.limits(e.Addr)
+	if len(l.Exempt) != 0 || len(l.TrustedProxies) != 2 || !slices.Equal(l.Hosts, []string{"quotes.example.com", "edge.example.net"}) {
+		t.Errorf("exempt %v, proxies %v, hosts %v", l.Exempt, l.TrustedProxies, l.Hosts)
+	}
+}

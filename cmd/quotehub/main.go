@@ -25,6 +25,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 )
 
@@ -64,7 +65,7 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	started := time.Now()
 	var admin *http.Server
-	mux := adminMux()
+	mux := adminMux(reg)
 	if cfg.AdminAddr != "" {
 		aln, err := net.Listen("tcp", cfg.AdminAddr)
 		if err != nil {
@@ -84,6 +85,10 @@ func Run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 
 	mux.Handle("/status", n.statusHandler(cfg, started, reg))
+	if n.cert != nil {
+		stopReload := reloadOnHUP(n.cert, &log)
+		defer stopReload()
+	}
 	n.start(ln)
 	log.Info().Str("addr", ln.Addr().String()).Str("admin", cfg.AdminAddr).Strs("providers", cfg.Providers).
 		Int("catalogue", n.catalog.Len()).Msg("quotehub node started")
@@ -127,10 +132,11 @@ func defaultNodeID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// adminMux serves pprof and, once the node is built, /status; it is bound
-// to the admin address only.
-func adminMux() *http.ServeMux {
+// adminMux serves pprof, the metrics of reg and, once the node is built,
+// /status; it is bound to the admin address only.
+func adminMux(reg *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -36,6 +37,7 @@ type node struct {
 	refresher *refresher.Refresher
 	web       *web.Server
 	sims      []*sim.Provider
+	cert      *certificate // nil without TLS
 
 	serveErr chan error
 	stopBg   context.CancelFunc
@@ -130,6 +132,14 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	verifier, err := openVerifier(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	var cert *certificate
+	var tlsConfig *tls.Config
+	if cfg.Security.TLSCert != "" {
+		if cert, err = loadCertificate(cfg.Security.TLSCert, cfg.Security.TLSKey); err != nil {
+			return nil, err
+		}
+		tlsConfig = cert.config()
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	up := openUpstreams(cfg, log, reg)
@@ -235,6 +245,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), UnreadLimit: cfg.UnreadLimit, Logger: log, Checks: st.checks,
 		Verifier: verifier, AuthRequired: cfg.AuthRequired,
 		Users: users, UserLimits: userLimits(cfg), UserBus: st.userBus,
+		Limits: cfg.Security.limits(cfg.Addr), TLS: tlsConfig, HideMetrics: !cfg.Security.MetricsPublic,
 	})
 	if err != nil {
 		_ = h.Shutdown(context.Background())
@@ -250,7 +261,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		}
 		srv.PushAlert(ev.User, a)
 	})
-	return &node{catalog: catalog, stores: st, users: users, hub: h, alerts: al, refresher: ref, web: srv, sims: up.sims}, nil
+	return &node{catalog: catalog, stores: st, users: users, hub: h, alerts: al, refresher: ref, web: srv, sims: up.sims, cert: cert}, nil
 }
 
 // userLimits are the limits of users' data on this node: a watchlist

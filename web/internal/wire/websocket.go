@@ -31,8 +31,9 @@ const (
 
 // Close codes the reader sends for a client's protocol violations.
 const (
-	CloseProtocolError = 1002
-	CloseTooBig        = 1009
+	CloseProtocolError   = 1002
+	ClosePolicyViolation = 1008
+	CloseTooBig          = 1009
 )
 
 // AppendHeader appends the header of a final, unmasked (server) frame of
@@ -85,7 +86,13 @@ type Reader struct {
 	w      *Conn
 	limit  int // the largest message, in bytes; larger closes with 1009
 	onPong func()
+	allow  func() bool // nil, or false for a control frame over the peer's allowance
 }
+
+// AllowControl sets the allowance of the peer's control frames: allow is
+// called for each one, and a false closes the connection with 1008. Nil
+// allows every one. Set it before the first Next.
+func (r *Reader) AllowControl(allow func() bool) { r.allow = allow }
 
 // NewReader returns a reader of br replying on w.
 func NewReader(br *bufio.Reader, w *Conn, limit int, onPong func()) *Reader {
@@ -170,6 +177,9 @@ func (r *Reader) control(fin bool, op byte, hl int, n uint64, key [4]byte) error
 	}
 	if !fin || n > MaxControl {
 		return r.fail(CloseProtocolError, "a control frame must be whole and at most 125 bytes")
+	}
+	if r.allow != nil && op != OpClose && !r.allow() {
+		return r.fail(ClosePolicyViolation, "too many control frames")
 	}
 	f, err := r.br.Peek(hl + int(n))
 	if err != nil {
