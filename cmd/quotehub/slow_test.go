@@ -227,10 +227,10 @@ func openSlow(t *testing.T, addr, transport, list string, rcvbuf int, rate float
 		t.Fatal(err)
 	}
 	if transport == "ws" {
-		fmt.Fprintf(conn, "GET /v1/ws?symbols=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		fmt.Fprintf(conn, "GET /v1/ws?symbols=%s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", list)
 	} else {
-		fmt.Fprintf(conn, "GET /v1/sse?symbols=%s HTTP/1.1\r\nHost: x\r\n\r\n", list)
+		fmt.Fprintf(conn, "GET /v1/sse?symbols=%s HTTP/1.1\r\nHost: localhost\r\n\r\n", list)
 	}
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
