@@ -68,7 +68,8 @@ func clusterPort() (int, error) {
 
 // StartCluster starts masters×(1+replicas) redis-server processes with
 // cluster mode on, joins them with redis-cli --cluster create (each master
-// gets replicas replicas) and waits until every node reports
+// gets replicas replicas; a single master without replicas takes every
+// slot itself) and waits until every node reports
 // cluster_state:ok. Without redis-server the test is skipped, except
 // under CI=true, where it fails. A short cluster-node-timeout makes a
 // killed master's replica take over within a few seconds.
@@ -92,6 +93,21 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 			t.Fatal(err)
 		}
 		c.nodes = append(c.nodes, n)
+	}
+	if masters == 1 && replicas == 0 {
+		// redis-cli --cluster create wants three masters; one takes every
+		// slot by itself.
+		rdb := goredis.NewClient(&goredis.Options{Addr: c.nodes[0].addr()})
+		err := rdb.Do(context.Background(), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err()
+		rdb.Close()
+		if err != nil {
+			t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
+		}
+		c.WaitOK(30 * time.Second)
+		return c
+	}
+	if masters < 3 {
+		t.Fatalf("StartCluster: %d masters; one, or three and more", masters)
 	}
 	args := []string{"--cluster", "create"}
 	for _, n := range c.nodes {
