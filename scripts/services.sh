@@ -26,8 +26,12 @@ wait_port() { # port name
 }
 
 ensure_redis() {
+  # The Redis Cluster tests start their own servers from these binaries,
+  # even when a Redis already answers on the port.
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    say "installing redis-server and redis-cli"; apt_install redis-server redis-tools
+  fi
   if port_open "$redis_port"; then say "redis is up on 127.0.0.1:$redis_port"; return; fi
-  command -v redis-server >/dev/null || { say "installing redis-server"; apt_install redis-server; }
   say "starting redis-server on 127.0.0.1:$redis_port"
   sudo_if_needed mkdir -p /var/lib/redis /var/log/redis
   sudo_if_needed redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save "" \
