@@ -335,7 +335,7 @@ func TestCluster(t *testing.T) {
 func TestClusterRedisOutage(t *testing.T) {
 	r := startRedis(t, 0)
 	env := map[string]string{
-		"QUOTEHUB_REDIS_URL": "redis://" + r.addr() + "/0", "QUOTEHUB_REDIS_PREFIX": "qh:", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
+		"QUOTEHUB_REDIS_URL": "redis://" + r.Addr() + "/0", "QUOTEHUB_REDIS_PREFIX": "qh:", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
 		"QUOTEHUB_LEASE_TTL": "600ms", "QUOTEHUB_HEARTBEAT": "500ms", "QUOTEHUB_SIM_EVERY_TICK": "true", "QUOTEHUB_SIM_SYMBOLS": "10",
 	}
 	a := startProc(t, "a", env)
@@ -355,7 +355,7 @@ func TestClusterRedisOutage(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "live updates", func() bool { return count() > 15 })
 
-	r.kill()
+	r.Kill()
 	poll.Until(t, 10*time.Second, "b to report Redis down", func() bool {
 		resp, err := http.Get("http://" + b.addr + "/readyz")
 		if err != nil {
@@ -373,7 +373,7 @@ func TestClusterRedisOutage(t *testing.T) {
 		t.Fatalf("read without Redis: %d %v", resp.StatusCode, q)
 	}
 
-	r2 := startRedis(t, r.port) // back, and empty
+	r2 := startRedis(t, r.Port) // back, and empty
 	_ = r2
 	poll.Until(t, 15*time.Second, "b to be ready again", func() bool {
 		resp, err := http.Get("http://" + b.addr + "/readyz")
@@ -647,7 +647,7 @@ func TestClusterFailover(t *testing.T) {
 func TestClusterRedisFlush(t *testing.T) {
 	r := startRedis(t, 0)
 	env := map[string]string{
-		"QUOTEHUB_REDIS_URL": "redis://" + r.addr() + "/0", "QUOTEHUB_REDIS_PREFIX": "qh:",
+		"QUOTEHUB_REDIS_URL": "redis://" + r.Addr() + "/0", "QUOTEHUB_REDIS_PREFIX": "qh:",
 		"QUOTEHUB_SIM_EVERY_TICK": "true", "QUOTEHUB_SIM_SYMBOLS": "20",
 	}
 	nodes := startTrio(t, func(int) map[string]string { return env })
@@ -664,7 +664,7 @@ func TestClusterRedisFlush(t *testing.T) {
 		}
 		return true
 	})
-	rdb := goredis.NewClient(&goredis.Options{Addr: r.addr()})
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	time.Sleep(1300 * time.Millisecond) // at no particular phase
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {

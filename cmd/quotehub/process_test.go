@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"quotehub/internal/poll"
 	"quotehub/store/redis/redistest"
 )
 
@@ -191,51 +189,11 @@ func (p *proc) scrape(name string, want ...string) float64 {
 	return sum
 }
 
-// redisServer is a private redis-server for tests that stop and restart
-// Redis, so they never disturb the shared one.
-type redisServer struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startRedis(t *testing.T, port int) *redisServer {
+// startRedis starts a private redis-server (on port, 0: a free one) for
+// tests that stop and restart Redis, so they never disturb the shared one.
+func startRedis(t *testing.T, port int) *redistest.Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server is required under CI=true (run scripts/services.sh): %v", err)
-		}
-		t.Skipf("no redis-server: %v", err)
-	}
-	if port == 0 {
-		port = freePort(t)
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := &redisServer{t: t, port: port, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(r.done) }()
-	t.Cleanup(r.kill)
-	rdb := goredis.NewClient(&goredis.Options{Addr: r.addr()})
-	defer rdb.Close()
-	poll.Until(t, 10*time.Second, "the private redis-server to start", func() bool {
-		return rdb.Ping(context.Background()).Err() == nil
-	})
-	return r
-}
-
-func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-func (r *redisServer) kill() {
-	select {
-	case <-r.done:
-	default:
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
+	return redistest.StartServer(t, port)
 }
 
 // sharedRedis returns the URL of the Redis the tests share, a fresh prefix

@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,18 +23,8 @@ import (
 // its cleanup. Nothing else uses it, so its tests need no prefix.
 type Cluster struct {
 	t     testing.TB
-	nodes []*clusterNode
+	nodes []*Server
 }
-
-type clusterNode struct {
-	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  bytes.Buffer
-}
-
-func (n *clusterNode) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
 
 // usedPorts keeps the nodes of one test binary's clusters apart; other test
 // binaries pick at random from the same range and are told apart by the
@@ -75,18 +64,14 @@ func clusterPort() (int, error) {
 // killed master's replica take over within a few seconds.
 func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err == nil {
-		_, err = exec.LookPath("redis-cli")
-	}
-	if err != nil {
+	server := serverBinary(t)
+	if _, err := exec.LookPath("redis-cli"); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("redis-server and redis-cli are required under CI=true (run scripts/services.sh): %v", err)
+			t.Fatalf("redis-cli is required under CI=true (run scripts/services.sh): %v", err)
 		}
-		t.Skipf("no Redis binaries for a cluster: %v", err)
+		t.Skipf("no redis-cli: %v", err)
 	}
 	c := &Cluster{t: t}
-	t.Cleanup(c.stop)
 	for range masters * (1 + replicas) {
 		n, err := c.startNode(t, server)
 		if err != nil {
@@ -97,7 +82,7 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	if masters == 1 && replicas == 0 {
 		// redis-cli --cluster create wants three masters; one takes every
 		// slot by itself.
-		rdb := goredis.NewClient(&goredis.Options{Addr: c.nodes[0].addr()})
+		rdb := goredis.NewClient(&goredis.Options{Addr: c.nodes[0].Addr()})
 		err := rdb.Do(context.Background(), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err()
 		rdb.Close()
 		if err != nil {
@@ -111,7 +96,7 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	}
 	args := []string{"--cluster", "create"}
 	for _, n := range c.nodes {
-		args = append(args, n.addr())
+		args = append(args, n.Addr())
 	}
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
@@ -122,71 +107,32 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 }
 
 // startNode starts one cluster-enabled redis-server on a fresh port pair,
-// trying another pair if the server could not bind (another package took
-// it between the check and the start).
-func (c *Cluster) startNode(t testing.TB, server string) (*clusterNode, error) {
+// trying another pair if the server could not start (another package took
+// a port between the check and the start).
+func (c *Cluster) startNode(t testing.TB, server string) (*Server, error) {
 	var lastErr error
 	for range 5 {
 		port, err := clusterPort()
 		if err != nil {
 			return nil, err
 		}
-		n := &clusterNode{port: port, dir: t.TempDir(), done: make(chan struct{})}
-		n.cmd = exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
-			"--cluster-node-timeout", "1000", "--dir", n.dir, "--save", "", "--appendonly", "no")
-		n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
-		if err := n.cmd.Start(); err != nil {
-			return nil, err
-		}
-		go func() { _ = n.cmd.Wait(); close(n.done) }()
-		rdb := goredis.NewClient(&goredis.Options{Addr: n.addr(), MaxRetries: -1})
-		up := false
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-			select {
-			case <-n.done:
-			default:
-				if rdb.Ping(context.Background()).Err() != nil {
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				up = true
-			}
-			break
-		}
-		rdb.Close()
-		if up {
+		dir := t.TempDir()
+		n, err := startServer(t, server, port, "--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "1000", "--dir", dir)
+		if err == nil {
 			return n, nil
 		}
-		n.kill()
-		lastErr = fmt.Errorf("redis-server on port %d did not start:\n%s", port, n.out.String())
+		lastErr = err
 	}
 	return nil, lastErr
-}
-
-func (n *clusterNode) kill() {
-	select {
-	case <-n.done:
-	default:
-		_ = n.cmd.Process.Kill()
-		<-n.done
-	}
-}
-
-func (c *Cluster) stop() {
-	for _, n := range c.nodes {
-		n.kill()
-	}
 }
 
 // Addrs returns the addresses of the nodes still running.
 func (c *Cluster) Addrs() []string {
 	var out []string
 	for _, n := range c.nodes {
-		select {
-		case <-n.done:
-		default:
-			out = append(out, n.addr())
+		if n.Running() {
+			out = append(out, n.Addr())
 		}
 	}
 	return out
@@ -323,8 +269,8 @@ func (c *Cluster) WaitPromoted(key, old string, within time.Duration) {
 func (c *Cluster) Kill(addr string) {
 	c.t.Helper()
 	for _, n := range c.nodes {
-		if n.addr() == addr {
-			n.kill()
+		if n.Addr() == addr {
+			n.Kill()
 			return
 		}
 	}
