@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run build test check fmt vet race fuzz fuzz-short bench services clients deploy-tools browser clean
+.PHONY: run build test check lint fmt vet race fuzz fuzz-short bench services clients deploy-tools browser clean
 
 run:
 	$(GO) run ./cmd/quotehub
@@ -10,10 +10,10 @@ run:
 build:
 	$(GO) build -o bin/quotehub ./cmd/quotehub
 
-# test: formatting, vet, a tidy go.mod, and every test with the race
+# test: formatting, vet, a tidy go.mod, the linters, and every test with the race
 # detector, against the real Redis that scripts/services.sh brings up on
 # loopback (it starts MariaDB too, kept ready for the planned MySQL store).
-test: services clients deploy-tools browser check race fuzz-short
+test: services clients deploy-tools browser check lint race fuzz-short
 
 services:
 	bash scripts/services.sh
@@ -36,6 +36,12 @@ check:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) mod tidy -diff
+
+# lint: golangci-lint and govulncheck (scripts/lint.sh), installed at
+# pinned versions by scripts/tools.sh into .tools/; about 40 s once the
+# tools are built (the first run builds them: a few minutes).
+lint:
+	bash scripts/lint.sh
 
 race:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)

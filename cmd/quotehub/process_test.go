@@ -156,7 +156,7 @@ func (p *proc) kill9() {
 }
 
 // node returns a testNode view of the process for the HTTP/WS helpers.
-func (p *proc) node() *testNode { return &testNode{t: p.t, addr: p.addr} }
+func (p *proc) node() *testNode { return &testNode{t: p.t, addr: p.addr} } //nolint:unused // a helper for tests that drive a process as they would an in-process node
 
 // scrape returns the sum of a metric's samples whose label set includes
 // want (name{...} value lines of the text format).

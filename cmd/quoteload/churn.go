@@ -422,7 +422,7 @@ func (r *runner) churnAttempt(hardCtx context.Context, w *churnWorker, i int, sy
 		})
 		var readErr error
 		for {
-			w.buf, typ, readErr = readMessage(context.Background(), ws, w.buf)
+			w.buf, _, readErr = readMessage(context.Background(), ws, w.buf)
 			if readErr != nil {
 				break
 			}

@@ -367,7 +367,7 @@ func (p *Provider) fetchBatch(ctx context.Context, codes []string, ferrs quotehu
 			var m struct {
 				Market string `json:"market"`
 			}
-			json.Unmarshal(raw, &m)
+			_ = json.Unmarshal(raw, &m) // best effort: only to name the market in the report
 			if m.Market == "" {
 				anonymous++
 			} else if want[m.Market] {

@@ -187,7 +187,7 @@ func (c *Cluster) check() error {
 		info, err := rdb.ClusterInfo(ctx).Result()
 		var slots []goredis.ClusterSlot
 		if err == nil {
-			slots, err = rdb.ClusterSlots(ctx).Result()
+			slots, err = rdb.ClusterSlots(ctx).Result() //nolint:staticcheck // SA1019: CLUSTER SLOTS is what go-redis routes by
 		}
 		rdb.Close()
 		if err != nil {
@@ -236,7 +236,7 @@ func (c *Cluster) masterOf(key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	slots, err := rdb.ClusterSlots(ctx).Result()
+	slots, err := rdb.ClusterSlots(ctx).Result() //nolint:staticcheck // SA1019: CLUSTER SLOTS is what go-redis routes by
 	if err != nil {
 		return "", err
 	}
