@@ -68,10 +68,10 @@ func TestRedisCluster(t *testing.T) {
 
 			// A master dies: the replica is promoted and quotes resume.
 			channel := prefix + "quotes:{" + strconv.Itoa(shard.Of(syms[0], 16)) + "}:" + syms[0]
-			victim := c.MasterOf(channel)
-			c.Kill(victim)
+			victim := c.MasterOf(t, channel)
+			c.Kill(t, victim)
 			killed := time.Now()
-			c.WaitPromoted(channel, victim, 30*time.Second)
+			c.WaitPromoted(t, channel, victim, 30*time.Second)
 			promoted := time.Since(killed)
 			poll.Until(t, 30*time.Second, "every symbol to flow again on node b", flowing(recB, time.Now(), 3))
 			t.Logf("master %s killed: a replica took over after %s, every symbol flowing on b after %s",

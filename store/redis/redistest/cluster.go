@@ -22,7 +22,6 @@ import (
 // redis-server and redis-cli for one test (or one package) and stopped at
 // its cleanup. Nothing else uses it, so its tests need no prefix.
 type Cluster struct {
-	t     testing.TB
 	nodes []*Server
 }
 
@@ -71,7 +70,7 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 		}
 		t.Skipf("no redis-cli: %v", err)
 	}
-	c := &Cluster{t: t}
+	c := &Cluster{}
 	for range masters * (1 + replicas) {
 		n, err := c.startNode(t, server)
 		if err != nil {
@@ -88,7 +87,7 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 		if err != nil {
 			t.Fatalf("CLUSTER ADDSLOTSRANGE: %v", err)
 		}
-		c.WaitOK(30 * time.Second)
+		c.WaitOK(t, 30*time.Second)
 		return c
 	}
 	if masters < 3 {
@@ -102,7 +101,7 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c.WaitOK(30 * time.Second)
+	c.WaitOK(t, 30*time.Second)
 	return c
 }
 
@@ -118,7 +117,11 @@ func (c *Cluster) startNode(t testing.TB, server string) (*Server, error) {
 		}
 		dir := t.TempDir()
 		n, err := startServer(t, server, port, "--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "1000", "--dir", dir)
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "1000", "--dir", dir,
+			// A replica takes over however long ago it last heard its
+			// master: on a loaded machine its link may be younger than
+			// the validity window when the test kills the master.
+			"--cluster-replica-validity-factor", "0")
 		if err == nil {
 			return n, nil
 		}
@@ -164,8 +167,8 @@ func (c *Cluster) Client(t testing.TB) *goredis.ClusterClient {
 
 // WaitOK waits until every running node reports cluster_state:ok and
 // agrees on who serves every slot.
-func (c *Cluster) WaitOK(within time.Duration) {
-	c.t.Helper()
+func (c *Cluster) WaitOK(t testing.TB, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		err := c.check()
@@ -173,7 +176,7 @@ func (c *Cluster) WaitOK(within time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("Redis Cluster not ok after %v: %v", within, err)
+			t.Fatalf("Redis Cluster not ok after %v: %v", within, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -195,6 +198,9 @@ func (c *Cluster) check() error {
 		}
 		if !strings.Contains(info, "cluster_state:ok") {
 			return fmt.Errorf("%s: not cluster_state:ok", a)
+		}
+		if err := replicaLinked(ctx, a); err != nil {
+			return err
 		}
 		view := slotMasters(slots)
 		if first == "" {
@@ -219,11 +225,11 @@ func slotMasters(slots []goredis.ClusterSlot) string {
 }
 
 // MasterOf returns the address of the master that serves key's slot now.
-func (c *Cluster) MasterOf(key string) string {
-	c.t.Helper()
+func (c *Cluster) MasterOf(t testing.TB, key string) string {
+	t.Helper()
 	addr, err := c.masterOf(key)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return addr
 }
@@ -250,29 +256,44 @@ func (c *Cluster) masterOf(key string) (string, error) {
 
 // WaitPromoted waits until a master other than old serves key's slot (a
 // replica took over) and the cluster is ok again.
-func (c *Cluster) WaitPromoted(key, old string, within time.Duration) {
-	c.t.Helper()
+func (c *Cluster) WaitPromoted(t testing.TB, key, old string, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		if addr, err := c.masterOf(key); err == nil && addr != old {
 			break
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("no replica took over the slot of %s from %s within %v", key, old, within)
+			t.Fatalf("no replica took over the slot of %s from %s within %v", key, old, within)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.WaitOK(time.Until(deadline) + time.Second)
+	c.WaitOK(t, time.Until(deadline)+time.Second)
 }
 
 // Kill stops the node at addr with SIGKILL, as a crash would.
-func (c *Cluster) Kill(addr string) {
-	c.t.Helper()
+func (c *Cluster) Kill(t testing.TB, addr string) {
+	t.Helper()
 	for _, n := range c.nodes {
 		if n.Addr() == addr {
 			n.Kill()
 			return
 		}
 	}
-	c.t.Fatalf("no cluster node at %s", addr)
+	t.Fatalf("no cluster node at %s", addr)
+}
+
+// replicaLinked reports an error for a replica whose link to its master is
+// not up yet (its first sync is still running): it could not take over.
+func replicaLinked(ctx context.Context, addr string) error {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return fmt.Errorf("%s: %w", addr, err)
+	}
+	if strings.Contains(info, "role:slave") && !strings.Contains(info, "master_link_status:up") {
+		return fmt.Errorf("%s: replica not linked to its master yet", addr)
+	}
+	return nil
 }
