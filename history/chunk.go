@@ -90,15 +90,6 @@ func (c chunk) last(cal *quotehub.Calendar, iv quotehub.Interval) (quotehub.Peri
 	return p, true
 }
 
-// first returns the first period that starts in c.
-func (c chunk) first(cal *quotehub.Calendar, iv quotehub.Interval) (quotehub.Period, bool) {
-	p, ok := cal.Ceil(c.span.Start, iv)
-	if !ok || !p.Start.Before(c.span.End) {
-		return quotehub.Period{}, false
-	}
-	return p, true
-}
-
 // expiry is when the cached closed candles of c stop being the whole truth
 // at now: for a final chunk, now plus keep (closed chunks are kept long);
 // for the current chunk, the end of the period open at now (or the next

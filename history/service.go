@@ -252,13 +252,13 @@ func (rd *reader) fullChunk(c chunk, n int) int {
 // is in [from, to], without copying: chunks may be shared by the readers of
 // one flight, so they are never changed.
 func (rd *reader) keep(cs []quotehub.Candle) []quotehub.Candle {
-	lo, hi := 0, len(cs)
+	lo := 0
 	if !rd.from.IsZero() {
 		ms := rd.from.UnixMilli()
 		lo = sort.Search(len(cs), func(i int) bool { return cs[i].T >= ms })
 	}
 	ms := rd.to.UnixMilli()
-	hi = sort.Search(len(cs), func(i int) bool { return cs[i].T > ms })
+	hi := sort.Search(len(cs), func(i int) bool { return cs[i].T > ms })
 	if hi < lo {
 		hi = lo
 	}
