@@ -38,15 +38,14 @@ type alerts struct {
 	activate func(symbol string)
 	m        alertMetrics
 
-	mu      sync.Mutex
-	loaded  map[int64]loadedRule          // rules in the engine
-	byUser  map[string]map[int64]struct{} // their ids by user
-	dirty   map[string]struct{}           // users whose rules must be reloaded
-	all     bool                          // reload every user's rules
-	wake    chan struct{}                 // the reload loop has work
-	fired   chan alert.Fired              // to record and publish, in order
-	downAt  time.Time                     // the last failed record
-	started bool
+	mu     sync.Mutex
+	loaded map[int64]loadedRule          // rules in the engine
+	byUser map[string]map[int64]struct{} // their ids by user
+	dirty  map[string]struct{}           // users whose rules must be reloaded
+	all    bool                          // reload every user's rules
+	wake   chan struct{}                 // the reload loop has work
+	fired  chan alert.Fired              // to record and publish, in order
+	downAt time.Time                     // the last failed record
 }
 
 // loadedRule is what identifies the version of a rule in the engine.
