@@ -25,9 +25,10 @@ import (
 
 // followNode is a node whose sessions can follow lists: a real embedded
 // user store, real HS256 tokens, the memory user bus re-reading followed
-// lists as cmd/quotehub wires it, and a symbol limit of 4.
+// lists as cmd/quotehub wires it, and a symbol limit of maxSymbols.
 type followNode struct {
 	*node
+	users  quotehub.UserStore
 	events *eventLog
 }
 
@@ -49,14 +50,24 @@ func (l *eventLog) all() []quotehub.UserEvent {
 	return slices.Clone(l.evs)
 }
 
-func startFollowNode(t *testing.T) *followNode {
+func startFollowNode(t testing.TB, maxSymbols int) *followNode {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlstore.Options{})
+	return startFollowNodeOn(t, maxSymbols, nil)
+}
+
+// startFollowNodeOn is startFollowNode with the user store wrapped by wrap.
+func startFollowNodeOn(t testing.TB, maxSymbols int, wrap func(quotehub.UserStore) quotehub.UserStore) *followNode {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), t.TempDir(), sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
-	f := &followNode{events: &eventLog{}}
+	t.Cleanup(func() { _ = db.Close() })
+	var st quotehub.UserStore = db
+	if wrap != nil {
+		st = wrap(db)
+	}
+	f := &followNode{users: st, events: &eventLog{}}
 	var h *hub.Hub
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait) // after the node's shutdown: the last re-reads end
@@ -70,11 +81,11 @@ func startFollowNode(t *testing.T) *followNode {
 		}()
 	})
 	f.node = startNodeWith(t, func(o *hub.Options) {
-		o.MaxSymbols = 4
+		o.MaxSymbols = maxSymbols
 		o.Lists = &web.Lists{Users: st, Catalog: o.Catalog}
 	}, func(o *web.Options) {
 		o.Users, o.UserBus = st, bus
-		o.UserLimits = quotehub.UserLimits{MaxSymbols: 4}
+		o.UserLimits = quotehub.UserLimits{MaxSymbols: maxSymbols}
 		v, err := auth.New(auth.Options{Secret: secret}) // the real verifier, as jwtNode's
 		if err != nil {
 			t.Fatal(err)
@@ -166,7 +177,7 @@ func createList(t *testing.T, n *followNode, user string, syms ...string) string
 // naming the list; a symbol subscribed by name stays when the list drops
 // it; a deleted list is no longer followed.
 func TestFollowWatchlist(t *testing.T) {
-	n := startFollowNode(t)
+	n := startFollowNode(t, 4)
 	id := createList(t, n, "alice", "KRW-BTC", "KRW-ETH")
 	ws := openFollower(t, n, "alice")
 
@@ -219,7 +230,7 @@ func TestFollowWatchlist(t *testing.T) {
 // TestUnfollow drops the symbols only the list held, and a later edit of
 // that list changes nothing for the session.
 func TestUnfollow(t *testing.T) {
-	n := startFollowNode(t)
+	n := startFollowNode(t, 4)
 	id := createList(t, n, "alice", "KRW-BTC", "KRW-ETH")
 	ws := openFollower(t, n, "alice")
 	ws.send(t, `{"op":"follow","id":1,"lists":["watchlist:`+id+`","watchlist:`+id+`"]}`)
@@ -243,7 +254,7 @@ func TestUnfollow(t *testing.T) {
 // TestFollowRefused: every refusal is an error frame in the one shape,
 // and changes nothing.
 func TestFollowRefused(t *testing.T) {
-	n := startFollowNode(t)
+	n := startFollowNode(t, 4)
 	bobs := createList(t, n, "bob", "KRW-BTC")
 	big := createList(t, n, "alice", "KRW-BTC", "KRW-ETH", "KRW-XRP")
 	for _, tc := range []struct {
@@ -290,7 +301,7 @@ func TestFollowRefused(t *testing.T) {
 // the holdings re-values and re-subscribes. GET /v1/me/portfolio gives
 // the same valuation from the cache, with no upstream call.
 func TestFollowPortfolio(t *testing.T) {
-	n := startFollowNode(t)
+	n := startFollowNode(t, 4)
 	tok := token(t, "alice", time.Hour)
 	resp, body := n.call(t, tok, "PUT", "/v1/me/portfolio",
 		`{"base_currency":"KRW","holdings":[{"symbol":"KRW-BTC","quantity":2,"avg_cost":50},{"symbol":"KRW-ETH","quantity":3,"avg_cost":250}]}`)
@@ -376,7 +387,7 @@ func equalValuations(a, b valuation.Valuation) bool {
 // list before the stream opens, and streams subscribed and portfolio
 // events besides quotes.
 func TestSSEFollow(t *testing.T) {
-	n := startFollowNode(t)
+	n := startFollowNode(t, 4)
 	tok := token(t, "alice", time.Hour)
 	bobs := createList(t, n, "bob", "KRW-BTC")
 	resp, body := n.call(t, tok, "PUT", "/v1/me/portfolio", `{"holdings":[{"symbol":"KRW-BTC","quantity":1,"avg_cost":90}]}`)

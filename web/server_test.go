@@ -151,7 +151,7 @@ func startNode(t *testing.T, mod func(*web.Options)) *node {
 }
 
 // startNodeWith is startNode with hubMod adjusting the hub's options.
-func startNodeWith(t *testing.T, hubMod func(*hub.Options), mod func(*web.Options)) *node {
+func startNodeWith(t testing.TB, hubMod func(*hub.Options), mod func(*web.Options)) *node {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // runs last
 	n := &node{cache: memory.NewCache(), bus: memory.NewBus(), prov: newProvider(), published: make(chan []quotehub.Quote, 64)}

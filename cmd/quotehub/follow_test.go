@@ -54,15 +54,11 @@ func callJSON(t testing.TB, method, url, tok, body string, into any) int {
 // and one MySQL database, accepting the same tokens.
 func startFollowCluster(t testing.TB) []*testNode {
 	t.Helper()
-	tt, ok := t.(*testing.T)
-	if !ok {
-		t.Fatal("a cluster needs a *testing.T")
-	}
-	url, prefix, _ := sharedRedis(tt)
+	url, prefix, _ := sharedRedis(t)
 	dsn := mysqltest.DSN(t, "follow")
 	var nodes []*testNode
 	for _, id := range []string{"a", "b", "c"} {
-		nodes = append(nodes, startNode(tt, map[string]string{
+		nodes = append(nodes, startNode(t, map[string]string{
 			"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix, "QUOTEHUB_NODE_ID": id,
 			"QUOTEHUB_MYSQL_DSN": dsn, "QUOTEHUB_JWT_SECRET": followSecret,
 		}))
@@ -154,4 +150,47 @@ func TestFollowAcrossNodes(t *testing.T) {
 			break
 		}
 	}
+}
+
+// BenchmarkFollowEditAcrossNodes measures how long a watchlist edit made
+// over REST on node a takes to reach, as a subscribed frame, a session
+// following the list on node c (three nodes on Redis, lists in MySQL).
+// Each iteration adds one symbol then removes it; the latency of both is
+// recorded, and p50/p99 reported.
+func BenchmarkFollowEditAcrossNodes(b *testing.B) {
+	nodes := startFollowCluster(b)
+	a, c := nodes[0], nodes[2]
+	tok := followToken(b, "alice")
+	var w struct{ ID string }
+	if st := callJSON(b, "POST", a.url("/v1/me/watchlists"), tok, `{"name":"Bench","symbols":["KRW-BTC"]}`, &w); st != http.StatusCreated {
+		b.Fatalf("create: %d", st)
+	}
+	ws := dialWS(b, c, "?token="+url.QueryEscape(tok), nil)
+	ws.next("welcome")
+	ws.send(`{"op":"follow","id":1,"lists":["watchlist:` + w.ID + `"]}`)
+	ws.next("subscribed")
+	var lat []float64
+	wait := func(typ string) {
+		for {
+			f := ws.must(5 * time.Second)
+			if f.Type == typ {
+				return
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, edit := range []struct{ body, frame string }{{`{"add":["KRW-ETH"]}`, "subscribed"}, {`{"remove":["KRW-ETH"]}`, "unsubscribed"}} {
+			start := time.Now()
+			if st := callJSON(b, "PATCH", a.url("/v1/me/watchlists/"+w.ID), tok, edit.body, nil); st != http.StatusOK {
+				b.Fatalf("patch: %d", st)
+			}
+			wait(edit.frame)
+			lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(lat, 0.50), "p50-ms")
+	b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+	b.ReportMetric(slices.Max(lat), "max-ms")
 }
