@@ -313,9 +313,15 @@ func (c *Client) uncountLocked(s string) bool {
 		return false
 	}
 	delete(c.fol.count, s)
+	return c.release(s, func(st *symState) bool { return st.byName })
+}
+
+// release unsubscribes sym unless held, called under c.mu, says that
+// something else still holds it; it reports whether it did.
+func (c *Client) release(sym string, held func(*symState) bool) bool {
 	c.mu.Lock()
-	st := c.syms[s]
-	drop := st != nil && st.subscribed && !st.byName
+	st := c.syms[sym]
+	drop := st != nil && st.subscribed && !held(st)
 	if drop {
 		st.subscribed = false
 		st.pending = nil

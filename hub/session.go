@@ -169,21 +169,10 @@ func (c *Client) Unsubscribe(id json.RawMessage, raw []string) error {
 		if n.Err != nil {
 			continue
 		}
-		c.mu.Lock()
-		st := c.syms[n.Symbol]
-		if st != nil {
-			st.byName = false
-		}
-		drop := st != nil && st.subscribed && !c.heldByList(n.Symbol)
-		if drop {
-			st.subscribed = false
-			st.pending = nil
-			c.nsubs--
-		}
-		c.mu.Unlock()
-		if drop {
-			c.hub.remove(st)
-		}
+		c.release(n.Symbol, func(st *symState) bool {
+			st.byName = false // the by-name hold goes; a followed list's stays
+			return c.heldByList(n.Symbol)
+		})
 	}
 	c.SendControl(unsubscribedFrame(id, echo))
 	return nil
