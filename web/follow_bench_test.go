@@ -212,16 +212,14 @@ func BenchmarkFollowedPortfolios(b *testing.B) {
 	}
 	time.Sleep(time.Second) // the last refresh's frames
 	b.StopTimer()
-	mu.Lock()
-	defer mu.Unlock()
-	b.ReportMetric(float64(frames)/float64(refreshes), "frames/refresh")
-	b.ReportMetric(percentileMs(ages, 0.5), "age-p50-ms")
-	b.ReportMetric(percentileMs(ages, 0.99), "age-p99-ms")
-	b.ReportMetric(slices.Max(append(ages, 0)), "age-max-ms")
 	for _, c := range conns {
 		c.CloseNow()
 	}
 	wg.Wait()
+	b.ReportMetric(float64(frames)/float64(refreshes), "frames/refresh")
+	b.ReportMetric(percentileMs(ages, 0.5), "age-p50-ms")
+	b.ReportMetric(percentileMs(ages, 0.99), "age-p99-ms")
+	b.ReportMetric(slices.Max(append(ages, 0)), "age-max-ms")
 }
 
 // memPortfolios is a UserStore whose portfolios are kept in a map.
