@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sync"
 
@@ -68,12 +69,14 @@ type folio struct {
 	quotes map[string]quotehub.Quote // every valued symbol; Symbol "" until quoted
 }
 
-// frame values the portfolio at the quotes held.
+// frame values the portfolio at the quotes held. It values a copy, so
+// that Publish, which updates the quotes, never waits for a valuation.
 func (f *folio) frame() []byte {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	quotes := maps.Clone(f.quotes)
+	f.mu.Unlock()
 	return f.value(func(s string) (quotehub.Quote, bool) {
-		q, ok := f.quotes[s]
+		q, ok := quotes[s]
 		return q, ok && q.Symbol != ""
 	})
 }
