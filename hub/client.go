@@ -110,6 +110,11 @@ type Client struct {
 	conflated int
 	user      *quotehub.Principal // whom the session acts for; nil: anonymous
 	expiry    *time.Timer         // fires when user's token expires
+	folioDue  bool                // a portfolio valuation is due (see follow.go)
+
+	fmu   sync.Mutex            // guards fol; taken before mu
+	fol   *follows              // the lists the session follows
+	folio atomic.Pointer[folio] // the valuation of a followed portfolio
 
 	w         writer // the client's writer; its flags are guarded by mu
 	closeOnce sync.Once
@@ -131,6 +136,7 @@ type symState struct {
 	symbol     string
 	idx        int
 	subscribed bool
+	byName     bool // subscribed by name, not only through a followed list
 	queued     bool
 	seq        uint64
 	pending    *Update
@@ -234,6 +240,7 @@ func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		c.folio.Store(nil)
 		if c.expiry != nil {
 			c.expiry.Stop()
 		}

@@ -25,6 +25,7 @@ type Request struct {
 	// verbatim in the reply; nil when the request has none.
 	ID      json.RawMessage
 	Symbols []string
+	Lists   []string // follow, unfollow
 }
 
 // DecodeRequest decodes a client frame. On error it returns a
@@ -35,6 +36,7 @@ func DecodeRequest(data []byte) (Request, error) {
 		Op      json.RawMessage `json:"op"`
 		ID      json.RawMessage `json:"id"`
 		Symbols json.RawMessage `json:"symbols"`
+		Lists   json.RawMessage `json:"lists"`
 	}
 	var req Request
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -71,13 +73,23 @@ func DecodeRequest(data []byte) (Request, error) {
 		if len(req.Symbols) == 0 {
 			return req, badRequest(`"symbols" is empty`)
 		}
+	case OpFollow, OpUnfollow:
+		if len(w.Lists) == 0 || bytes.Equal(w.Lists, []byte("null")) {
+			return req, badRequest(`missing "lists"`)
+		}
+		if err := json.Unmarshal(w.Lists, &req.Lists); err != nil {
+			return req, badRequest(`"lists" must be an array of strings`)
+		}
+		if len(req.Lists) == 0 {
+			return req, badRequest(`"lists" is empty`)
+		}
 	case OpPing:
 	default:
 		op := req.Op
 		if len(op) > 32 {
 			op = op[:32] + "…"
 		}
-		return req, badRequest("unknown op " + string(quotehub.AppendJSONString(nil, op)) + ": use subscribe, unsubscribe or ping")
+		return req, badRequest("unknown op " + string(quotehub.AppendJSONString(nil, op)) + ": use subscribe, unsubscribe, follow, unfollow or ping")
 	}
 	return req, nil
 }

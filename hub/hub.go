@@ -59,6 +59,9 @@ type Options struct {
 	// must not call back into the hub.
 	OnActive func(symbol string)
 	OnIdle   func(symbol string)
+	// Lists reads the lists a signed-in session follows (see Client.Follow).
+	// Default: none; a follow is answered unavailable.
+	Lists Lists
 	// Metrics receives the hub's measurements. Default: unregistered.
 	Metrics *Metrics
 	// Logger is the hub's logger. Default: disabled.
@@ -271,6 +274,9 @@ func (h *Hub) Publish(quotes []quotehub.Quote) {
 			u := &Update{Symbol: q.Symbol, Seq: q.Seq, FetchedAt: q.FetchedAt, JSON: q.AppendJSON(nil)}
 			for _, st := range t.subs {
 				if st.c.offer(st, u, 0) {
+					wake = append(wake, st.c)
+				}
+				if st.c.folio.Load() != nil && st.c.noteValued(q) {
 					wake = append(wake, st.c)
 				}
 			}

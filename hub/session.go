@@ -80,13 +80,13 @@ func (c *Client) Subscribe(ctx context.Context, id json.RawMessage, raw []string
 	if err != nil {
 		return err
 	}
-	c.attach(ctx, accepted, subscribedFrame(id, accepted, rejected))
+	c.attach(ctx, accepted, subscribedFrame(id, accepted, rejected), true)
 	return nil
 }
 
 // Attach subscribes the client to symbols already resolved (see Resolve)
 // and queues their snapshots. SSE streams use it directly; it sends no frame.
-func (c *Client) Attach(ctx context.Context, symbols []string) { c.attach(ctx, symbols, nil) }
+func (c *Client) Attach(ctx context.Context, symbols []string) { c.attach(ctx, symbols, nil, true) }
 
 // attach subscribes the client to symbols and queues control (the
 // subscribed frame, if any) and then their snapshots. The control is
@@ -94,8 +94,9 @@ func (c *Client) Attach(ctx context.Context, symbols []string) { c.attach(ctx, s
 // so the snapshot of a re-subscribed symbol is sent again only if the
 // client got that value before the control: a value still waiting in the
 // outbox is written after the control and serves as the snapshot, and
-// sending the same seq again would repeat it.
-func (c *Client) attach(ctx context.Context, symbols []string, control []byte) {
+// sending the same seq again would repeat it. byName marks the symbols
+// as subscribed by name (not only for a followed list: see follow.go).
+func (c *Client) attach(ctx context.Context, symbols []string, control []byte, byName bool) {
 	states := make([]*symState, 0, len(symbols))
 	held := make([]uint64, 0, len(symbols)) // the seq each symbol may re-send
 	var fresh []*symState
@@ -118,6 +119,7 @@ func (c *Client) attach(ctx context.Context, symbols []string, control []byte) {
 			h = 0 // the queued value goes out after the control: it is the snapshot
 		}
 		held = append(held, h)
+		st.byName = st.byName || byName
 		if !st.subscribed {
 			st.subscribed = true
 			c.nsubs++
@@ -160,23 +162,17 @@ func (c *Client) Unsubscribe(id json.RawMessage, raw []string) error {
 		return badRequest("no symbols given")
 	}
 	echo := make([]string, len(names))
+	c.fmu.Lock() // a symbol a followed list holds stays subscribed
+	defer c.fmu.Unlock()
 	for i, n := range names {
 		echo[i] = n.Symbol
 		if n.Err != nil {
 			continue
 		}
-		c.mu.Lock()
-		st := c.syms[n.Symbol]
-		drop := st != nil && st.subscribed
-		if drop {
-			st.subscribed = false
-			st.pending = nil
-			c.nsubs--
-		}
-		c.mu.Unlock()
-		if drop {
-			c.hub.remove(st)
-		}
+		c.release(n.Symbol, func(st *symState) bool {
+			st.byName = false // the by-name hold goes; a followed list's stays
+			return c.heldByList(n.Symbol)
+		})
 	}
 	c.SendControl(unsubscribedFrame(id, echo))
 	return nil
@@ -206,6 +202,10 @@ func (c *Client) HandleFrame(ctx context.Context, data []byte, binary bool) {
 			err = c.Subscribe(ctx, req.ID, req.Symbols)
 		case OpUnsubscribe:
 			err = c.Unsubscribe(req.ID, req.Symbols)
+		case OpFollow:
+			err = c.Follow(ctx, req.ID, req.Lists)
+		case OpUnfollow:
+			err = c.Unfollow(req.ID, req.Lists)
 		case OpPing:
 			c.SendControl(pongFrame(req.ID, c.hub.opts.Now().UnixMilli()))
 		}

@@ -56,7 +56,7 @@ func (c *Client) StartOnDemand(end func(error)) {
 
 // pendingLocked reports whether anything waits to be written. c.mu is held.
 func (c *Client) pendingLocked() bool {
-	return len(c.controls) > 0 || len(c.order) > 0 || c.closeReq != nil
+	return len(c.controls) > 0 || len(c.order) > 0 || c.closeReq != nil || c.folioDue
 }
 
 // now is the hub's clock in Unix ns.
@@ -334,6 +334,11 @@ func (c *Client) drain(ctl [][]byte, q []*Update) (controls [][]byte, quotes []*
 	ce = c.closeReq
 	conflated = c.conflated
 	c.conflated = 0
+	due := c.folioDue
+	c.folioDue = false
 	c.mu.Unlock()
+	if v := c.takeValuation(due); v != nil {
+		controls = append(controls, v)
+	}
 	return controls, quotes, ce, conflated
 }

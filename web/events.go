@@ -289,11 +289,17 @@ func (s *Server) listFired(c echo.Context) error {
 // reloads them. A failed publish is logged: the nodes catch up at their
 // next resync.
 func (s *Server) rulesChanged(c echo.Context, user string) {
+	s.publishUser(c, quotehub.UserEvent{User: user, Kind: quotehub.UserRulesChanged})
+}
+
+// publishUser publishes ev on the user bus, if there is one. What it
+// tells of is stored already: a failed publish is logged, not the
+// request's error, and the nodes catch up at their next resync.
+func (s *Server) publishUser(c echo.Context, ev quotehub.UserEvent) {
 	if s.opts.UserBus == nil {
 		return
 	}
-	ev := quotehub.UserEvent{User: user, Kind: quotehub.UserRulesChanged}
 	if err := s.opts.UserBus.PublishUser(context.WithoutCancel(c.Request().Context()), ev); err != nil {
-		s.log.Warn().Err(err).Msg("publishing an alert rule change failed")
+		s.log.Warn().Err(err).Str("kind", ev.Kind).Msg("publishing a user event failed")
 	}
 }

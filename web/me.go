@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"quotehub"
+	"quotehub/hub"
 )
 
 // The signed-in user's data under /v1/me: watchlists, the portfolio and
@@ -342,6 +343,7 @@ func (s *Server) createWatchlist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.listsChanged(c, user, watchlistPrefix+w.ID)
 	return created(c, "/v1/me/watchlists/"+w.ID, w.Version, w)
 }
 
@@ -401,6 +403,7 @@ func (s *Server) updateWatchlist(c echo.Context, b watchlistBody) error {
 		if err != nil {
 			return err
 		}
+		s.listsChanged(c, user, watchlistPrefix+w.ID)
 		return reply(c, http.StatusOK, etag(w.Version), w)
 	}
 	add, err := s.knownSymbols(c, b.Add, max(lim.MaxSymbols, len(b.Add)))
@@ -434,6 +437,7 @@ func (s *Server) updateWatchlist(c echo.Context, b watchlistBody) error {
 		if err != nil {
 			return err
 		}
+		s.listsChanged(c, user, watchlistPrefix+w.ID)
 		return reply(c, http.StatusOK, etag(w.Version), w)
 	}
 }
@@ -457,7 +461,13 @@ func edit(syms, add, remove []string) []string {
 }
 
 func (s *Server) deleteWatchlist(c echo.Context) error {
-	return serveDelete(s, c, quotehub.UserStore.DeleteWatchlist)
+	return serveDelete(s, c, func(st quotehub.UserStore, ctx context.Context, user, id string, want int64) error {
+		if err := st.DeleteWatchlist(ctx, user, id, want); err != nil {
+			return err
+		}
+		s.listsChanged(c, user, watchlistPrefix+id)
+		return nil
+	})
 }
 
 // ---- portfolio
@@ -474,12 +484,6 @@ type portfolioBody struct {
 	Holdings     []holdingBody `json:"holdings"`
 }
 
-// portfolioView is what GET /v1/me/portfolio answers for a stored
-// portfolio. It is the seam for live valuation: a valuer that prices the
-// holdings from the cache plugs in here, adding value, P&L and totals
-// beside the stored fields, which stay as they are.
-func (s *Server) portfolioView(p quotehub.Portfolio) any { return p }
-
 func (s *Server) getPortfolio(c echo.Context) error {
 	st, user, err := s.users(c)
 	if err != nil {
@@ -489,7 +493,7 @@ func (s *Server) getPortfolio(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(p))
+	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(c, p))
 }
 
 func (s *Server) putPortfolio(c echo.Context) error {
@@ -515,7 +519,8 @@ func (s *Server) putPortfolio(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(p))
+	s.listsChanged(c, user, hub.PortfolioList)
+	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(c, p))
 }
 
 type tradeBody struct {
@@ -547,7 +552,8 @@ func (s *Server) postTrade(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return reply(c, http.StatusCreated, etag(p.Version), map[string]any{"trade": t, "portfolio": s.portfolioView(p)})
+	s.listsChanged(c, user, hub.PortfolioList)
+	return reply(c, http.StatusCreated, etag(p.Version), map[string]any{"trade": t, "portfolio": s.portfolioView(c, p)})
 }
 
 func (s *Server) listTrades(c echo.Context) error {

@@ -62,7 +62,10 @@ type Options struct {
 	// quotehub.DefaultUserLimits); the store enforces the same.
 	UserLimits quotehub.UserLimits
 	// UserBus, when set, is told of every change of a user's alert rules
-	// (quotehub.UserRulesChanged), so that every node reloads them.
+	// (quotehub.UserRulesChanged), so that every node reloads them, and
+	// of every change of a watchlist or the portfolio
+	// (quotehub.UserListsChanged), so that the sessions following it
+	// follow (see Lists).
 	UserBus quotehub.UserBus
 	// Checks are dependencies /readyz reports on, by name.
 	Checks map[string]quotehub.HealthChecker

@@ -147,6 +147,12 @@ func (n *node) url(path string) string { return "http://" + n.addr + path }
 // goroutine it starts has ended when the test's cleanup is done.
 func startNode(t *testing.T, mod func(*web.Options)) *node {
 	t.Helper()
+	return startNodeWith(t, nil, mod)
+}
+
+// startNodeWith is startNode with hubMod adjusting the hub's options.
+func startNodeWith(t testing.TB, hubMod func(*hub.Options), mod func(*web.Options)) *node {
+	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // runs last
 	n := &node{cache: memory.NewCache(), bus: memory.NewBus(), prov: newProvider(), published: make(chan []quotehub.Quote, 64)}
 	catalog := memory.NewCatalog(testCatalog())
@@ -160,10 +166,14 @@ func startNode(t *testing.T, mod func(*web.Options)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h = hub.New(hub.Options{
+	hopts := hub.Options{
 		Cache: n.cache, Catalog: catalog, Node: "test-node",
 		OnActive: ref.Activate, OnIdle: ref.Deactivate,
-	})
+	}
+	if hubMod != nil {
+		hubMod(&hopts)
+	}
+	h = hub.New(hopts)
 	n.hub = h
 	n.bus.Handle(func(qs []quotehub.Quote) {
 		h.Publish(qs)

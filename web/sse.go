@@ -28,16 +28,22 @@ func (s *Server) serveSSE(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	raw := c.QueryParam("symbols")
-	if raw == "" {
-		return s.writeError(c, quotehub.Errorf(quotehub.EBadRequest, "symbols is missing or empty: /v1/sse?symbols=A,B"))
+	raw, follow := c.QueryParam("symbols"), quotehub.SplitList(c.QueryParam("follow"))
+	if raw == "" && len(follow) == 0 {
+		return s.writeError(c, quotehub.Errorf(quotehub.EBadRequest, "symbols is missing or empty: /v1/sse?symbols=A,B (or ?follow=portfolio,watchlist:ID)"))
 	}
-	accepted, rejected, err := s.opts.Hub.Resolve(ctx, quotehub.SplitList(raw))
-	if err != nil {
-		return s.writeError(c, err)
+	var accepted []string
+	var rejected []hub.Rejection
+	if raw != "" {
+		if accepted, rejected, err = s.opts.Hub.Resolve(ctx, quotehub.SplitList(raw)); err != nil {
+			return s.writeError(c, err)
+		}
+		if len(accepted) == 0 {
+			return s.writeError(c, allRejected(rejected))
+		}
 	}
-	if len(accepted) == 0 {
-		return s.writeError(c, allRejected(rejected))
+	if len(follow) > 0 && !hasUser {
+		return s.writeError(c, quotehub.Errorf(quotehub.EUnauthorized, "following lists needs a token: add token= or an Authorization header"))
 	}
 	var prelude bytes.Buffer
 	for _, r := range rejected {
@@ -45,7 +51,7 @@ func (s *Server) serveSSE(c echo.Context) error {
 		prelude.Write(mustJSON(r))
 		prelude.WriteString("\n\n")
 	}
-	return s.openSSE(c, sseStream{transport: "sse", user: user, hasUser: hasUser, prelude: prelude.Bytes(), symbols: accepted})
+	return s.openSSE(c, sseStream{transport: "sse", user: user, hasUser: hasUser, prelude: prelude.Bytes(), symbols: accepted, follow: follow})
 }
 
 // sseStream is what an SSE stream starts with.
@@ -55,6 +61,7 @@ type sseStream struct {
 	hasUser   bool
 	prelude   []byte   // events written right after the headers
 	symbols   []string // subscribed at once
+	follow    []string // lists followed at once (needs a user)
 	// opened, if set, runs once the stream is open, before the handler
 	// returns; ended when it ends.
 	opened func(*hub.Client)
@@ -73,6 +80,17 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	if client == nil {
 		release()
 		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "node over its connection limit; reconnect later"))
+	}
+	if o.hasUser {
+		client.SetUser(o.user, expireSession(client, sseExpired))
+	}
+	if len(o.follow) > 0 {
+		// The lists are read, and the session subscribed, before the
+		// stream opens: a list that is not the user's is a 404.
+		if err := client.Follow(context.WithoutCancel(c.Request().Context()), nil, o.follow); err != nil {
+			client.Close()
+			return s.writeError(c, err)
+		}
 	}
 
 	// The stream is written on the hijacked connection, like a WebSocket:
@@ -97,9 +115,6 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	head.WriteString("\r\n")
 	head.WriteString("retry: 3000\n\n")
 	head.Write(o.prelude)
-	if o.hasUser {
-		client.SetUser(o.user, expireSession(client, sseExpired))
-	}
 	t.wire = wire.New(conn, s.opts.UnsentLimit)
 	t.wire.OnProgress(client.Progressed)
 	t.pace = pace{limit: s.opts.UnreadLimit, conn: t.wire, probe: sseProbe, progress: client.Progressed}

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 // loopback port.
 type testNode struct {
 	*node
-	t    *testing.T
+	t    testing.TB
 	addr string
 	reg  *prometheus.Registry
 	cfg  Config
@@ -51,7 +51,7 @@ type testNode struct {
 
 // startNode starts a node with test-friendly defaults overridden by env
 // (QUOTEHUB_* names) and stops it when the test ends.
-func startNode(t *testing.T, env map[string]string) *testNode {
+func startNode(t testing.TB, env map[string]string) *testNode {
 	t.Helper()
 	vars := map[string]string{
 		"QUOTEHUB_ADDR": "127.0.0.1:0", "QUOTEHUB_ADMIN_ADDR": "", "QUOTEHUB_NODE_ID": "node-test",
@@ -132,7 +132,7 @@ func hasLabels(m *dto.Metric, want []string) bool {
 
 // wsClient is a real WebSocket client.
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	last map[string]uint64 // highest seq seen per symbol
 	// snap marks symbols named by a subscribed frame: their next quote is a
@@ -140,7 +140,7 @@ type wsClient struct {
 	snap map[string]bool
 }
 
-func dialWS(t *testing.T, n *testNode, query string, hdr http.Header) *wsClient {
+func dialWS(t testing.TB, n *testNode, query string, hdr http.Header) *wsClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -198,7 +198,7 @@ func startRedis(t *testing.T, port int) *redistest.Server {
 
 // sharedRedis returns the URL of the Redis the tests share, a fresh prefix
 // and a client; the prefix's keys are deleted when the test ends.
-func sharedRedis(t *testing.T) (url, prefix string, rdb *goredis.Client) {
+func sharedRedis(t testing.TB) (url, prefix string, rdb *goredis.Client) {
 	t.Helper()
 	rdb, prefix = redistest.Open(t)
 	return "redis://" + redistest.Addr() + "/0", prefix, rdb

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"quotehub"
+	"quotehub/hub"
+	"quotehub/web"
 )
 
 // userEvents dispatches the user bus's events by kind to what handles
@@ -49,4 +53,27 @@ func (d *userEvents) resync() {
 	for _, f := range fs {
 		f()
 	}
+}
+
+// followLists makes the sessions of this node that follow a user's lists
+// re-read them when the user edits one (on any node), and every followed
+// list when the bus may have lost events. The store is read off the
+// bus's delivery goroutine, each read within timeout.
+func followLists(h *hub.Hub, evts *userEvents, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	refollow := func(user, list string) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		h.Refollow(ctx, user, list)
+	}
+	evts.on(quotehub.UserListsChanged, func(ev quotehub.UserEvent) {
+		go refollow(ev.User, web.ListOfEvent(ev))
+	})
+	evts.onResync(func() {
+		for _, u := range h.Users() {
+			go refollow(u, "")
+		}
+	})
 }

@@ -184,8 +184,10 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		WriteDelay: cfg.WriteDelay, Writers: cfg.Writers,
 		OnActive: func(s string) { st.bus.Watch(s); ref.Activate(s) },
 		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
+		Lists:    &web.Lists{Users: users, Catalog: catalog},
 		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
 	})
+	followLists(h, st.userEvts, cfg.StoreTimeout)
 	if st.leases != nil {
 		cache, local := st.cache, st.local
 		st.leases.onChange = ref.Rescan

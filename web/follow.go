@@ -1,0 +1,152 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"quotehub"
+	"quotehub/hub"
+	"quotehub/valuation"
+)
+
+// Lists reads a user's lists for the sessions that follow them (it
+// implements hub.Lists): "portfolio", whose symbols are its holdings and
+// the FX pairs the catalogue knows that convert them to the base
+// currency, valued live; and "watchlist:ID".
+type Lists struct {
+	Users   quotehub.UserStore
+	Catalog quotehub.Catalog
+}
+
+var _ hub.Lists = (*Lists)(nil)
+
+// watchlistPrefix starts the name of a followed watchlist.
+const watchlistPrefix = "watchlist:"
+
+// List implements hub.Lists.
+func (l *Lists) List(ctx context.Context, user, name string) (hub.List, error) {
+	switch {
+	case name == hub.PortfolioList:
+		p, err := l.Users.Portfolio(ctx, user)
+		if err != nil {
+			return hub.List{}, err
+		}
+		syms, err := l.valued(ctx, p)
+		if err != nil {
+			return hub.List{}, err
+		}
+		return hub.List{Symbols: syms, Version: p.Version, Value: func(quote func(string) (quotehub.Quote, bool)) []byte {
+			return portfolioFrame(p, valuation.Value(holdings(p), p.BaseCurrency, quote))
+		}}, nil
+	case strings.HasPrefix(name, watchlistPrefix) && len(name) > len(watchlistPrefix):
+		w, err := l.Users.Watchlist(ctx, user, strings.TrimPrefix(name, watchlistPrefix))
+		if err != nil {
+			return hub.List{}, err
+		}
+		return hub.List{Symbols: w.Symbols, Version: w.Version}, nil
+	default:
+		return hub.List{}, quotehub.Errorf(quotehub.EBadRequest, "%s names no list: use \"portfolio\" or \"watchlist:ID\"", clipHeader(string(quotehub.AppendJSONString(nil, name))))
+	}
+}
+
+// valued returns the symbols a valuation of p reads: its holdings, and
+// the FX pairs (of either direction) the catalogue knows.
+func (l *Lists) valued(ctx context.Context, p quotehub.Portfolio) ([]string, error) {
+	hs := holdings(p)
+	out := make([]string, 0, len(hs)+2)
+	for _, s := range valuation.Symbols(hs, p.BaseCurrency) {
+		if strings.HasPrefix(s, "FX:") {
+			_, ok, err := l.Catalog.Lookup(ctx, s)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func holdings(p quotehub.Portfolio) []valuation.Holding {
+	out := make([]valuation.Holding, len(p.Holdings))
+	for i, h := range p.Holdings {
+		out[i] = valuation.Holding{Symbol: h.Symbol, Quantity: h.Quantity, AvgCost: h.AvgCost, Currency: h.Currency}
+	}
+	return out
+}
+
+// valuedPortfolio is a portfolio valuation as a followed portfolio's
+// frame carries it.
+type valuedPortfolio struct {
+	Type         string `json:"type"`
+	BaseCurrency string `json:"base_currency"`
+	Version      int64  `json:"version"`
+	valuation.Valuation
+}
+
+func portfolioFrame(p quotehub.Portfolio, v valuation.Valuation) []byte {
+	b, err := json.Marshal(valuedPortfolio{Type: "portfolio", BaseCurrency: p.BaseCurrency, Version: p.Version, Valuation: v})
+	if err != nil {
+		// A position whose figures are not finite (an absurd quantity)
+		// cannot be JSON: say so rather than send nothing.
+		return hub.ErrorFrame(nil, quotehub.Errorf(quotehub.EInternal, "the portfolio cannot be valued: %v", err))
+	}
+	return b
+}
+
+// portfolioRead is GET /v1/me/portfolio: the stored portfolio and its
+// valuation at the cached quotes.
+type portfolioRead struct {
+	quotehub.Portfolio
+	Valuation valuation.Valuation `json:"valuation"`
+}
+
+// portfolioView values p at the quotes in the cache: one read of the
+// cache, never an upstream fetch. Quotes the cache cannot give leave
+// their positions unpriced.
+func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) any {
+	hs := holdings(p)
+	syms := valuation.Symbols(hs, p.BaseCurrency)
+	quotes := make(map[string]quotehub.Quote, len(syms))
+	if len(syms) > 0 {
+		qs, err := s.opts.Hub.Options().Cache.GetMany(c.Request().Context(), syms)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("portfolio valuation: cache read failed; positions unpriced")
+		}
+		for _, q := range qs {
+			if q.Symbol != "" {
+				quotes[q.Symbol] = q
+			}
+		}
+	}
+	v := valuation.Value(hs, p.BaseCurrency, func(sym string) (quotehub.Quote, bool) {
+		q, ok := quotes[sym]
+		return q, ok
+	})
+	return portfolioRead{Portfolio: p, Valuation: v}
+}
+
+// listsChanged tells every node that a list of user changed, so that
+// the sessions following it re-read it. The edit is stored already: a
+// bus that fails is logged, not the request's error.
+func (s *Server) listsChanged(c echo.Context, user, list string) {
+	data, _ := json.Marshal(struct {
+		List string `json:"list"`
+	}{list})
+	s.publishUser(c, quotehub.UserEvent{User: user, Kind: quotehub.UserListsChanged, Data: data})
+}
+
+// ListOfEvent returns the list a UserListsChanged event names ("" when
+// it names none: every list).
+func ListOfEvent(ev quotehub.UserEvent) string {
+	var d struct {
+		List string `json:"list"`
+	}
+	_ = json.Unmarshal(ev.Data, &d)
+	return d.List
+}
