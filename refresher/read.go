@@ -14,15 +14,18 @@ import (
 // upstream_unavailable. The read makes the symbol active for the window.
 func (r *Refresher) Read(ctx context.Context, sym string) (quotehub.Reading, error) {
 	now := r.opts.Now()
-	r.noteRead(sym, now) // before ensureState: pollActive keeps the state of read symbols
-	st := r.ensureState(ctx, sym)
-	if st == nil {
-		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUnknownSymbol, "%s has no upstream provider", sym)
-	}
+	// The cache is read before the symbol's state exists: a new state is
+	// due at once, and the refresher's loop could fetch it before this
+	// read looks, turning a miss into a hit. A miss joins that fetch.
 	q, ok, err := r.opts.Cache.Get(ctx, sym)
 	if err != nil {
 		r.opts.Metrics.Errors.WithLabelValues("cache_get").Inc()
 		return quotehub.Reading{}, err
+	}
+	r.noteRead(sym, now) // before ensureState: pollActive keeps the state of read symbols
+	st := r.ensureState(ctx, sym)
+	if st == nil {
+		return quotehub.Reading{}, quotehub.Errorf(quotehub.EUnknownSymbol, "%s has no upstream provider", sym)
 	}
 	if ok {
 		rd := r.classify(q, st.cal, now)
