@@ -30,7 +30,7 @@ func TestUserEventsAcrossNodes(t *testing.T) {
 		alerts = append(alerts, ev.User)
 		mu.Unlock()
 	})
-	poll.Until(t, 10*time.Second, "both nodes to get a list change", func() bool {
+	poll.Until(t, 30*time.Second, "both nodes to get a list change", func() bool {
 		_ = a.stores.userBus.PublishUser(context.Background(), quotehub.UserEvent{User: "alice", Kind: quotehub.UserListsChanged})
 		mu.Lock()
 		defer mu.Unlock()
@@ -43,7 +43,7 @@ func TestUserEventsAcrossNodes(t *testing.T) {
 	if err := a.stores.userBus.PublishUser(context.Background(), quotehub.UserEvent{User: "bob", Kind: quotehub.UserAlertFired}); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, 5*time.Second, "the alert on b", func() bool {
+	poll.Until(t, 30*time.Second, "the alert on b", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(alerts) == 1 && alerts[0] == "bob"
