@@ -236,10 +236,11 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 			h.Publish(qs)
 		})
 	}
-	// Candles live in the cache (Redis in a cluster) until a durable
-	// CandleStore is configured; a memory store would only grow.
+	// Reads go cache (Redis in a cluster) → store → upstream; closed
+	// candles are kept in the user-data database (MySQL, or the embedded
+	// SQLite file), so a restart or a cold cache costs no upstream call.
 	candles := history.New(history.Options{
-		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Lock: st.fetchLock, Live: live.Current,
+		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Store: users, Lock: st.fetchLock, Live: live.Current,
 	})
 	srv, err := web.New(web.Options{
 		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg, Candles: candles,

@@ -1,4 +1,4 @@
-// Package mysql is quotehub's UserStore on MySQL or MariaDB
+// Package mysql is quotehub's UserStore and CandleStore on MySQL or MariaDB
 // (github.com/go-sql-driver/mysql), for a cluster of nodes sharing users'
 // data. Its queries are shared with the embedded store (store/sqlstore).
 package mysql
@@ -33,6 +33,7 @@ var Dialect = func() *sqlstore.Dialect {
 		Migrations: m,
 		Bump: `INSERT INTO user_counters (user_id, name, value) VALUES (?, ?, 1)
 			ON DUPLICATE KEY UPDATE value = value + 1`,
+		KeepExisting:  `ON DUPLICATE KEY UPDATE t = t`,
 		Lock:          lock,
 		IsDuplicate:   isDuplicate,
 		IsUnavailable: isUnavailable,

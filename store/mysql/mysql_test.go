@@ -35,6 +35,11 @@ func TestUserStore(t *testing.T) {
 	})
 }
 
+func TestCandleStore(t *testing.T) {
+	s := open(t, mysqltest.DSN(t, "candles"), quotehub.UserLimits{})
+	storetest.TestCandleStore(t, func(*testing.T) quotehub.CandleStore { return s })
+}
+
 // TestMigrations: nodes that start together against one database apply
 // each migration once, and starting again changes nothing.
 func TestMigrations(t *testing.T) {
@@ -58,12 +63,12 @@ func TestMigrations(t *testing.T) {
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
-		t.Fatalf("schema_migrations has %d rows (%v), want 2", n, err)
+	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("schema_migrations has %d rows (%v), want 3", n, err)
 	}
 	var tables int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&tables); err != nil || tables != 9 {
-		t.Fatalf("%d tables (%v), want 9", tables, err)
+	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&tables); err != nil || tables != 10 {
+		t.Fatalf("%d tables (%v), want 10", tables, err)
 	}
 	// A database at a version this binary does not know is refused.
 	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {

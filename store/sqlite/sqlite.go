@@ -1,4 +1,5 @@
-// Package sqlite is the embedded default of quotehub's UserStore: one
+// Package sqlite is the embedded default of quotehub's UserStore and
+// CandleStore: one
 // SQLite file under the node's data directory (pure Go, modernc.org/sqlite,
 // so the binary stays static), in WAL mode so that reads do not wait for a
 // write. It survives restarts, serves one node, and shares its queries
@@ -37,6 +38,7 @@ var Dialect = func() *sqlstore.Dialect {
 		Migrations: m,
 		Bump: `INSERT INTO user_counters (user_id, name, value) VALUES (?, ?, 1)
 			ON CONFLICT (user_id, name) DO UPDATE SET value = value + 1`,
+		KeepExisting:  `ON CONFLICT (symbol, iv, t) DO NOTHING`,
 		IsDuplicate:   isDuplicate,
 		IsUnavailable: isUnavailable,
 	}

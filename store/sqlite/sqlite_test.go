@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"quotehub"
 	"quotehub/store/sqlite"
@@ -28,6 +29,30 @@ func TestUserStore(t *testing.T) {
 	storetest.TestUserStore(t, func(t *testing.T, lim quotehub.UserLimits) quotehub.UserStore {
 		return open(t, t.TempDir(), lim)
 	})
+}
+
+func TestCandleStore(t *testing.T) {
+	s := open(t, t.TempDir(), quotehub.UserLimits{})
+	storetest.TestCandleStore(t, func(*testing.T) quotehub.CandleStore { return s })
+}
+
+// TestCandlesSurviveRestart: closed candles written before a restart are
+// read after it.
+func TestCandlesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	series := quotehub.CandleSeries{Symbol: "KRW-BTC", Interval: quotehub.Day1}
+	c := quotehub.Candle{T: 1_796_083_200_000, Open: 1, High: 2, Low: 0.5, Close: 1.5, V: 10, Closed: true}
+	s := open(t, dir, quotehub.UserLimits{})
+	if err := s.PutCandles(ctx, []quotehub.CandleBatch{{CandleSeries: series, Candles: []quotehub.Candle{c}}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s = open(t, dir, quotehub.UserLimits{})
+	got, err := s.Candles(ctx, series, time.UnixMilli(c.T), time.UnixMilli(c.T+1))
+	if err != nil || len(got) != 1 || got[0] != c {
+		t.Fatalf("after a restart: %v %v, want %v", got, err, c)
+	}
 }
 
 // TestRestart closes the store and opens the same directory again: the
@@ -71,8 +96,8 @@ func TestRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
-			t.Fatalf("schema_migrations has %d rows (%v), want 2", n, err)
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 3 {
+			t.Fatalf("schema_migrations has %d rows (%v), want 3", n, err)
 		}
 		var mode string
 		if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {

@@ -29,6 +29,10 @@ type Dialect struct {
 	// Bump is a statement with parameters (user_id, name) that creates the
 	// counter row at 1 or adds one to it.
 	Bump string
+	// KeepExisting ends a multi-row INSERT into candles so that a row
+	// whose key is already stored is left as it is (closed candles are
+	// immutable), without an error.
+	KeepExisting string
 	// Lock, if set, takes a lock on conn that keeps other nodes from
 	// migrating at the same time, and returns its release.
 	Lock func(ctx context.Context, conn *sql.Conn) (unlock func(), err error)

@@ -135,6 +135,33 @@ func TestCandleStore(t *testing.T, newStore func(t *testing.T) quotehub.CandleSt
 		}
 	})
 
+	t.Run("LargeBatch", func(t *testing.T) {
+		// More rows than one statement carries: all of them or none.
+		st := newStore(t)
+		s := quotehub.CandleSeries{Symbol: symbol(t), Interval: quotehub.Minute1}
+		cs := make([]quotehub.Candle, 1203)
+		for i := range cs {
+			cs[i] = quotehub.Candle{T: candleBase.Add(time.Duration(i) * time.Minute).UnixMilli(),
+				Open: float64(i), High: float64(i) + 1, Low: float64(i) - 1, Close: float64(i), V: 1, Closed: true}
+		}
+		mustPut(t, st, quotehub.CandleBatch{CandleSeries: s, Candles: cs})
+		got, _ := st.Candles(ctx, s, day(0), day(1))
+		if !slices.Equal(got, cs) {
+			t.Fatalf("got %d candles back of %d", len(got), len(cs))
+		}
+		bad := slices.Clone(cs)
+		for i := range bad {
+			bad[i].T += int64(24 * time.Hour / time.Millisecond)
+		}
+		bad[len(bad)-1].Closed = false
+		if err := st.PutCandles(ctx, []quotehub.CandleBatch{{CandleSeries: s, Candles: bad}}); quotehub.ErrorCode(err) != quotehub.EBadRequest {
+			t.Fatalf("a large batch ending with an open candle: %v", err)
+		}
+		if got, _ := st.Candles(ctx, s, day(1), day(2)); len(got) != 0 {
+			t.Fatalf("a refused large batch stored %d candles", len(got))
+		}
+	})
+
 	t.Run("ValuesSurviveExactly", func(t *testing.T) {
 		st := newStore(t)
 		s := quotehub.CandleSeries{Symbol: symbol(t), Interval: quotehub.Minute1}
