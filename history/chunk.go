@@ -90,6 +90,15 @@ func (c chunk) last(cal *quotehub.Calendar, iv quotehub.Interval) (quotehub.Peri
 	return p, true
 }
 
+// periods counts the periods that start in c.
+func (c chunk) periods(cal *quotehub.Calendar, iv quotehub.Interval) int {
+	n := 0
+	for p, ok := cal.Ceil(c.span.Start, iv); ok && p.Start.Before(c.span.End); p = cal.Next(p, iv) {
+		n++
+	}
+	return n
+}
+
 // expiry is when the cached closed candles of c stop being the whole truth
 // at now: for a final chunk, now plus keep (closed chunks are kept long);
 // for the current chunk, the end of the period open at now (or the next

@@ -321,15 +321,20 @@ func (rd *reader) fill(ctx context.Context, c chunk) ([]quotehub.Candle, error) 
 	}
 	last, _ := c.last(rd.cal, iv)
 	final := !rd.now.Before(last.End)
-	if final && s.o.Store != nil {
-		// A chunk is stored whole (one batch per backfill), so a stored
-		// candle of its last period means the chunk is complete.
-		cs, err := s.o.Store.Candles(ctx, rd.series, c.span.Start, c.span.End)
+	var stored []quotehub.Candle
+	if s.o.Store != nil {
+		// The store holds whole chunks from backfills but also single
+		// candles that nodes closed live, so the stored candles answer
+		// alone only when there is one for every period of a final chunk;
+		// else the upstream fills the chunk, and a stored candle, being
+		// immutable, wins over the upstream's of its period.
+		var err error
+		stored, err = s.o.Store.Candles(ctx, rd.series, c.span.Start, c.span.End)
 		if err != nil {
 			return nil, err
 		}
-		if len(cs) > 0 && cs[len(cs)-1].T == last.Start.UnixMilli() {
-			return cs, rd.put(ctx, c, cs)
+		if final && len(stored) > 0 && len(stored) == c.periods(rd.cal, iv) {
+			return stored, rd.put(ctx, c, stored)
 		}
 	}
 	raw, err := rd.src.Candles(ctx, rd.series, rd.cal, c.span.Start, c.span.End)
@@ -362,8 +367,33 @@ func (rd *reader) fill(ctx context.Context, c chunk) ([]quotehub.Candle, error) 
 		if err != nil {
 			return nil, err
 		}
+		closed = overlay(closed, stored)
 	}
 	return closed, rd.put(ctx, c, closed)
+}
+
+// overlay returns the union of the sorted candles up and stored, a stored
+// candle replacing the upstream's of its period.
+func overlay(up, stored []quotehub.Candle) []quotehub.Candle {
+	if len(stored) == 0 {
+		return up
+	}
+	out := make([]quotehub.Candle, 0, len(up)+len(stored))
+	i, j := 0, 0
+	for i < len(up) || j < len(stored) {
+		switch {
+		case j == len(stored) || i < len(up) && up[i].T < stored[j].T:
+			out = append(out, up[i])
+			i++
+		case i == len(up) || stored[j].T < up[i].T:
+			out = append(out, stored[j])
+			j++
+		default:
+			out = append(out, stored[j])
+			i, j = i+1, j+1
+		}
+	}
+	return out
 }
 
 func (rd *reader) put(ctx context.Context, c chunk, cs []quotehub.Candle) error {

@@ -87,3 +87,25 @@ func TestWarmReadCostsNoUpstreamCallNorQuery(t *testing.T) {
 	}
 	warm(b, "warm read after the database")
 }
+
+// TestStoredLiveCandleDoesNotPassForAWholeChunk: a node closed one day of
+// a month live; a later cold read of that month gets the whole month from
+// the upstream, and the live day as it was stored.
+func TestStoredLiveCandleDoesNotPassForAWholeChunk(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s := quotehub.CandleSeries{Symbol: "005930.KS", Interval: quotehub.Day1}
+	cal := quotehub.CalendarOf(quotehub.ExchangeKRX)
+	last, _ := cal.Floor(time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC), quotehub.Day1)
+	live := quotehub.Candle{T: last.Start.UnixMilli(), Open: 1, High: 2, Low: 1, Close: 2, V: 5, Closed: true}
+	if err := f.store.PutCandles(ctx, []quotehub.CandleBatch{{CandleSeries: s, Candles: []quotehub.Candle{live}}}); err != nil {
+		t.Fatal(err)
+	}
+	cs := f.read(t, history.Request{Symbol: s.Symbol, Interval: quotehub.Day1, From: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), To: last.Start})
+	if len(cs) < 20 || cs[len(cs)-1] != live {
+		t.Fatalf("October: %d candles ending %+v, want the whole month ending with the stored live day", len(cs), cs[len(cs)-1])
+	}
+	if f.src.calls.Load() == 0 {
+		t.Fatal("a month with one stored day was taken as whole")
+	}
+}

@@ -161,12 +161,18 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	st.userEvts.on(quotehub.UserRulesChanged, al.rulesChanged)
 	st.userEvts.onResync(al.resync)
 	st.run = append(st.run, al.run)
+	var ref *refresher.Refresher
+	var candles *history.Service
+	rec := newRecorder(catalog, users, st.owns, &ref, &candles, log)
+	st.run = append(st.run, func(ctx context.Context) { rec.Run(ctx, flushEvery) })
 	refLog := log.With().Str("component", "refresher").Logger()
-	ref, err := refresher.New(refresher.Options{
+	ref, err = refresher.New(refresher.Options{
 		Cache: st.cache, Bus: st.bus, Active: st.active, Catalog: catalog, Sources: up.sources, Route: up.route,
 		// Symbols with an alert rule stay active with no viewer.
 		Local: func() []string { return append(h.Symbols(), al.Symbols()...) }, Owns: st.owns, Degraded: st.degraded,
-		OnChanged: al.changed, OnTakeover: al.takeover,
+		// The changed quotes of owned symbols: alerts are evaluated and
+		// candles recorded there, once in the cluster.
+		OnChanged: func(qs []quotehub.Quote) { al.changed(qs); rec.Fold(qs) }, OnTakeover: al.takeover,
 		FetchLock: st.fetchLock, OnRecover: st.resync,
 		Freshness: cfg.Freshness, ActiveWindow: cfg.ActiveWindow, Heartbeat: cfg.Heartbeat,
 		FetchTimeout: cfg.FetchTimeout, UpstreamTimeout: cfg.UpstreamTimeout,
@@ -239,7 +245,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	// Reads go cache (Redis in a cluster) → store → upstream; closed
 	// candles are kept in the user-data database (MySQL, or the embedded
 	// SQLite file), so a restart or a cold cache costs no upstream call.
-	candles := history.New(history.Options{
+	candles = history.New(history.Options{
 		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Store: users, Lock: st.fetchLock, Live: live.Current,
 	})
 	srv, err := web.New(web.Options{
