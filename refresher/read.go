@@ -36,6 +36,16 @@ func (r *Refresher) Read(ctx context.Context, sym string) (quotehub.Reading, err
 		return rd, nil
 	}
 	r.opts.Metrics.CacheReads.WithLabelValues(quotehub.CacheMiss).Inc()
+	if r.opts.DayClose != nil && !st.cal.IsOpen(now) {
+		if q, ok := r.opts.DayClose(ctx, sym); ok {
+			if r.mayFetch(ctx, sym, st) {
+				r.startFetch(ctx, st.src, []string{sym}, false, time.Time{})
+			}
+			rd := r.classify(q, st.cal, now)
+			rd.Result = quotehub.CacheMiss
+			return rd, nil
+		}
+	}
 	if !r.mayFetch(ctx, sym, st) {
 		return r.awaitValue(ctx, sym, st)
 	}

@@ -89,6 +89,11 @@ type Options struct {
 	// from it, so what the previous owner fired does not fire again. It must
 	// not block. Default: none.
 	OnTakeover func(quotehub.Quote)
+	// DayClose, when set, answers a read that misses the cache while the
+	// symbol's market is closed: the quote of the last stored daily close
+	// (ok false: none stored). The read does not wait for the upstream; a
+	// fetch fills the cache behind it. Default: none.
+	DayClose func(ctx context.Context, symbol string) (q quotehub.Quote, ok bool)
 	// Metrics default to unregistered collectors; Logger to disabled.
 	Metrics *Metrics
 	Logger  *zerolog.Logger

@@ -43,3 +43,16 @@ func newRecorder(catalog quotehub.Catalog, store quotehub.CandleStore, owns func
 		Logger: &l,
 	})
 }
+
+// dayClose answers a cold read of a closed market from the last daily
+// close in store (see refresher.Options.DayClose).
+func dayClose(catalog quotehub.Catalog, store quotehub.CandleStore, route func(quotehub.SymbolInfo) string) func(context.Context, string) (quotehub.Quote, bool) {
+	return func(ctx context.Context, sym string) (quotehub.Quote, bool) {
+		info, ok, err := catalog.Lookup(ctx, sym)
+		if err != nil || !ok {
+			return quotehub.Quote{}, false
+		}
+		q, ok, err := history.DayCloseQuote(ctx, store, info, route(info), time.Now())
+		return q, ok && err == nil
+	}
+}

@@ -173,7 +173,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		// The changed quotes of owned symbols: alerts are evaluated and
 		// candles recorded there, once in the cluster.
 		OnChanged: func(qs []quotehub.Quote) { al.changed(qs); rec.Fold(qs) }, OnTakeover: al.takeover,
-		FetchLock: st.fetchLock, OnRecover: st.resync,
+		FetchLock: st.fetchLock, OnRecover: st.resync, DayClose: dayClose(catalog, users, up.route),
 		Freshness: cfg.Freshness, ActiveWindow: cfg.ActiveWindow, Heartbeat: cfg.Heartbeat,
 		FetchTimeout: cfg.FetchTimeout, UpstreamTimeout: cfg.UpstreamTimeout,
 		Metrics: refresher.NewMetrics(reg), Logger: &refLog,
