@@ -49,6 +49,11 @@ type Options struct {
 	OpenTTL time.Duration
 	// FetchTimeout bounds one chunk's backfill; default 10 s.
 	FetchTimeout time.Duration
+	// ResponseTTL is how long the encoded chart of a closed range is
+	// served again (ChartJSON); default 10 min. ResponseBytes bounds
+	// those kept; default 64 MiB.
+	ResponseTTL   time.Duration
+	ResponseBytes int
 }
 
 // Service reads candles: from the cache, else from the store, else once
@@ -59,6 +64,8 @@ type Service struct {
 
 	mu   sync.Mutex
 	open map[quotehub.CandleSeries]openMemo
+
+	resp responses
 }
 
 type openMemo struct {
@@ -87,7 +94,14 @@ func New(o Options) *Service {
 	if o.LockWait <= 0 {
 		o.LockWait = 3 * time.Second
 	}
-	return &Service{o: o, open: make(map[quotehub.CandleSeries]openMemo)}
+	if o.ResponseTTL <= 0 {
+		o.ResponseTTL = 10 * time.Minute
+	}
+	if o.ResponseBytes <= 0 {
+		o.ResponseBytes = 64 << 20
+	}
+	return &Service{o: o, open: make(map[quotehub.CandleSeries]openMemo),
+		resp: responses{ttl: o.ResponseTTL, max: o.ResponseBytes, m: make(map[string]response)}}
 }
 
 // Request asks for candles of one symbol; see quotehub.CandleQuery.

@@ -19,6 +19,26 @@ type CandleReader interface {
 	Chart(ctx context.Context, q quotehub.CandleQuery) (quotehub.CandleChart, error)
 }
 
+// chartEncoder is an optional capability of a CandleReader that answers
+// with the encoded chart, which it may keep (history.Service keeps those
+// of closed ranges, so a warm read is a copy).
+type chartEncoder interface {
+	ChartJSON(ctx context.Context, q quotehub.CandleQuery) ([]byte, error)
+}
+
+// chartJSON appends the encoded chart of q to b.
+func (s *Server) chartJSON(ctx context.Context, b []byte, q quotehub.CandleQuery) ([]byte, error) {
+	if enc, ok := s.opts.Candles.(chartEncoder); ok {
+		j, err := enc.ChartJSON(ctx, q)
+		return append(b, j...), err
+	}
+	ch, err := s.opts.Candles.Chart(ctx, q)
+	if err != nil {
+		return b, err
+	}
+	return ch.AppendJSON(b), nil
+}
+
 // maxCandleBatch is the most symbols of one batch candle read.
 const maxCandleBatch = 20
 
@@ -93,6 +113,13 @@ func (s *Server) getCandles(c echo.Context) error {
 		return s.writeError(c, err)
 	}
 	q.Symbol = sym
+	if enc, ok := s.opts.Candles.(chartEncoder); ok {
+		b, err := enc.ChartJSON(c.Request().Context(), q)
+		if err != nil {
+			return s.writeError(c, err)
+		}
+		return blob(c, b)
+	}
 	ch, err := s.opts.Candles.Chart(c.Request().Context(), q)
 	if err != nil {
 		return s.writeError(c, err)
@@ -117,7 +144,7 @@ func (s *Server) getCandleBatch(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	charts := make([]quotehub.CandleChart, len(names))
+	charts := make([][]byte, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, n := range names {
@@ -128,7 +155,7 @@ func (s *Server) getCandleBatch(c echo.Context) error {
 		wg.Go(func() {
 			q := q
 			q.Symbol = n.Symbol
-			charts[i], errs[i] = s.opts.Candles.Chart(c.Request().Context(), q)
+			charts[i], errs[i] = s.chartJSON(c.Request().Context(), nil, q)
 		})
 	}
 	wg.Wait()
@@ -144,7 +171,7 @@ func (s *Server) getCandleBatch(c echo.Context) error {
 			b = append(b, ',')
 		}
 		first = false
-		b = charts[i].AppendJSON(b)
+		b = append(b, charts[i]...)
 	}
 	b = append(b, `],"errors":`...)
 	b = append(b, mustJSON(rejected)...)
