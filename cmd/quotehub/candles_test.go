@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"quotehub/internal/poll"
+	"quotehub/store/mysql/mysqltest"
 )
 
 // The wired node serves a chart's worth of the sim's candles, with
@@ -71,4 +73,41 @@ func TestCandlesLive(t *testing.T) {
 		last := ch.Candles[len(ch.Candles)-1]
 		return !last.Closed && (last.C == before.Price || last.C == after.Price)
 	})
+}
+
+// Closed candles outlive the node: a node started on the same database
+// (the embedded file, or MySQL) answers a closed range without asking its
+// upstream, and with the same candles.
+func TestCandlesSurviveRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  func(t *testing.T) map[string]string
+	}{
+		{"sqlite", func(t *testing.T) map[string]string { return map[string]string{"QUOTEHUB_DATA_DIR": t.TempDir()} }},
+		{"mysql", func(t *testing.T) map[string]string {
+			return map[string]string{"QUOTEHUB_MYSQL_DSN": mysqltest.DSN(t, "cmd_candles")}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := tc.env(t)
+			path := "/v1/candles/000660.KS?interval=1d&count=200&to=1795996800000"
+			var first, second json.RawMessage
+			t.Run("first", func(t *testing.T) {
+				n := startNode(t, env)
+				if resp := getJSON(t, n.url(path), &first); resp.StatusCode != 200 || n.sim().CandleCalls() == 0 {
+					t.Fatalf("status %d, %d upstream candle calls", resp.StatusCode, n.sim().CandleCalls())
+				}
+			})
+			n := startNode(t, env)
+			if resp := getJSON(t, n.url(path), &second); resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if calls := n.sim().CandleCalls(); calls != 0 {
+				t.Errorf("after a restart the upstream was asked %d times for a stored closed range", calls)
+			}
+			if string(first) != string(second) || len(first) < 1000 {
+				t.Errorf("after a restart the chart differs:\n%.200s\n%.200s", first, second)
+			}
+		})
+	}
 }
