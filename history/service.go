@@ -342,11 +342,8 @@ func (rd *reader) fill(ctx context.Context, c chunk) ([]quotehub.Candle, error) 
 		// alone only when there is one for every period of a final chunk;
 		// else the upstream fills the chunk, and a stored candle, being
 		// immutable, wins over the upstream's of its period.
-		var err error
-		stored, err = s.o.Store.Candles(ctx, rd.series, c.span.Start, c.span.End)
-		if err != nil {
-			return nil, err
-		}
+		// A database that fails is passed by: the upstream answers.
+		stored, _ = s.o.Store.Candles(ctx, rd.series, c.span.Start, c.span.End)
 		if final && len(stored) > 0 && len(stored) == c.periods(rd.cal, iv) {
 			return stored, rd.put(ctx, c, stored)
 		}
@@ -377,10 +374,9 @@ func (rd *reader) fill(ctx context.Context, c chunk) ([]quotehub.Candle, error) 
 		closed = append(closed, x)
 	}
 	if s.o.Store != nil && len(closed) > 0 {
-		err := s.o.Store.PutCandles(ctx, []quotehub.CandleBatch{{CandleSeries: rd.series, Candles: closed}})
-		if err != nil {
-			return nil, err
-		}
+		// A failed write loses nothing but the database's copy: a later
+		// cold read fetches the chunk again.
+		_ = s.o.Store.PutCandles(ctx, []quotehub.CandleBatch{{CandleSeries: rd.series, Candles: closed}})
 		closed = overlay(closed, stored)
 	}
 	return closed, rd.put(ctx, c, closed)

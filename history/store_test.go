@@ -109,3 +109,34 @@ func TestStoredLiveCandleDoesNotPassForAWholeChunk(t *testing.T) {
 		t.Fatal("a month with one stored day was taken as whole")
 	}
 }
+
+// downStore fails every call.
+type downStore struct{}
+
+func (downStore) PutCandles(context.Context, []quotehub.CandleBatch) error {
+	return quotehub.Errorf(quotehub.EUnavailable, "database down")
+}
+
+func (downStore) Candles(context.Context, quotehub.CandleSeries, time.Time, time.Time) ([]quotehub.Candle, error) {
+	return nil, quotehub.Errorf(quotehub.EUnavailable, "database down")
+}
+
+// TestReadWithTheDatabaseDown: reads are served from the upstream and the
+// cache while the database fails.
+func TestReadWithTheDatabaseDown(t *testing.T) {
+	src := &fakeSource{listed: time.Date(2020, 1, 2, 0, 0, 0, 0, time.UTC), now: func() time.Time { return testNow }}
+	svc := history.New(history.Options{
+		Catalog: memory.NewCatalog([]quotehub.SymbolInfo{{Symbol: "005930.KS", Exchange: quotehub.ExchangeKRX}}),
+		Cache:   memory.NewCandleCache(nil), Store: downStore{}, Now: func() time.Time { return testNow },
+		Sources: func(quotehub.SymbolInfo) quotehub.CandleSource { return src },
+	})
+	r := history.Request{Symbol: "005930.KS", Interval: quotehub.Day1, To: time.Date(2026, 10, 30, 0, 0, 0, 0, time.UTC), Count: 50}
+	for range 2 {
+		if cs, err := svc.Read(context.Background(), r); err != nil || len(cs) != 50 {
+			t.Fatalf("read with the database down: %d candles, %v", len(cs), err)
+		}
+	}
+	if src.calls.Load() == 0 {
+		t.Fatal("no upstream call")
+	}
+}
