@@ -21,11 +21,12 @@ type RecorderOptions struct {
 	// that if it comes back its first candles, seen only in part, are not
 	// written. Default: keep every symbol.
 	Keeping func() (keep func(symbol string) bool)
-	// DayClosed is called, at a flush after the close, with the day
-	// candles this node saw only in part (it began recording the symbol
-	// after the day opened): the caller has them filled from the upstream
-	// (a read through Service), so every symbol quoted that day gets its
-	// final day candle. Default: none.
+	// DayClosed is called with each day candle this node saw only in
+	// part (it began recording the symbol after the day opened), Settle
+	// after the day's end, on a goroutine of the flush that found it due:
+	// the caller has it filled from the upstream (a read through
+	// Service), so every symbol quoted that day gets its final day
+	// candle. Default: none.
 	DayClosed func(ctx context.Context, s quotehub.CandleSeries, day quotehub.Period)
 	// Settle is how long after a day's end DayClosed is called, so the
 	// upstream has the final candle; default 10 s.
@@ -53,6 +54,8 @@ type Recorder struct {
 	pending map[quotehub.CandleSeries][]quotehub.Candle
 	npend   int
 	partial []partialDay
+
+	days sync.WaitGroup // DayClosed calls in flight
 }
 
 type recording struct {
@@ -152,10 +155,13 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.partial = rest
 	r.mu.Unlock()
 
-	for _, p := range due {
-		if r.o.DayClosed != nil {
-			r.o.DayClosed(ctx, p.s, p.day)
-		}
+	if len(due) > 0 && r.o.DayClosed != nil {
+		// Off the flush: each may wait for the upstream.
+		r.days.Go(func() {
+			for _, p := range due {
+				r.o.DayClosed(ctx, p.s, p.day)
+			}
+		})
 	}
 	if len(batches) == 0 {
 		return nil
@@ -203,10 +209,15 @@ func (r *Recorder) dropOverflow() {
 	}
 }
 
-// Run flushes every period until ctx ends, and once more then.
+// Wait waits for the DayClosed calls that flushes started.
+func (r *Recorder) Wait() { r.days.Wait() }
+
+// Run flushes every period until ctx ends, and once more then; it returns
+// when the DayClosed calls it started have.
 func (r *Recorder) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	defer r.days.Wait()
 	for {
 		select {
 		case <-ctx.Done():

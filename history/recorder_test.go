@@ -202,6 +202,7 @@ func TestRecorderDailyCloses(t *testing.T) {
 	if got := f.stored("000660.KS", quotehub.Day1); len(got) != 0 {
 		t.Fatalf("wrote the day of a symbol seen from 11:00 only: %v", got)
 	}
+	f.rec.Wait()
 	if len(f.days) != 0 {
 		t.Fatalf("DayClosed before the close settled: %v", f.days)
 	}
@@ -211,6 +212,7 @@ func TestRecorderDailyCloses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	f.rec.Wait()
 	if want := []string{"000660.KS@" + day.Start.UTC().Format(time.RFC3339)}; !slices.Equal(f.days, want) {
 		t.Fatalf("DayClosed calls %v, want %v", f.days, want)
 	}
