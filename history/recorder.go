@@ -218,6 +218,7 @@ func (r *Recorder) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	defer r.days.Wait()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,9 +229,16 @@ func (r *Recorder) Run(ctx context.Context, every time.Duration) {
 			cancel()
 			return
 		case <-t.C:
-			if err := r.Flush(ctx); err != nil {
-				r.o.Logger.Warn().Err(err).Msg("writing closed candles failed; kept for the next flush")
+			// One line when writes start failing and one when they
+			// recover, not one a second while the database is away.
+			err := r.Flush(ctx)
+			switch {
+			case err != nil && !failing:
+				r.o.Logger.Warn().Err(err).Msg("writing closed candles failed; they are kept and retried every flush")
+			case err == nil && failing:
+				r.o.Logger.Info().Msg("writing closed candles works again")
 			}
+			failing = err != nil
 		}
 	}
 }

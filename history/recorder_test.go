@@ -11,6 +11,7 @@ import (
 
 	"quotehub"
 	"quotehub/history"
+	"quotehub/internal/poll"
 	"quotehub/store/memory"
 )
 
@@ -215,5 +216,28 @@ func TestRecorderDailyCloses(t *testing.T) {
 	f.rec.Wait()
 	if want := []string{"000660.KS@" + day.Start.UTC().Format(time.RFC3339)}; !slices.Equal(f.days, want) {
 		t.Fatalf("DayClosed calls %v, want %v", f.days, want)
+	}
+}
+
+// Run flushes on its ticker, and once more when it stops.
+func TestRecorderRun(t *testing.T) {
+	m := time.Date(2026, 12, 3, 2, 20, 0, 0, time.UTC)
+	f := newRecorder(t, m.Add(-time.Second))
+	f.at(m, 1, "KRW-BTC")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.rec.Run(ctx, 5*time.Millisecond) }()
+	f.at(m.Add(time.Minute), 2, "KRW-BTC")
+	poll.Until(t, 5*time.Second, "the ticker to write the 02:20 minute", func() bool {
+		return len(f.stored("KRW-BTC", quotehub.Minute1)) == 1
+	})
+	f.store.down.Store(true)
+	f.at(m.Add(2*time.Minute), 3, "KRW-BTC") // closes 02:21; the store is down
+	poll.Until(t, 5*time.Second, "a failed flush", func() bool { return f.store.calls.Load() >= 3 })
+	f.store.down.Store(false)
+	cancel()
+	<-done
+	if got := f.stored("KRW-BTC", quotehub.Minute1); len(got) != 2 {
+		t.Fatalf("after Run stopped: %v, want the 02:20 and 02:21 minutes", got)
 	}
 }
