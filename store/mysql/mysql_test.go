@@ -3,7 +3,6 @@ package mysql_test
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -64,8 +63,8 @@ func TestMigrations(t *testing.T) {
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != migrations(t) {
-		t.Fatalf("schema_migrations has %d rows (%v), want one per migration, %d", n, err, migrations(t))
+	if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != storetest.MigrationFiles(t) {
+		t.Fatalf("schema_migrations has %d rows (%v), want one per migration, %d", n, err, storetest.MigrationFiles(t))
 	}
 	var tables int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()`).Scan(&tables); err != nil || tables != 10 {
@@ -204,14 +203,4 @@ func BenchmarkUserStore(b *testing.B) {
 	}
 	defer s.Close()
 	storetest.BenchmarkUserStore(b, s)
-}
-
-// migrations counts the migration files of this package.
-func migrations(t *testing.T) int {
-	t.Helper()
-	m, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(m) == 0 {
-		t.Fatalf("no migrations found: %v", err)
-	}
-	return len(m)
 }

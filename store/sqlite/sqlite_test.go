@@ -96,8 +96,8 @@ func TestRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != migrations(t) {
-			t.Fatalf("schema_migrations has %d rows (%v), want one per migration, %d", n, err, migrations(t))
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != storetest.MigrationFiles(t) {
+			t.Fatalf("schema_migrations has %d rows (%v), want one per migration, %d", n, err, storetest.MigrationFiles(t))
 		}
 		var mode string
 		if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
@@ -127,14 +127,4 @@ func BenchmarkUserStore(b *testing.B) {
 	}
 	defer s.Close()
 	storetest.BenchmarkUserStore(b, s)
-}
-
-// migrations counts the migration files of this package.
-func migrations(t *testing.T) int {
-	t.Helper()
-	m, err := filepath.Glob("migrations/*.sql")
-	if err != nil || len(m) == 0 {
-		t.Fatalf("no migrations found: %v", err)
-	}
-	return len(m)
 }

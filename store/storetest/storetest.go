@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -957,4 +958,15 @@ func jsonEqual(a, b json.RawMessage) bool {
 	xa, _ := json.Marshal(x)
 	ya, _ := json.Marshal(y)
 	return string(xa) == string(ya)
+}
+
+// MigrationFiles counts the migration files (migrations/*.sql) of the
+// calling test's package: a migrated database lists one row per file.
+func MigrationFiles(t testing.TB) int {
+	t.Helper()
+	m, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(m) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	return len(m)
 }
