@@ -222,10 +222,25 @@ func TestBoard(t *testing.T) {
 		tab.noErrors(t, nil)
 	})
 
+	t.Run("SignIn", func(t *testing.T) { testBoardSignIn(t, n, b) })
+	t.Run("Watchlist", func(t *testing.T) { testBoardWatchlist(t, n, b) })
+	t.Run("Portfolio", func(t *testing.T) { testBoardPortfolio(t, n, b) })
+	t.Run("Alerts", func(t *testing.T) { testBoardAlerts(t, n, b) })
+	t.Run("Chart", func(t *testing.T) { testBoardChart(t, n, b) })
+
 	t.Run("Screenshot", func(t *testing.T) {
+		// Signed in, with a portfolio valued live and a chart open.
+		user := boardUser(t)
+		n.api(t, user.token, "PUT", "/v1/me/portfolio", `{"base_currency":"KRW","holdings":[
+			{"symbol":"KRW-BTC","quantity":0.35,"avg_cost":140000000},{"symbol":"005930.KS","quantity":120,"avg_cost":71000},
+			{"symbol":"AAPL","quantity":40,"avg_cost":180}]}`, http.StatusOK)
 		tab := b.open(t, n.url("/?symbols=KRW-BTC,KRW-ETH,KRW-XRP,KRW-SOL,KRW-DOGE,005930.KS,000660.KS,AAPL,NVDA,MSFT"))
-		tab.do(t, "size the page", chromedp.EmulateViewport(1280, 800))
+		tab.do(t, "size the page", chromedp.EmulateViewport(1280, 1280))
+		tab.signIn(t, user)
 		tab.waitLive(t, "ws")
+		tab.wait(t, "the portfolio valued", `document.querySelectorAll('#portfolio .positions tr[data-symbol]').length === 3`)
+		tab.do(t, "open KRW-BTC's chart", chromedp.Click(chromedp.CSS(`tr[data-symbol="KRW-BTC"] td.price`)))
+		tab.wait(t, "the chart drawn", `document.querySelectorAll('#chart g.candle').length > 0`)
 		for _, s := range []string{"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE", "005930.KS", "000660.KS", "AAPL", "NVDA", "MSFT"} {
 			tab.waitPriced(t, s)
 		}
@@ -279,6 +294,7 @@ func startRestartableNode(t *testing.T) *restartableNode {
 		"QUOTEHUB_ADDR": "127.0.0.1:0", "QUOTEHUB_ADMIN_ADDR": "", "QUOTEHUB_NODE_ID": "node-board",
 		"QUOTEHUB_REFRESH_INTERVAL": "150ms", "QUOTEHUB_LOG_LEVEL": "error", "QUOTEHUB_SIM_EVERY_TICK": "true",
 		"QUOTEHUB_SHUTDOWN_TIMEOUT": "5s", "QUOTEHUB_SIM_SYMBOLS": "200", "QUOTEHUB_DATA_DIR": t.TempDir(),
+		"QUOTEHUB_JWT_SECRET": boardSecret,
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -5,17 +5,26 @@
 //   feed.js       one live connection, reconnecting (transports.js, backoff.js)
 //   table.js      the rows, drawn once per animation frame (spark.js, format.js)
 //   status.js     the connection badge; stats.js the delivery age figures
-// A new panel (a sign-in, watchlists, a chart) is a module of its own that
-// app.js wires in the same way.
+//   session.js    signing in with a token (sessionStorage), GET /v1/me
+//   portfolio.js  the live valuation of the user's portfolio
+//   alerts.js     the user's fired alerts (GET /v1/me/events)
+//   chart.js      a symbol's candles and moving averages, live
+// Signed in, the board can show one of the user's watchlists instead of
+// its own symbols: the connection follows the list, so edits made
+// elsewhere add and drop rows.
 
 import * as prefs from './prefs.js';
-import { searchSymbols } from './api.js';
+import * as api from './api.js';
 import * as format from './format.js';
 import { searchBox } from './search.js';
 import { Feed } from './feed.js';
 import { Table } from './table.js';
 import { statusView } from './status.js';
 import { Stats } from './stats.js';
+import { sessionBox } from './session.js';
+import { Portfolio } from './portfolio.js';
+import { Alerts } from './alerts.js';
+import { Chart } from './chart.js';
 
 const $ = (id) => document.getElementById(id);
 const DEFAULT_LIMIT = 200; // the node's max_symbols until its welcome says otherwise
@@ -47,23 +56,45 @@ function showStats() {
 
 const show = statusView($('status'), $('status-text'));
 const table = new Table($('rows'), { onRemove: remove, onFrame: showStats });
+const portfolio = new Portfolio($('portfolio'));
+const chart = new Chart($('chart'), { notice });
+let session = null;
+let following = ''; // the id of the watchlist shown, '' for the board's own symbols
+const alerts = new Alerts($('alerts'), { onLost: () => session && session.check() });
 
 const feed = new Feed({
   transport: prefs.transport(),
-  onQuotes: (qs, at) => stats.record(table.push(qs, at)),
+  onQuotes: (qs, at) => {
+    stats.record(table.push(qs, at));
+    for (const q of qs) chart.quote(q);
+  },
   onRejected: (list) => {
+    if (list.some((r) => r.code === 'unauthorized')) session.check();
     for (const r of list) {
-      if (r.symbol) remove(r.symbol);
+      if (r.symbol && !following) remove(r.symbol);
     }
     notice(list.map((r) => (r.symbol ? r.symbol + ': ' : '') + r.message).join('; '));
   },
   onState: (s) => {
     if (s.limits && s.limits.max_symbols) limit = s.limits.max_symbols;
+    if (s.state === 'waiting' && session) session.check();
     show(s);
   },
+  onList: ({ list, added, dropped }) => {
+    if (list !== 'watchlist:' + following) return;
+    for (const s of added) table.add(s, names[s]);
+    for (const s of dropped) table.remove(s);
+    $('empty').hidden = table.symbols().length > 0;
+  },
+  onPortfolio: (f) => portfolio.show(f),
 });
 
+function lists() {
+  return following ? ['portfolio', 'watchlist:' + following] : ['portfolio'];
+}
+
 function changed() {
+  if (following) return; // a watchlist's symbols live in the user's data, not here
   prefs.saveSymbols(symbols);
   prefs.saveNames(Object.fromEntries(symbols.filter((s) => names[s]).map((s) => [s, names[s]])));
   $('empty').hidden = symbols.length > 0;
@@ -74,6 +105,10 @@ function changed() {
 
 function add(info) {
   if (info.name) names[info.symbol] = info.name;
+  if (following) {
+    editList({ add: [info.symbol] });
+    return;
+  }
   if (symbols.includes(info.symbol)) {
     table.add(info.symbol, info.name);
     return;
@@ -87,7 +122,17 @@ function add(info) {
   changed();
 }
 
+// editList changes the watchlist shown; its rows follow from the frames
+// of the followed list, as for an edit made anywhere else.
+function editList(body) {
+  api.request('PATCH', '/v1/me/watchlists/' + encodeURIComponent(following), { body }).catch((e) => notice('Watchlist: ' + e.message));
+}
+
 function remove(symbol) {
+  if (following) {
+    editList({ remove: [symbol] });
+    return;
+  }
   if (!symbols.includes(symbol)) return;
   symbols = symbols.filter((s) => s !== symbol);
   table.remove(symbol);
@@ -99,7 +144,7 @@ function remove(symbol) {
 async function fillNames() {
   for (const s of symbols.filter((s) => !names[s])) {
     try {
-      const hit = (await searchSymbols(s, { limit: 1 })).find((r) => r.symbol === s);
+      const hit = (await api.searchSymbols(s, { limit: 1 })).find((r) => r.symbol === s);
       if (!hit) continue;
       names[s] = hit.name;
       table.setName(s, hit.name);
@@ -147,6 +192,74 @@ $('share').addEventListener('click', async () => {
     notice('Share this link: ' + location.href);
   }
 });
+
+// showBoard shows the board's own symbols, or the watchlist id's.
+async function showBoard(id) {
+  following = id;
+  $('watchlist').value = id;
+  table.clear();
+  if (!id) {
+    for (const s of symbols) table.add(s, names[s]);
+    $('empty').hidden = symbols.length > 0;
+    feed.setSymbols(symbols);
+    feed.setAuth(api.currentToken(), lists());
+    return;
+  }
+  feed.setSymbols([]);
+  feed.setAuth(api.currentToken(), lists());
+  try {
+    const wl = await api.watchlist(id);
+    if (following !== id) return;
+    for (const s of wl.symbols) table.add(s, names[s]);
+    $('empty').hidden = wl.symbols.length > 0;
+  } catch (e) {
+    notice('Watchlist: ' + e.message);
+  }
+}
+
+async function loadWatchlists() {
+  const select = $('watchlist');
+  try {
+    const wls = await api.watchlists();
+    select.replaceChildren(select.options[0]);
+    for (const w of wls) {
+      const o = document.createElement('option');
+      o.value = w.id;
+      o.textContent = w.name + ' (' + w.symbols.length + ')';
+      select.append(o);
+    }
+    select.value = following;
+  } catch (e) {
+    notice('Watchlists: ' + e.message);
+  }
+}
+
+$('watchlist').addEventListener('change', () => showBoard($('watchlist').value));
+
+$('rows').addEventListener('click', (e) => {
+  const tr = e.target.closest('tr');
+  if (tr && !e.target.closest('button')) chart.open(tr.dataset.symbol);
+});
+
+session = sessionBox(
+  { form: $('signin'), input: $('token'), signed: $('signed'), who: $('who'), out: $('signout') },
+  {
+    notice,
+    onChange: (user) => {
+      if (user) {
+        feed.setAuth(api.currentToken(), lists());
+        alerts.open(api.currentToken());
+        loadWatchlists();
+        return;
+      }
+      alerts.close();
+      portfolio.clear();
+      $('watchlist').replaceChildren($('watchlist').options[0]);
+      if (following) showBoard('');
+      else feed.setAuth('', []);
+    },
+  },
+);
 
 searchBox({
   input: $('search'),

@@ -17,9 +17,11 @@ const REOPEN_DELAY = 150; // coalesces symbol changes that need a new stream
  * (lost; retryAt says when the next try is).
  */
 export class Feed {
-  constructor({ transport = 'ws', onQuotes, onRejected, onState }) {
+  constructor({ transport = 'ws', onQuotes, onRejected, onState, onList, onPortfolio, onAlert }) {
     this.kind = transport in transports ? transport : 'ws';
-    this.handlers = { onQuotes, onRejected, onState };
+    const none = () => {};
+    this.handlers = { onQuotes, onRejected, onState, onList: onList || none, onPortfolio: onPortfolio || none, onAlert: onAlert || none };
+    this.auth = { token: '', lists: [] };
     this.symbols = [];
     this.backoff = new Backoff();
     this.conn = null;
@@ -46,6 +48,18 @@ export class Feed {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.open(), REOPEN_DELAY);
     }
+  }
+
+  /**
+   * setAuth opens a new connection with the user's token ('' to sign
+   * out) following lists ("watchlist:ID", "portfolio").
+   */
+  setAuth(token, lists) {
+    const next = { token: token || '', lists: token ? [...lists] : [] };
+    if (next.token === this.auth.token && next.lists.join(',') === this.auth.lists.join(',')) return;
+    this.auth = next;
+    this.backoff.reset();
+    if (this.conn) this.open();
   }
 
   /** use switches to the other transport at once. */
@@ -88,7 +102,10 @@ export class Feed {
       quotes: mine((qs) => this.handlers.onQuotes(qs, Date.now())),
       rejected: mine((list) => this.handlers.onRejected(list)),
       closed: mine((reason) => this.lost(reason)),
-    });
+      list: mine((l) => this.handlers.onList(l)),
+      portfolio: mine((f) => this.handlers.onPortfolio(f)),
+      alert: mine((f) => this.handlers.onAlert(f)),
+    }, this.auth);
   }
 
   lost(reason) {

@@ -140,6 +140,16 @@ export class Table {
     this.tbody.append(row.tr);
   }
 
+  /** symbols lists the rows' symbols in order. */
+  symbols() {
+    return [...this.rows.keys()];
+  }
+
+  /** clear takes every row away. */
+  clear() {
+    for (const s of [...this.rows.keys()]) this.remove(s);
+  }
+
   remove(symbol) {
     const row = this.rows.get(symbol);
     if (!row) return;

@@ -5,6 +5,11 @@
 //   ev.quotes([quote...])    quotes arrived (receive time is taken by the caller)
 //   ev.rejected([{symbol, code, message}...])
 //   ev.closed(reason)        the connection is gone (once); the caller reconnects
+//   ev.list({list, added, dropped})  a followed list gained or lost symbols
+//   ev.portfolio(frame)      a live valuation of the followed portfolio
+//   ev.alert(frame)          an alert of the signed-in user (WebSocket only)
+// auth is {token, lists}: the signed-in user's token ('' for none) and the
+// lists to follow ("watchlist:ID", "portfolio").
 // It returns {sync(symbols) -> bool, close()}: sync changes the symbols on
 // the open connection, or returns false when only a new connection can
 // (then the caller reopens).
@@ -18,9 +23,11 @@ function endpoint(path, scheme) {
 }
 
 /** ws opens a WebSocket at /v1/ws, subscribing at connect with ?symbols=. */
-export function ws(symbols, ev) {
+export function ws(symbols, ev, auth = {}) {
   const url = endpoint('/v1/ws', 'ws');
   if (symbols.length) url.searchParams.set('symbols', symbols.join(','));
+  if (auth.token) url.searchParams.set('token', auth.token);
+  const lists = auth.token ? auth.lists || [] : [];
   const sock = new WebSocket(url);
   let held = new Set(symbols);
   let want = null; // symbols asked for before the welcome
@@ -55,6 +62,7 @@ export function ws(symbols, ev) {
     switch (f.type) {
       case 'welcome':
         ev.live({ node: f.node, limits: f.limits });
+        if (lists.length) sock.send(JSON.stringify({ op: 'follow', id: 'follow', lists }));
         if (want) apply(want);
         want = null;
         break;
@@ -62,7 +70,17 @@ export function ws(symbols, ev) {
         ev.quotes(f.quotes);
         break;
       case 'subscribed':
+        if (f.list) ev.list({ list: f.list, added: f.symbols || [], dropped: [] });
         if (f.rejected && f.rejected.length) ev.rejected(f.rejected);
+        break;
+      case 'unsubscribed':
+        if (f.list) ev.list({ list: f.list, added: [], dropped: f.symbols || [] });
+        break;
+      case 'portfolio':
+        ev.portfolio(f);
+        break;
+      case 'alert':
+        ev.alert(f);
         break;
       case 'error':
         ev.rejected([{ symbol: '', code: f.code, message: f.message }]);
@@ -85,14 +103,17 @@ export function ws(symbols, ev) {
 }
 
 /** sse opens an EventSource at /v1/sse?symbols=; a new list needs a new stream. */
-export function sse(symbols, ev) {
-  if (!symbols.length) {
+export function sse(symbols, ev, auth = {}) {
+  const lists = auth.token ? auth.lists || [] : [];
+  if (!symbols.length && !lists.length) {
     // The node refuses a stream of no symbols: stay idle until there are some.
     ev.live({ node: '', idle: true });
     return { sync: (list) => list.length === 0, close() {} };
   }
   const url = endpoint('/v1/sse');
-  url.searchParams.set('symbols', symbols.join(','));
+  if (symbols.length) url.searchParams.set('symbols', symbols.join(','));
+  if (auth.token) url.searchParams.set('token', auth.token);
+  if (lists.length) url.searchParams.set('follow', lists.join(','));
   const src = new EventSource(url);
   const key = symbols.join(',');
   let done = false;
@@ -108,6 +129,17 @@ export function sse(symbols, ev) {
       // a malformed event is dropped
     }
   });
+  const frame = (name, f) =>
+    src.addEventListener(name, (m) => {
+      try {
+        f(JSON.parse(m.data));
+      } catch {
+        // a malformed event is dropped
+      }
+    });
+  frame('portfolio', (f) => ev.portfolio(f));
+  frame('subscribed', (f) => f.list && ev.list({ list: f.list, added: f.symbols || [], dropped: [] }));
+  frame('unsubscribed', (f) => f.list && ev.list({ list: f.list, added: [], dropped: f.symbols || [] }));
   src.addEventListener('error', (m) => {
     if (m instanceof MessageEvent && m.data) {
       try {
