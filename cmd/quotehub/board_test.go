@@ -230,7 +230,7 @@ func TestBoard(t *testing.T) {
 
 	t.Run("Screenshot", func(t *testing.T) {
 		// Signed in, with a portfolio valued live and a chart open.
-		user := boardUser(t)
+		user := boardUserT{name: "alice", token: boardToken(t, "alice", time.Now(), time.Hour)}
 		n.api(t, user.token, "PUT", "/v1/me/portfolio", `{"base_currency":"KRW","holdings":[
 			{"symbol":"KRW-BTC","quantity":0.35,"avg_cost":140000000},{"symbol":"005930.KS","quantity":120,"avg_cost":71000},
 			{"symbol":"AAPL","quantity":40,"avg_cost":180}]}`, http.StatusOK)
@@ -238,7 +238,7 @@ func TestBoard(t *testing.T) {
 		tab.do(t, "size the page", chromedp.EmulateViewport(1280, 1280))
 		tab.signIn(t, user)
 		tab.waitLive(t, "ws")
-		tab.wait(t, "the portfolio valued", `document.querySelectorAll('#portfolio .positions tr[data-symbol]').length === 3`)
+		tab.wait(t, "the portfolio valued", `document.querySelectorAll('#portfolio .positions tr[data-position]').length === 3`)
 		tab.do(t, "open KRW-BTC's chart", chromedp.Click(chromedp.CSS(`tr[data-symbol="KRW-BTC"] td.price`)))
 		tab.wait(t, "the chart drawn", `document.querySelectorAll('#chart g.candle').length > 0`)
 		for _, s := range []string{"KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE", "005930.KS", "000660.KS", "AAPL", "NVDA", "MSFT"} {

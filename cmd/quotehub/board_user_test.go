@@ -158,10 +158,10 @@ func testBoardPortfolio(t *testing.T, n *restartableNode, b *browser) {
 	tab := b.open(t, n.url("/?symbols=KRW-ETH"))
 	tab.signIn(t, u)
 	total := `document.querySelector('#portfolio .ptotal')?.dataset.value`
-	tab.wait(t, "the portfolio's total", total+` > 0 && document.querySelectorAll('#portfolio .positions tr[data-symbol]').length === 2`)
+	tab.wait(t, "the portfolio's total", total+` > 0 && document.querySelectorAll('#portfolio .positions tr[data-position]').length === 2`)
 	// KRW-BTC far above its cost gains; AAPL far below loses.
-	tab.wait(t, "P&L coloured", `document.querySelector('#portfolio tr[data-symbol="KRW-BTC"] .pnl').classList.contains('up') &&
-		document.querySelector('#portfolio tr[data-symbol="AAPL"] .pnl').classList.contains('down')`)
+	tab.wait(t, "P&L coloured", `document.querySelector('#portfolio tr[data-position="KRW-BTC"] .pnl').classList.contains('up') &&
+		document.querySelector('#portfolio tr[data-position="AAPL"] .pnl').classList.contains('down')`)
 	if got := tab.eval(t, `[...document.querySelectorAll('#portfolio .ptotals li')].map(l => l.dataset.currency).sort().join()`); got != "KRW,USD" {
 		t.Errorf("totals per currency %q, want KRW,USD", got)
 	}

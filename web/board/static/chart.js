@@ -33,6 +33,7 @@ export class Chart {
     this.box = box;
     this.notice = notice;
     this.symbol = '';
+    this.currency = '';
     this.interval = '1m';
     this.candles = [];
     this.ma = {};
@@ -49,6 +50,7 @@ export class Chart {
   /** open shows symbol's candles of interval (the one shown if omitted). */
   async open(symbol, interval = this.interval) {
     if (!symbol) return;
+    if (symbol !== this.symbol) this.currency = '';
     this.symbol = symbol;
     this.interval = interval;
     this.candles = [];
@@ -85,7 +87,9 @@ export class Chart {
 
   /** quote folds a live quote of the shown symbol into the newest candle. */
   quote(q) {
-    if (q.symbol !== this.symbol || !this.candles.length) return;
+    if (q.symbol !== this.symbol) return;
+    this.currency = q.currency;
+    if (!this.candles.length) return;
     const last = this.candles[this.candles.length - 1];
     const period = PERIOD_MS[this.interval];
     const at = q.fetched_at;
@@ -120,7 +124,7 @@ export class Chart {
   draw() {
     this.raf = 0;
     const cs = this.candles;
-    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', role: 'img' });
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', class: 'chart-svg', role: 'img' });
     root.setAttribute('aria-label', this.symbol + ' ' + this.interval + ' candles');
     root.dataset.candles = String(cs.length);
     if (!cs.length) {
@@ -154,7 +158,7 @@ export class Chart {
     }
     const last = cs[cs.length - 1];
     root.dataset.close = String(last.c);
-    this.title.textContent = this.symbol + ' · ' + this.interval + ' · ' + format.price(last.c) + ' · MA ' + MA.join('/');
+    this.title.textContent = this.symbol + ' · ' + this.interval + ' · ' + format.price(last.c, this.currency) + ' · MA ' + MA.join('/');
     this.draw_.replaceChildren(root);
   }
 }

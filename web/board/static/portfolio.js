@@ -66,7 +66,7 @@ export class Portfolio {
     table.append(hr);
     for (const p of f.positions || []) {
       const tr = el('tr');
-      tr.dataset.symbol = p.symbol;
+      tr.dataset.position = p.symbol;
       tr.append(
         el('td', 'sym', p.symbol),
         el('td', 'num', String(p.quantity)),
