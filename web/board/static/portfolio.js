@@ -3,17 +3,7 @@
 // and each position with its P&L coloured up or down.
 
 import * as format from './format.js';
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function sign(v) {
-  return v > 0 ? 'up' : v < 0 ? 'down' : 'flat';
-}
+import { el, sign } from './table.js';
 
 function pnl(v, currency, rate) {
   const s = format.change(v, currency, Math.abs(v));

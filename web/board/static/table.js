@@ -10,7 +10,8 @@
 import * as format from './format.js';
 import { History, sparkline, draw } from './spark.js';
 
-function el(tag, cls, text) {
+/** el makes an element with a class and text (both optional). */
+export function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
@@ -20,7 +21,8 @@ function el(tag, cls, text) {
 const FLASH_MS = 400;
 const FLASH_CHECK_MS = 100;
 
-function sign(v) {
+/** sign names the direction of v as the stylesheet's classes do. */
+export function sign(v) {
   return v > 0 ? 'up' : v < 0 ? 'down' : 'flat';
 }
 
