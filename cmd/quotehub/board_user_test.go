@@ -132,12 +132,20 @@ func testBoardSignIn(t *testing.T, n *restartableNode, b *browser) {
 }
 
 func testBoardWatchlist(t *testing.T, n *restartableNode, b *browser) {
+	for _, tr := range []string{"ws", "sse"} {
+		t.Run(tr, func(t *testing.T) { testBoardWatchlistOver(t, n, b, tr) })
+	}
+}
+
+func testBoardWatchlistOver(t *testing.T, n *restartableNode, b *browser, transport string) {
 	u := boardUser(t)
 	wl := n.api(t, u.token, "POST", "/v1/me/watchlists", `{"name":"Coins","symbols":["KRW-ETH","KRW-XRP"]}`, http.StatusCreated)
 	id := fmt.Sprint(wl["id"])
 	tab := b.open(t, n.url("/?symbols=KRW-BTC"))
+	tab.useTransport(t, transport)
 	tab.signIn(t, u)
 	tab.pick(t, id)
+	tab.waitLive(t, transport)
 	tab.wait(t, "the watchlist's rows", `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-ETH,KRW-XRP'`)
 	tab.waitMoves(t, "KRW-ETH")
 	// Edits made elsewhere (here over REST) reach the followed list.
@@ -148,15 +156,24 @@ func testBoardWatchlist(t *testing.T, n *restartableNode, b *browser) {
 	tab.pick(t, "")
 	tab.wait(t, "the board's own rows", `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-BTC'`)
 	tab.waitMoves(t, "KRW-BTC")
+	tab.useTransport(t, "ws")
 	tab.noErrors(t, nil)
 }
 
 func testBoardPortfolio(t *testing.T, n *restartableNode, b *browser) {
+	for _, tr := range []string{"ws", "sse"} {
+		t.Run(tr, func(t *testing.T) { testBoardPortfolioOver(t, n, b, tr) })
+	}
+}
+
+func testBoardPortfolioOver(t *testing.T, n *restartableNode, b *browser, transport string) {
 	u := boardUser(t)
 	n.api(t, u.token, "PUT", "/v1/me/portfolio", `{"base_currency":"KRW","holdings":[
 		{"symbol":"KRW-BTC","quantity":0.5,"avg_cost":1000},{"symbol":"AAPL","quantity":2,"avg_cost":100000}]}`, http.StatusOK)
 	tab := b.open(t, n.url("/?symbols=KRW-ETH"))
+	tab.useTransport(t, transport)
 	tab.signIn(t, u)
+	tab.waitLive(t, transport)
 	total := `document.querySelector('#portfolio .ptotal')?.dataset.value`
 	tab.wait(t, "the portfolio's total", total+` > 0 && document.querySelectorAll('#portfolio .positions tr[data-position]').length === 2`)
 	// KRW-BTC far above its cost gains; AAPL far below loses.
@@ -167,6 +184,7 @@ func testBoardPortfolio(t *testing.T, n *restartableNode, b *browser) {
 	}
 	first := tab.eval(t, total)
 	tab.wait(t, "the total moving past "+first, total+` !== `+strconv.Quote(first))
+	tab.useTransport(t, "ws")
 	tab.noErrors(t, nil)
 }
 

@@ -14,13 +14,15 @@ const REOPEN_DELAY = 150; // coalesces symbol changes that need a new stream
  *   onRejected([{symbol, code, message}])
  *   onState({state, transport, node, reason, retryAt, attempt})
  * with state one of connecting, live, idle (nothing to stream), waiting
- * (lost; retryAt says when the next try is).
+ * (lost; retryAt says when the next try is); and, signed in,
+ *   onList({list, added, dropped})  a followed list's symbols changed
+ *   onPortfolio(frame)              the followed portfolio's valuation
  */
 export class Feed {
-  constructor({ transport = 'ws', onQuotes, onRejected, onState, onList, onPortfolio, onAlert }) {
+  constructor({ transport = 'ws', onQuotes, onRejected, onState, onList, onPortfolio }) {
     this.kind = transport in transports ? transport : 'ws';
     const none = () => {};
-    this.handlers = { onQuotes, onRejected, onState, onList: onList || none, onPortfolio: onPortfolio || none, onAlert: onAlert || none };
+    this.handlers = { onQuotes, onRejected, onState, onList: onList || none, onPortfolio: onPortfolio || none };
     this.auth = { token: '', lists: [] };
     this.symbols = [];
     this.backoff = new Backoff();
@@ -104,7 +106,6 @@ export class Feed {
       closed: mine((reason) => this.lost(reason)),
       list: mine((l) => this.handlers.onList(l)),
       portfolio: mine((f) => this.handlers.onPortfolio(f)),
-      alert: mine((f) => this.handlers.onAlert(f)),
     }, this.auth);
   }
 

@@ -7,7 +7,6 @@
 //   ev.closed(reason)        the connection is gone (once); the caller reconnects
 //   ev.list({list, added, dropped})  a followed list gained or lost symbols
 //   ev.portfolio(frame)      a live valuation of the followed portfolio
-//   ev.alert(frame)          an alert of the signed-in user (WebSocket only)
 // auth is {token, lists}: the signed-in user's token ('' for none) and the
 // lists to follow ("watchlist:ID", "portfolio").
 // It returns {sync(symbols) -> bool, close()}: sync changes the symbols on
@@ -79,9 +78,8 @@ export function ws(symbols, ev, auth = {}) {
       case 'portfolio':
         ev.portfolio(f);
         break;
-      case 'alert':
-        ev.alert(f);
-        break;
+      // 'alert' frames are not read: alerts.js has them from
+      // /v1/me/events, which also replays what a reconnect missed.
       case 'error':
         ev.rejected([{ symbol: '', code: f.code, message: f.message }]);
         break;
