@@ -156,6 +156,15 @@ func testBoardWatchlistOver(t *testing.T, n *restartableNode, b *browser, transp
 	tab.pick(t, "")
 	tab.wait(t, "the board's own rows", `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-BTC'`)
 	tab.waitMoves(t, "KRW-BTC")
+	// A watchlist deleted elsewhere while shown: the board goes back to
+	// its own symbols, with a notice, and no longer offers the list.
+	tab.pick(t, id)
+	tab.wait(t, "the watchlist's rows again", `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-ETH,KRW-SOL'`)
+	n.api(t, u.token, "DELETE", "/v1/me/watchlists/"+id, "", http.StatusNoContent)
+	tab.wait(t, "the board's own rows after the deletion", fmt.Sprintf(`[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-BTC' &&
+		document.getElementById('watchlist').value === '' && document.querySelector('#watchlist option[value=%q]') === null &&
+		document.getElementById('notice').textContent.includes('deleted')`, id))
+	tab.waitMoves(t, "KRW-BTC")
 	tab.useTransport(t, "ws")
 	tab.noErrors(t, nil)
 }

@@ -85,6 +85,7 @@ const feed = new Feed({
     for (const s of added) table.add(s, names[s]);
     for (const s of dropped) table.remove(s);
     $('empty').hidden = table.symbols().length > 0;
+    if (dropped.length && !table.symbols().length) listGone(following);
   },
   onPortfolio: (f) => portfolio.show(f),
 });
@@ -215,6 +216,21 @@ async function showBoard(id) {
   } catch (e) {
     notice('Watchlist: ' + e.message);
   }
+}
+
+// listGone checks whether a watchlist that lost all its symbols was
+// deleted (elsewhere): then the board goes back to its own symbols.
+async function listGone(id) {
+  let wls;
+  try {
+    wls = await api.watchlists(); // a list read, not a 404 of the one gone
+  } catch {
+    return;
+  }
+  if (following !== id || wls.some((w) => w.id === id)) return;
+  notice('The watchlist was deleted.');
+  await showBoard('');
+  loadWatchlists();
 }
 
 async function loadWatchlists() {
