@@ -42,14 +42,16 @@ type closeRecord struct {
 	code      atomic.Int32
 }
 
-func (c *closes) record(transport string) *closeRecord {
-	return &closeRecord{c: c, transport: transport, started: time.Now()}
+// init starts the record of a connection of transport; it lives inside
+// the connection's transport, so it costs no allocation of its own.
+func (r *closeRecord) init(c *closes, transport string) {
+	r.c, r.transport, r.started = c, transport, time.Now()
 }
 
 // sent records that the node closed the connection with code; only the
 // first code of a connection counts.
 func (r *closeRecord) sent(code int) {
-	if r == nil { // a transport made by a test without a server
+	if r.c == nil { // a transport made by a test without a server
 		return
 	}
 	if r.code.CompareAndSwap(0, int32(code)) {
@@ -60,7 +62,7 @@ func (r *closeRecord) sent(code int) {
 // ended logs the connection's access line: its transport, how long it
 // lived and the code the node closed it with (0: the peer left first).
 func (r *closeRecord) ended(requestID, session string) {
-	if r == nil {
+	if r.c == nil {
 		return
 	}
 	r.c.access.Info().Str("transport", r.transport).Str("request_id", requestID).Str("session", session).

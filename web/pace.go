@@ -39,6 +39,15 @@ type pace struct {
 	probed time.Time // when the last probe went out
 }
 
+// newPace returns the pacer of a stream, or nil when limit is 0 (pacing
+// off, the default): a connection then carries no pacing state at all.
+func newPace(limit int, conn *wire.Conn, probe []byte, progress func()) *pace {
+	if limit <= 0 {
+		return nil
+	}
+	return &pace{limit: limit, conn: conn, probe: probe, progress: progress}
+}
+
 const (
 	probeEvery = 100 * time.Millisecond
 	firstRetry = 50 * time.Millisecond
@@ -66,7 +75,7 @@ var (
 
 // Hold implements hub.Pacer.
 func (p *pace) Hold() time.Duration {
-	if p.limit <= 0 {
+	if p == nil || p.limit <= 0 {
 		return 0
 	}
 	if p.unread+int(p.conn.Written()-p.at) < p.limit {

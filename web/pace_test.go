@@ -93,6 +93,9 @@ func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
 // cannot tell about, Hold never holds.
 func TestPaceOffOrNotTCP(t *testing.T) {
 	conn, _ := tcpPair(t)
+	if p := newPace(0, conn, wsProbe, nil); p != nil || p.Hold() != 0 {
+		t.Fatalf("pacing off made a pacer %+v that holds", p)
+	}
 	off := &pace{conn: conn, probe: wsProbe}
 	for range 3 {
 		bp := wire.Buf()

@@ -75,7 +75,8 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	if !ok {
 		return s.writeError(c, quotehub.Errorf(quotehub.ERateLimited, "too many streams from your address; reconnect later"))
 	}
-	t := &sseTransport{closed: s.closes.record(o.transport)}
+	t := &sseTransport{}
+	t.closed.init(s.closes, o.transport)
 	client := s.opts.Hub.NewClient(t, o.transport)
 	if client == nil {
 		release()
@@ -117,7 +118,7 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	head.Write(o.prelude)
 	t.wire = wire.New(conn, s.opts.UnsentLimit)
 	t.wire.OnProgress(client.Progressed)
-	t.pace = pace{limit: s.opts.UnreadLimit, conn: t.wire, probe: sseProbe, progress: client.Progressed}
+	t.pace = newPace(s.opts.UnreadLimit, t.wire, sseProbe, client.Progressed)
 	t.conn = conn
 	if err := t.wire.Send(head.Bytes(), false); err != nil {
 		client.Close()
@@ -195,8 +196,8 @@ type sseTransport struct {
 	conn      net.Conn
 	id        uint64       // event counter; only the client's writer touches it
 	lastWrite atomic.Int64 // Unix ns of the last write that went out whole
-	closed    *closeRecord
-	pace      pace // hub.Pacer; only the writer touches it
+	closed    closeRecord
+	pace      *pace // hub.Pacer (nil: pacing off); only the writer touches it
 
 	mu    sync.Mutex
 	ended bool

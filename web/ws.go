@@ -36,7 +36,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if err != nil {
 		return nil // Accept has answered (4xx for a bad handshake)
 	}
-	t.closed = s.closes.record("ws")
+	t.closed.init(s.closes, "ws")
 	rid := c.Response().Header().Get(echo.HeaderXRequestID) // the echo context is reused once the handler returns
 	release, ok := s.guard.openStream(c.Request())
 	if !ok {
@@ -54,7 +54,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if hasUser {
 		client.SetUser(user, expireSession(client, hub.ErrorFrame(nil, errTokenExpired)))
 	}
-	t.pace = pace{limit: s.opts.UnreadLimit, conn: t.wire, probe: wsProbe, progress: client.Progressed}
+	t.pace = newPace(s.opts.UnreadLimit, t.wire, wsProbe, client.Progressed)
 	log := s.log
 	if s.log.Debug().Enabled() { // a child logger costs memory for as long as the connection lives
 		log = s.log.With().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("session", client.ID()).Logger()
@@ -237,8 +237,8 @@ type wsTransport struct {
 	wire     *wire.Conn
 	reader   *wire.Reader
 	readDone chan struct{} // closed when the reader goroutine stops reading
-	closed   *closeRecord
-	pace     pace // hub.Pacer; only the writer touches it
+	closed   closeRecord
+	pace     *pace // hub.Pacer (nil: pacing off); only the writer touches it
 
 	answered atomic.Bool // a pong came since the last ping
 
