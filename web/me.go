@@ -301,6 +301,15 @@ func (s *Server) writeRequest(c echo.Context, b any) (quotehub.UserStore, string
 	return st, user, want, decode(c, b)
 }
 
+// createRequest is writeRequest for a create, which has no If-Match.
+func (s *Server) createRequest(c echo.Context, b any) (quotehub.UserStore, string, error) {
+	st, user, err := s.users(c)
+	if err != nil {
+		return nil, "", err
+	}
+	return st, user, decode(c, b)
+}
+
 // ---- watchlists
 
 type watchlistBody struct {
@@ -319,12 +328,9 @@ func (s *Server) getWatchlist(c echo.Context) error {
 }
 
 func (s *Server) createWatchlist(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
 	var b watchlistBody
-	if err := decode(c, &b); err != nil {
+	st, user, err := s.createRequest(c, &b)
+	if err != nil {
 		return err
 	}
 	if b.Name == nil {
@@ -614,12 +620,9 @@ func (s *Server) alertSymbol(c echo.Context, b *alertBody) error {
 }
 
 func (s *Server) createAlert(c echo.Context) error {
-	st, user, err := s.users(c)
-	if err != nil {
-		return err
-	}
 	var b alertBody
-	if err := decode(c, &b); err != nil {
+	st, user, err := s.createRequest(c, &b)
+	if err != nil {
 		return err
 	}
 	if b.Symbol == nil || b.Kind == nil || b.Threshold == nil {
