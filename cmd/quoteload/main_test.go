@@ -607,8 +607,9 @@ func TestChurn(t *testing.T) {
 	if c.CycleLatency.Mean < c.ConnectLatency.Mean {
 		t.Errorf("cycle latency %v below connect latency %v", c.CycleLatency.Mean, c.ConnectLatency.Mean)
 	}
-	// 300 attempts started over 1 s: close to 300/s unless the machine stalls.
-	if c.ConnectsPerSec < 150 || c.ConnectsPerSec > 330 || c.LaunchSeconds < 0.9 || c.MaxInFlight < 1 || c.MaxInFlight > int64(cfg.DialConcurrency) {
+	// 300 attempts started over 1 s: never faster than asked; how much
+	// slower depends on how busy the machine is, so only logged (above).
+	if c.ConnectsPerSec <= 0 || c.ConnectsPerSec > 330 || c.LaunchSeconds < 0.9 || c.MaxInFlight < 1 || c.MaxInFlight > int64(cfg.DialConcurrency) {
 		t.Errorf("connects/s %.1f launch %.2fs max in flight %d", c.ConnectsPerSec, c.LaunchSeconds, c.MaxInFlight)
 	}
 	if c.BackToBaseline == nil || !*c.BackToBaseline {
