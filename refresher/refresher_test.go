@@ -68,6 +68,13 @@ func (e *env) got() []quotehub.Quote {
 // start runs a refresher over memory stores until the test ends.
 func start(t *testing.T, p quotehub.Provider, mod func(*refresher.Options)) *env {
 	t.Helper()
+	return startActive(t, p, mod)
+}
+
+// startActive is start with syms activated before the loop runs, so that
+// its first walk finds them all due at once.
+func startActive(t *testing.T, p quotehub.Provider, mod func(*refresher.Options), syms ...string) *env {
+	t.Helper()
 	e := &env{cache: memory.NewCache(), active: memory.NewActiveSet(), m: refresher.NewMetrics(nil)}
 	bus := memory.NewBus()
 	bus.Handle(func(qs []quotehub.Quote) {
@@ -87,6 +94,7 @@ func start(t *testing.T, p quotehub.Provider, mod func(*refresher.Options)) *env
 		t.Fatal(err)
 	}
 	e.r = r
+	e.activate(syms...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
@@ -167,11 +175,12 @@ func recordingProvider(batch int) (*fakeProvider, *sync.Mutex, *[]int) {
 
 func TestBatches(t *testing.T) {
 	p, mu, sizes := recordingProvider(2)
-	e := start(t, p, func(o *refresher.Options) {
+	// Activated before the loop runs: activated one by one beside it, a
+	// busy machine lets the loop fetch each as it comes.
+	e := startActive(t, p, func(o *refresher.Options) {
 		o.Sources[0].Interval = time.Hour
 		o.Catalog = memory.NewCatalog(catalog)
-	})
-	e.activate("KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
+	}, "KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE")
 	poll.Until(t, 5*time.Second, "all five published", func() bool { return len(e.got()) == 5 })
 	mu.Lock()
 	defer mu.Unlock()

@@ -17,11 +17,14 @@ func TestUserEventsAcrossNodes(t *testing.T) {
 	env := map[string]string{"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix}
 	a, b := startNode(t, env), startNode(t, env)
 	var mu sync.Mutex
-	var lists, alerts []string
+	var alerts []string
+	lists := map[*testNode]int{} // alice's list events each node got
 	for _, n := range []*testNode{a, b} {
 		n.stores.userEvts.on(quotehub.UserListsChanged, func(ev quotehub.UserEvent) {
 			mu.Lock()
-			lists = append(lists, ev.User)
+			if ev.User == "alice" {
+				lists[n]++
+			}
 			mu.Unlock()
 		})
 	}
@@ -30,15 +33,13 @@ func TestUserEventsAcrossNodes(t *testing.T) {
 		alerts = append(alerts, ev.User)
 		mu.Unlock()
 	})
+	// Once each node got one, both are subscribed: nothing published from
+	// now on can miss either.
 	poll.Until(t, 30*time.Second, "both nodes to get a list change", func() bool {
 		_ = a.stores.userBus.PublishUser(context.Background(), quotehub.UserEvent{User: "alice", Kind: quotehub.UserListsChanged})
 		mu.Lock()
 		defer mu.Unlock()
-		n := map[string]int{}
-		for _, u := range lists {
-			n[u]++
-		}
-		return n["alice"] >= 2
+		return lists[a] > 0 && lists[b] > 0
 	})
 	if err := a.stores.userBus.PublishUser(context.Background(), quotehub.UserEvent{User: "bob", Kind: quotehub.UserAlertFired}); err != nil {
 		t.Fatal(err)
