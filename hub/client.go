@@ -15,6 +15,7 @@ import (
 // offered to. It is never modified after it is created.
 type Update struct {
 	Symbol    string
+	Interval  quotehub.Interval // a candle of this interval (see candles.go); 0 for a quote
 	Seq       uint64
 	FetchedAt int64  // Unix ms, for the delivery-latency histogram
 	JSON      []byte // the quote object of the wire protocol
@@ -111,6 +112,8 @@ type Client struct {
 	user      *quotehub.Principal // whom the session acts for; nil: anonymous
 	expiry    *time.Timer         // fires when user's token expires
 	folioDue  bool                // a portfolio valuation is due (see follow.go)
+
+	cands map[quotehub.CandleSeries]*candleState // candle streams (see candles.go); guarded by mu
 
 	fmu   sync.Mutex            // guards fol; taken before mu
 	fol   *follows              // the lists the session follows
@@ -270,6 +273,7 @@ func (c *Client) Close() {
 		for _, st := range subs {
 			c.hub.remove(st)
 		}
+		c.closeCandles()
 		c.w.wg.Wait() // an on-demand writer may be finishing a write
 		cs := c.hub.clientShard(c)
 		cs.mu.Lock()
