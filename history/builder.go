@@ -31,6 +31,9 @@ type openCandle struct {
 	// into c (0 for trades added without a quote).
 	seq uint64
 	at  int64
+	// done is the end of the last period closed, before which a trade is
+	// late: it does not open that period again.
+	done time.Time
 }
 
 // IntervalCandle is a candle with its interval, and the seq and
@@ -91,7 +94,7 @@ func (b *Builder) Add(t time.Time, price, v float64) []IntervalCandle {
 			o.seq, o.at = b.seq, b.at
 			continue
 		}
-		if o.on && t.Before(o.p.Start) {
+		if o.on && t.Before(o.p.Start) || !o.on && t.Before(o.done) {
 			continue // late trade of an earlier period
 		}
 		p, ok := b.cal.Period(t, o.iv)
@@ -114,7 +117,7 @@ func (b *Builder) CloseUntil(now time.Time) []IntervalCandle {
 			c := o.c
 			c.Closed = true
 			closed = append(closed, IntervalCandle{Interval: o.iv, Period: o.p, Seq: o.seq, FetchedAt: o.at, Candle: c})
-			o.on = false
+			o.on, o.done = false, o.p.End
 		}
 	}
 	return closed

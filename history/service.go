@@ -36,6 +36,12 @@ type Options struct {
 	// the live one: the upstream's open, the extremes of both, the live
 	// close, the larger volume.
 	Live func(s quotehub.CandleSeries) (quotehub.Candle, bool)
+	// OnOpen, when set, is called after the upstream's view of a series'
+	// open period changed (fetched again, or brought along by a backfill),
+	// so that what streams the open candle computes it again: Current
+	// answers differently from then on even if no quote comes. It must be
+	// quick and must not call back into the Service.
+	OnOpen func(s quotehub.CandleSeries)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Keep is how long a final chunk stays cached; default 30 days.
@@ -596,6 +602,9 @@ func (s *Service) keepOpen(series quotehub.CandleSeries, m openMemo) {
 	}
 	s.open[series] = m
 	s.mu.Unlock()
+	if s.o.OnOpen != nil {
+		s.o.OnOpen(series)
+	}
 }
 
 // Averages returns, for each n, the SMA (ema false) or EMA (ema true) of

@@ -90,7 +90,12 @@ type candleHub struct {
 type watched struct {
 	s    quotehub.CandleSeries
 	subs []*candleState // guarded by candleHub.mu
-	// The newest candle the pump published; only the pump touches these.
+	// ver numbers the candles published to the series' streams (guarded
+	// by candleHub.mu): the order of their outbox entries, since the seq
+	// of the newest quote folded in stays the same when the source's view
+	// of the period changes without a quote.
+	ver uint64
+	// The newest candle published (guarded by candleHub.mu).
 	last CandleValue
 	has  bool
 	mark uint64 // the pump round that listed it
@@ -114,6 +119,25 @@ func (ch *candleHub) changed(quotes []quotehub.Quote) {
 	}
 	ch.mu.Unlock()
 	if any {
+		ch.poke()
+	}
+}
+
+// CandlesChanged tells the hub that the candles of symbol changed other
+// than by a quote Publish delivered (the source's view of the open period
+// was fetched again): its watched series are computed again.
+func (h *Hub) CandlesChanged(symbol string) {
+	ch := h.candles
+	if ch == nil || ch.active.Load() == 0 {
+		return
+	}
+	ch.mu.Lock()
+	_, ok := ch.bySym[symbol]
+	if ok {
+		ch.dirty[symbol] = struct{}{}
+	}
+	ch.mu.Unlock()
+	if ok {
 		ch.poke()
 	}
 }
@@ -251,20 +275,53 @@ type candleEvent struct {
 // ended, then the current candle if it is new.
 func (ch *candleHub) step(ctx context.Context, w *watched, now time.Time, evs []candleEvent) []candleEvent {
 	cur, ok := ch.src.Current(ctx, w.s)
-	if w.has && !w.last.Closed && (ok && cur.T > w.last.T || !now.Before(w.last.End)) {
-		fin, fok := ch.src.Final(ctx, w.s, w.last.T)
-		if !fok || fin.T != w.last.T {
-			fin = w.last
+	ch.mu.Lock()
+	last, has := w.last, w.has
+	ch.mu.Unlock()
+	if has && !last.Closed && (ok && cur.T > last.T || !now.Before(last.End)) {
+		fin, fok := ch.src.Final(ctx, w.s, last.T)
+		if !fok || fin.T != last.T {
+			fin = last
 		}
 		fin.Closed = true
-		w.last = fin
+		last = fin
 		evs = append(evs, candleEvent{w: w, u: candleUpdate(w.s, fin, false), v: fin})
 	}
-	if ok && (!w.has || cur.T > w.last.T || cur.T == w.last.T && !w.last.Closed && (cur.Seq != w.last.Seq || cur.Candle != w.last.Candle)) {
-		w.last, w.has = cur, true
+	if ok && (!has || cur.T > last.T || cur.T == last.T && !last.Closed && (cur.Seq != last.Seq || cur.Candle != last.Candle)) {
+		last, has = cur, true
 		evs = append(evs, candleEvent{w: w, u: candleUpdate(w.s, cur, false), v: cur})
 	}
+	ch.mu.Lock()
+	w.last, w.has = last, has
+	ch.mu.Unlock()
 	return evs
+}
+
+// snapshot returns the current candle of s for a new stream, and the
+// version to offer it with: the one the pump published last, or, for a
+// series it has published nothing of, the source's, which the pump then
+// takes as what it published (it publishes only what differs from it).
+func (ch *candleHub) snapshot(ctx context.Context, s quotehub.CandleSeries) (CandleValue, uint64, bool) {
+	ch.mu.Lock()
+	w := ch.series[s]
+	if w != nil && w.has && !w.last.Closed {
+		defer ch.mu.Unlock()
+		return w.last, w.ver, true
+	}
+	ch.mu.Unlock()
+	v, ok := ch.src.Current(ctx, s)
+	if !ok {
+		return v, 0, false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if w == nil || ch.series[s] != w {
+		return v, 0, true
+	}
+	if !w.has || w.last.T < v.T || w.last.T == v.T && !w.last.Closed {
+		w.last, w.has = v, true
+	}
+	return v, w.ver, true
 }
 
 // publish offers events to their streams, then wakes the writers.
@@ -273,6 +330,8 @@ func (ch *candleHub) publish(evs []candleEvent) {
 	wake := (*wp)[:0]
 	ch.mu.Lock()
 	for _, ev := range evs {
+		ev.w.ver++
+		ev.u.Seq = ev.w.ver
 		for _, cs := range ev.w.subs {
 			if cs.c.offerCandle(cs, ev.u, ev.v.T, ev.v.Closed, false) {
 				wake = append(wake, cs.c)
@@ -288,7 +347,8 @@ func (ch *candleHub) publish(evs []candleEvent) {
 	wakePool.Put(wp)
 }
 
-// candleUpdate encodes a candle once for every stream of s.
+// candleUpdate encodes a candle once for every stream of s. Its Seq is
+// set by the caller: the series' version (see watched.ver).
 func candleUpdate(s quotehub.CandleSeries, v CandleValue, snapshot bool) *Update {
 	b := make([]byte, 0, 192)
 	b = append(b, `{"symbol":`...)
@@ -305,14 +365,14 @@ func candleUpdate(s quotehub.CandleSeries, v CandleValue, snapshot bool) *Update
 	b = append(b, `,"fetched_at":`...)
 	b = strconv.AppendInt(b, v.FetchedAt, 10)
 	b = append(b, '}')
-	return &Update{Symbol: s.Symbol, Interval: s.Interval, Seq: v.Seq, FetchedAt: v.FetchedAt, JSON: b, Snapshot: snapshot}
+	return &Update{Symbol: s.Symbol, Interval: s.Interval, FetchedAt: v.FetchedAt, JSON: b, Snapshot: snapshot}
 }
 
 // offerCandle queues u, a candle of period t (closed: its final one), on
 // the stream cs unless the stream has had a newer candle: an earlier
-// period, the open candle of a period already closed, or an older seq of
-// the same one. A snapshot may repeat the newest. Like offer, it reports
-// whether the caller must wake the writer.
+// period, the open candle of a period already closed, or an older version
+// (u.Seq) of the same one. A snapshot may repeat the newest version. Like
+// offer, it reports whether the caller must wake the writer.
 func (c *Client) offerCandle(cs *candleState, u *Update, t int64, closed, snapshot bool) (mustWake bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -358,9 +418,6 @@ func (c *Client) detachFinalLocked(cs *candleState) {
 	}
 	cs.pending, cs.queued = nil, false
 }
-
-// maxIntervals is how many intervals one request may name (every one).
-var maxIntervals = len(quotehub.Intervals)
 
 // ParseIntervals reads the intervals of a candle subscription, in their
 // wire form, de-duplicated, shortest first. An unknown one is a
@@ -510,11 +567,13 @@ func (c *Client) AttachCandles(ctx context.Context, symbols []string, ivs []quot
 		ch.add(cs)
 	}
 	for _, cs := range all {
-		v, ok := ch.src.Current(ctx, cs.series)
+		v, ver, ok := ch.snapshot(ctx, cs.series)
 		if !ok {
 			continue // none open: the first candle of the next period is pushed
 		}
-		if c.offerCandle(cs, candleUpdate(cs.series, v, true), v.T, v.Closed, true) {
+		u := candleUpdate(cs.series, v, true)
+		u.Seq = ver // what the pump publishes next is newer
+		if c.offerCandle(cs, u, v.T, v.Closed, true) {
 			c.wakeWriter()
 		}
 	}

@@ -112,7 +112,7 @@ func (r *recorder) candles(t *testing.T) []wireCandle {
 		if err := json.Unmarshal(u.JSON, &w); err != nil {
 			t.Fatalf("candle %s: %v", u.JSON, err)
 		}
-		if w.Interval != u.Interval.String() || w.Symbol != u.Symbol || w.Seq != u.Seq {
+		if w.Interval != u.Interval.String() || w.Symbol != u.Symbol {
 			t.Fatalf("candle %s does not match its update %+v", u.JSON, u)
 		}
 		w.snapshot = u.Snapshot

@@ -250,6 +250,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	// SQLite file), so a restart or a cold cache costs no upstream call.
 	candles = history.New(history.Options{
 		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Store: users, Lock: st.fetchLock, Live: live.Current,
+		OnOpen: func(s quotehub.CandleSeries) { h.CandlesChanged(s.Symbol) },
 	})
 	feed.svc, feed.live = candles, live
 	srv, err := web.New(web.Options{
