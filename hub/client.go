@@ -15,11 +15,14 @@ import (
 // offered to. It is never modified after it is created.
 type Update struct {
 	Symbol    string
-	Interval  quotehub.Interval // a candle of this interval (see candles.go); 0 for a quote
 	Seq       uint64
 	FetchedAt int64  // Unix ms, for the delivery-latency histogram
 	JSON      []byte // the quote object of the wire protocol
 	Snapshot  bool   // sent because of a subscribe, not a change
+	// Interval is set for a candle of that interval (see candles.go); 0
+	// for a quote. It sits beside Snapshot, in the padding an Update has
+	// anyway, so a quote's Update stays 64 bytes.
+	Interval quotehub.Interval
 }
 
 // Transport writes a client's batches to its socket. Write is only ever
