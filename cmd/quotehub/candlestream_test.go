@@ -105,20 +105,25 @@ func (w *wsCandles) until(typ string) frame {
 			return f
 		case "quotes":
 		case "candle":
-			var sc streamCandle
-			if err := json.Unmarshal(f.raw, &sc); err != nil {
-				w.c.t.Fatalf("candle %s: %v", f.raw, err)
-			}
-			if prev, ok := w.last[sc.Symbol+"/"+sc.Interval]; ok && (sc.T < prev.T || sc.T == prev.T && (prev.Closed && !sc.Closed || sc.Seq < prev.Seq)) {
-				w.c.t.Errorf("candle went back: %+v after %+v", sc, prev)
-			}
-			w.last[sc.Symbol+"/"+sc.Interval] = sc
-			w.last[sc.Interval] = sc // the newest of any symbol
-			w.all = append(w.all, sc)
+			w.note(f)
 		default:
 			w.c.t.Fatalf("got %s while waiting for %s: %s", f.Type, typ, short(f.raw))
 		}
 	}
+}
+
+// note records a candle frame.
+func (w *wsCandles) note(f frame) {
+	var sc streamCandle
+	if err := json.Unmarshal(f.raw, &sc); err != nil {
+		w.c.t.Fatalf("candle %s: %v", f.raw, err)
+	}
+	if prev, ok := w.last[sc.Symbol+"/"+sc.Interval]; ok && (sc.T < prev.T || sc.T == prev.T && (prev.Closed && !sc.Closed || sc.Seq < prev.Seq)) {
+		w.c.t.Errorf("candle went back: %+v after %+v", sc, prev)
+	}
+	w.last[sc.Symbol+"/"+sc.Interval] = sc
+	w.last[sc.Interval] = sc // the newest of any symbol
+	w.all = append(w.all, sc)
 }
 
 // sync makes two ping round trips: every frame the node queued before
@@ -283,4 +288,44 @@ func TestCandleStreamChurn(t *testing.T) {
 	poll.Until(t, 10*time.Second, "every connection and series gone", func() bool {
 		return n.hub.Connections() == 0 && n.hub.WatchedSeries() == 0
 	})
+}
+
+// At a minute's end a subscriber gets that minute's final candle, then the
+// next minute's: over a real socket, with the node's own clock (so the
+// test waits for the next minute; the hub's and history's tests cover the
+// roll with a fake clock, and a paused reader).
+func TestCandleStreamRoll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a minute's end")
+	}
+	n := startNode(t, nil)
+	c := dialWS(t, n, "?symbols=KRW-BTC&candles=1m", nil)
+	w := &wsCandles{c: c, last: map[string]streamCandle{}}
+	w.until("welcome")
+	w.until("subscribed")
+	deadline := time.Now().Add(75 * time.Second)
+	final := -1
+	for final < 0 || len(w.all) <= final+1 {
+		f, err := c.read(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("no final candle and a next one within 75 s (%v): %d candles, the last %+v", err, len(w.all), w.all[max(0, len(w.all)-3):])
+		}
+		if f.Type != "candle" {
+			continue
+		}
+		w.note(f)
+		if final < 0 && w.all[len(w.all)-1].Closed {
+			final = len(w.all) - 1
+		}
+	}
+	fin, next := w.all[final], w.all[final+1]
+	if final == 0 || w.all[final-1].T != fin.T || w.all[final-1].Closed {
+		t.Errorf("the final candle %+v does not follow an open one of its minute: %+v", fin, w.all[:final])
+	}
+	if next.T != fin.T+60_000 || next.Closed {
+		t.Errorf("after the final candle %+v came %+v, want the next minute's, open", fin, next)
+	}
+	if fin.H < w.all[final-1].H || fin.L > w.all[final-1].L || fin.O != w.all[final-1].O {
+		t.Errorf("the final candle %+v lost what the open one %+v had", fin, w.all[final-1])
+	}
 }
