@@ -16,6 +16,10 @@ type Builder struct {
 	open    []openCandle
 	lastVol float64
 	hasVol  bool
+	// The seq and fetched_at of the quote AddQuote is folding, stamped on
+	// the candles it touches.
+	seq uint64
+	at  int64
 }
 
 type openCandle struct {
@@ -23,12 +27,22 @@ type openCandle struct {
 	p  quotehub.Period
 	c  quotehub.Candle
 	on bool
+	// seq and at are the seq and fetched_at of the newest quote folded
+	// into c (0 for trades added without a quote).
+	seq uint64
+	at  int64
+	// done is the end of the last period closed, before which a trade is
+	// late: it does not open that period again.
+	done time.Time
 }
 
-// IntervalCandle is a candle with its interval.
+// IntervalCandle is a candle with its interval, and the seq and
+// fetched_at of the newest quote folded into it (0 when none was).
 type IntervalCandle struct {
-	Interval quotehub.Interval
-	Period   quotehub.Period
+	Interval  quotehub.Interval
+	Period    quotehub.Period
+	Seq       uint64
+	FetchedAt int64
 	quotehub.Candle
 }
 
@@ -57,7 +71,10 @@ func (b *Builder) AddQuote(q quotehub.Quote) []IntervalCandle {
 		}
 		b.lastVol, b.hasVol = q.Volume, true
 	}
-	return b.Add(time.UnixMilli(q.TradeTime), q.Price, dv)
+	b.seq, b.at = q.Seq, q.FetchedAt
+	closed := b.Add(time.UnixMilli(q.TradeTime), q.Price, dv)
+	b.seq, b.at = 0, 0
+	return closed
 }
 
 // Add folds one trade of volume v at price at t and returns the candles
@@ -74,16 +91,17 @@ func (b *Builder) Add(t time.Time, price, v float64) []IntervalCandle {
 			c.Low = min(c.Low, price)
 			c.Close = price
 			c.V += v
+			o.seq, o.at = b.seq, b.at
 			continue
 		}
-		if o.on && t.Before(o.p.Start) {
+		if o.on && t.Before(o.p.Start) || !o.on && t.Before(o.done) {
 			continue // late trade of an earlier period
 		}
 		p, ok := b.cal.Period(t, o.iv)
 		if !ok {
 			continue
 		}
-		o.p, o.on = p, true
+		o.p, o.on, o.seq, o.at = p, true, b.seq, b.at
 		o.c = quotehub.Candle{T: p.Start.UnixMilli(), Open: price, High: price, Low: price, Close: price, V: v}
 	}
 	return closed
@@ -98,8 +116,8 @@ func (b *Builder) CloseUntil(now time.Time) []IntervalCandle {
 		if o.on && !now.Before(o.p.End) {
 			c := o.c
 			c.Closed = true
-			closed = append(closed, IntervalCandle{Interval: o.iv, Period: o.p, Candle: c})
-			o.on = false
+			closed = append(closed, IntervalCandle{Interval: o.iv, Period: o.p, Seq: o.seq, FetchedAt: o.at, Candle: c})
+			o.on, o.done = false, o.p.End
 		}
 	}
 	return closed
@@ -107,10 +125,17 @@ func (b *Builder) CloseUntil(now time.Time) []IntervalCandle {
 
 // Current returns the open candle of iv; ok is false when none is open.
 func (b *Builder) Current(iv quotehub.Interval) (c quotehub.Candle, p quotehub.Period, ok bool) {
+	ic, ok := b.CurrentStamped(iv)
+	return ic.Candle, ic.Period, ok
+}
+
+// CurrentStamped is Current with the seq and fetched_at of the newest
+// quote folded into the candle.
+func (b *Builder) CurrentStamped(iv quotehub.Interval) (IntervalCandle, bool) {
 	for _, o := range b.open {
 		if o.iv == iv && o.on {
-			return o.c, o.p, true
+			return IntervalCandle{Interval: iv, Period: o.p, Seq: o.seq, FetchedAt: o.at, Candle: o.c}, true
 		}
 	}
-	return quotehub.Candle{}, quotehub.Period{}, false
+	return IntervalCandle{}, false
 }

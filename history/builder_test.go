@@ -69,3 +69,34 @@ func TestBuilderVolumeFromCumulative(t *testing.T) {
 		t.Fatalf("volume = %v, want 4 + 3", c.V)
 	}
 }
+
+// A period the clock closed stays closed: a trade of it that arrives
+// after its end (a quote fetched just before) does not open it again.
+// Candles carry the seq and fetched_at of the newest quote folded in.
+func TestBuilderClockCloseAndStamps(t *testing.T) {
+	b := history.NewBuilder(quotehub.CalendarOf(quotehub.ExchangeUpbit), quotehub.Minute1)
+	base := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	q := func(sec int, price float64, seq uint64) quotehub.Quote {
+		return quotehub.Quote{Symbol: "KRW-BTC", Price: price, Seq: seq, FetchedAt: int64(seq) * 10,
+			TradeTime: base.Add(time.Duration(sec) * time.Second).UnixMilli()}
+	}
+	b.AddQuote(q(10, 100, 1))
+	b.AddQuote(q(50, 101, 2))
+	if c, ok := b.CurrentStamped(quotehub.Minute1); !ok || c.Seq != 2 || c.FetchedAt != 20 || c.Close != 101 {
+		t.Fatalf("current = %+v", c)
+	}
+	closed := b.CloseUntil(base.Add(time.Minute))
+	if len(closed) != 1 || closed[0].Seq != 2 || closed[0].FetchedAt != 20 || !closed[0].Closed {
+		t.Fatalf("closed = %+v", closed)
+	}
+	if got := b.AddQuote(q(59, 500, 3)); len(got) != 0 {
+		t.Fatalf("a late trade closed %+v", got)
+	}
+	if c, ok := b.CurrentStamped(quotehub.Minute1); ok {
+		t.Fatalf("a late trade opened its ended period again: %+v", c)
+	}
+	b.AddQuote(q(61, 102, 4))
+	if c, ok := b.CurrentStamped(quotehub.Minute1); !ok || c.T != base.Add(time.Minute).UnixMilli() || c.Open != 102 || c.Seq != 4 {
+		t.Fatalf("next minute = %+v", c)
+	}
+}

@@ -21,8 +21,16 @@ type Live struct {
 }
 
 type liveBuilder struct {
-	mu sync.Mutex
-	b  *Builder
+	mu     sync.Mutex
+	b      *Builder
+	closed [quotehub.Month1 + 1]IntervalCandle // the last candle closed, by interval
+}
+
+// note keeps the candles just closed. lb.mu is held.
+func (lb *liveBuilder) note(closed []IntervalCandle) {
+	for _, c := range closed {
+		lb.closed[c.Interval] = c
+	}
 }
 
 // NewLive returns a Live; calendar names a symbol's market calendar (ok
@@ -62,7 +70,9 @@ func (l *Live) Fold(quotes []quotehub.Quote) {
 			continue
 		}
 		lb.mu.Lock()
-		lb.b.AddQuote(quotes[i])
+		if closed := lb.b.AddQuote(quotes[i]); closed != nil {
+			lb.note(closed)
+		}
 		lb.mu.Unlock()
 	}
 }
@@ -71,15 +81,43 @@ func (l *Live) Fold(quotes []quotehub.Quote) {
 // none is open now. Its open, high and low are only what this node saw:
 // Service merges it with the upstream's view of the period.
 func (l *Live) Current(s quotehub.CandleSeries) (quotehub.Candle, bool) {
-	l.mu.RLock()
-	lb := l.b[s.Symbol]
-	l.mu.RUnlock()
+	c, ok := l.CurrentStamped(s)
+	return c.Candle, ok
+}
+
+// CurrentStamped is Current with the seq and fetched_at of the newest
+// quote folded into the candle.
+func (l *Live) CurrentStamped(s quotehub.CandleSeries) (IntervalCandle, bool) {
+	lb := l.existing(s)
 	if lb == nil {
-		return quotehub.Candle{}, false
+		return IntervalCandle{}, false
 	}
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
-	lb.b.CloseUntil(l.now())
-	c, _, ok := lb.b.Current(s.Interval)
-	return c, ok
+	if closed := lb.b.CloseUntil(l.now()); closed != nil {
+		lb.note(closed)
+	}
+	return lb.b.CurrentStamped(s.Interval)
+}
+
+// Closed returns the candle of s this node closed last (its period ended,
+// by the clock or by a quote of a later period), as folded here.
+func (l *Live) Closed(s quotehub.CandleSeries) (IntervalCandle, bool) {
+	lb := l.existing(s)
+	if lb == nil || !s.Interval.Valid() {
+		return IntervalCandle{}, false
+	}
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if closed := lb.b.CloseUntil(l.now()); closed != nil {
+		lb.note(closed)
+	}
+	c := lb.closed[s.Interval]
+	return c, c.Closed
+}
+
+func (l *Live) existing(s quotehub.CandleSeries) *liveBuilder {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.b[s.Symbol]
 }

@@ -36,6 +36,12 @@ type Options struct {
 	// the live one: the upstream's open, the extremes of both, the live
 	// close, the larger volume.
 	Live func(s quotehub.CandleSeries) (quotehub.Candle, bool)
+	// OnOpen, when set, is called after the upstream's view of a series'
+	// open period changed (fetched again, or brought along by a backfill),
+	// so that what streams the open candle computes it again: Current
+	// answers differently from then on even if no quote comes. It must be
+	// quick and must not call back into the Service.
+	OnOpen func(s quotehub.CandleSeries)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Keep is how long a final chunk stays cached; default 30 days.
@@ -64,6 +70,7 @@ type Service struct {
 
 	mu   sync.Mutex
 	open map[quotehub.CandleSeries]openMemo
+	prev map[quotehub.CandleSeries]openMemo // the one open replaced, of the period before
 
 	resp responses
 }
@@ -100,7 +107,7 @@ func New(o Options) *Service {
 	if o.ResponseBytes <= 0 {
 		o.ResponseBytes = 64 << 20
 	}
-	return &Service{o: o, open: make(map[quotehub.CandleSeries]openMemo),
+	return &Service{o: o, open: make(map[quotehub.CandleSeries]openMemo), prev: make(map[quotehub.CandleSeries]openMemo),
 		resp: responses{ttl: o.ResponseTTL, max: o.ResponseBytes, m: make(map[string]response)}}
 }
 
@@ -449,10 +456,16 @@ func (rd *reader) awaitHolder(ctx context.Context, c chunk) ([]quotehub.Candle, 
 // openCandle returns the candle of the period open at now: the live one
 // when this node folds it, else the upstream's, reused for OpenTTL.
 func (rd *reader) openCandle(ctx context.Context) (quotehub.Candle, bool) {
+	c, _, ok := rd.openPeriod(ctx)
+	return c, ok
+}
+
+// openPeriod is openCandle with the period of the candle.
+func (rd *reader) openPeriod(ctx context.Context) (quotehub.Candle, quotehub.Period, bool) {
 	s := rd.s
 	p, ok := rd.cal.Period(rd.now, rd.series.Interval)
 	if !ok || p.Start.After(rd.to) || p.Start.Before(rd.from) {
-		return quotehub.Candle{}, false
+		return quotehub.Candle{}, p, false
 	}
 	live, hasLive := quotehub.Candle{}, false
 	if s.o.Live != nil {
@@ -460,14 +473,78 @@ func (rd *reader) openCandle(ctx context.Context) (quotehub.Candle, bool) {
 		hasLive = hasLive && live.T == p.Start.UnixMilli()
 	}
 	up, ok := rd.upstreamOpen(ctx, p, hasLive)
+	c, ok := mergeOpen(up, ok, live, hasLive)
+	return c, p, ok
+}
+
+// mergeOpen merges the upstream's view of a period (up, when upOK) with
+// the candle this node folded from live quotes (live, when liveOK): the
+// upstream's open (it saw the period from its start), the extremes of
+// both, the live close, the larger volume.
+func mergeOpen(up quotehub.Candle, upOK bool, live quotehub.Candle, liveOK bool) (quotehub.Candle, bool) {
 	switch {
-	case hasLive && ok:
+	case liveOK && upOK:
 		up.High, up.Low, up.Close, up.V = max(up.High, live.High), min(up.Low, live.Low), live.Close, max(up.V, live.V)
 		return up, true
-	case hasLive:
+	case liveOK:
 		return live, true
 	}
-	return up, ok
+	return up, upOK
+}
+
+// Current returns the candle of series open now, exactly as a read
+// returns its newest candle (the live candle merged with the upstream's
+// view of the period), and that period; ok is false when no period is
+// open now. Errors are those of Read for the symbol.
+func (s *Service) Current(ctx context.Context, series quotehub.CandleSeries) (c quotehub.Candle, p quotehub.Period, ok bool, err error) {
+	rd, err := s.liveReader(ctx, series)
+	if err != nil {
+		return c, p, false, err
+	}
+	c, p, ok = rd.openPeriod(ctx)
+	return c, p, ok, nil
+}
+
+// Final returns the final form of live, a candle this node folded from
+// live quotes whose period has ended: merged with the upstream's view of
+// that period, as Current merged it while it was open, and closed.
+func (s *Service) Final(series quotehub.CandleSeries, live quotehub.Candle) quotehub.Candle {
+	s.mu.Lock()
+	m, hit := s.open[series]
+	if !hit || !m.ok || m.c.T != live.T {
+		m, hit = s.prev[series]
+	}
+	s.mu.Unlock()
+	c, _ := mergeOpen(m.c, hit && m.ok && m.c.T == live.T, live, true)
+	c.Closed = true
+	return c
+}
+
+// Check reports whether the symbol has candles: nil, or the error a read
+// of its candles gets (unknown_symbol, not_found).
+func (s *Service) Check(ctx context.Context, symbol string) error {
+	_, err := s.liveReader(ctx, quotehub.CandleSeries{Symbol: symbol, Interval: quotehub.Day1})
+	return err
+}
+
+// liveReader is a reader of series' open candle at now.
+func (s *Service) liveReader(ctx context.Context, series quotehub.CandleSeries) (*reader, error) {
+	if !series.Interval.Valid() {
+		return nil, quotehub.Errorf(quotehub.EBadRequest, "unknown interval")
+	}
+	info, ok, err := s.o.Catalog.Lookup(ctx, series.Symbol)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, quotehub.Errorf(quotehub.EUnknownSymbol, "unknown symbol %s", series.Symbol)
+	}
+	src := s.o.Sources(info)
+	if src == nil {
+		return nil, quotehub.Errorf(quotehub.ENotFound, "no candles for %s: its upstream has none", series.Symbol)
+	}
+	now := s.o.Now()
+	return &reader{s: s, cal: quotehub.CalendarOf(info.Exchange), src: src, series: series, now: now, to: now}, nil
 }
 
 // upstreamOpen returns the upstream's candle of the open period p, reused
@@ -503,9 +580,7 @@ func (rd *reader) upstreamOpen(ctx context.Context, p quotehub.Period, live bool
 				m.c.Closed = false
 			}
 		}
-		s.mu.Lock()
-		s.open[rd.series] = m
-		s.mu.Unlock()
+		s.keepOpen(rd.series, m)
 		return m, nil
 	})
 	m := v.(openMemo)
@@ -515,9 +590,21 @@ func (rd *reader) upstreamOpen(ctx context.Context, p quotehub.Period, live bool
 // memoOpen keeps an open candle a backfill brought along, until good.
 func (s *Service) memoOpen(series quotehub.CandleSeries, c quotehub.Candle, good time.Time) {
 	c.Closed = false
+	s.keepOpen(series, openMemo{c: c, ok: true, good: good})
+}
+
+// keepOpen memoises the upstream's open candle of series; the one it
+// replaces, of an earlier period, is kept as prev for Final.
+func (s *Service) keepOpen(series quotehub.CandleSeries, m openMemo) {
 	s.mu.Lock()
-	s.open[series] = openMemo{c: c, ok: true, good: good}
+	if old, ok := s.open[series]; ok && old.ok && (!m.ok || old.c.T < m.c.T) {
+		s.prev[series] = old
+	}
+	s.open[series] = m
 	s.mu.Unlock()
+	if s.o.OnOpen != nil {
+		s.o.OnOpen(series)
+	}
 }
 
 // Averages returns, for each n, the SMA (ema false) or EMA (ema true) of

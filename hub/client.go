@@ -19,6 +19,10 @@ type Update struct {
 	FetchedAt int64  // Unix ms, for the delivery-latency histogram
 	JSON      []byte // the quote object of the wire protocol
 	Snapshot  bool   // sent because of a subscribe, not a change
+	// Interval is set for a candle of that interval (see candles.go); 0
+	// for a quote. It sits beside Snapshot, in the padding an Update has
+	// anyway, so a quote's Update stays 64 bytes.
+	Interval quotehub.Interval
 }
 
 // Transport writes a client's batches to its socket. Write is only ever
@@ -111,6 +115,8 @@ type Client struct {
 	user      *quotehub.Principal // whom the session acts for; nil: anonymous
 	expiry    *time.Timer         // fires when user's token expires
 	folioDue  bool                // a portfolio valuation is due (see follow.go)
+
+	cands map[quotehub.CandleSeries]*candleState // candle streams (see candles.go); guarded by mu
 
 	fmu   sync.Mutex            // guards fol; taken before mu
 	fol   *follows              // the lists the session follows
@@ -270,6 +276,7 @@ func (c *Client) Close() {
 		for _, st := range subs {
 			c.hub.remove(st)
 		}
+		c.closeCandles()
 		c.w.wg.Wait() // an on-demand writer may be finishing a write
 		cs := c.hub.clientShard(c)
 		cs.mu.Lock()

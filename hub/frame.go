@@ -26,6 +26,9 @@ type Request struct {
 	ID      json.RawMessage
 	Symbols []string
 	Lists   []string // follow, unfollow
+	// Candles are the intervals of a subscribe or unsubscribe that names
+	// candle streams; nil when it names none.
+	Candles []quotehub.Interval
 }
 
 // DecodeRequest decodes a client frame. On error it returns a
@@ -37,6 +40,7 @@ func DecodeRequest(data []byte) (Request, error) {
 		ID      json.RawMessage `json:"id"`
 		Symbols json.RawMessage `json:"symbols"`
 		Lists   json.RawMessage `json:"lists"`
+		Candles json.RawMessage `json:"candles"`
 	}
 	var req Request
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -72,6 +76,17 @@ func DecodeRequest(data []byte) (Request, error) {
 		}
 		if len(req.Symbols) == 0 {
 			return req, badRequest(`"symbols" is empty`)
+		}
+		if len(w.Candles) > 0 && !bytes.Equal(w.Candles, []byte("null")) {
+			var raw []string
+			if err := json.Unmarshal(w.Candles, &raw); err != nil {
+				return req, badRequest(`"candles" must be an array of intervals such as "1m", "1d"`)
+			}
+			ivs, err := ParseIntervals(raw)
+			if err != nil {
+				return req, err
+			}
+			req.Candles = ivs
 		}
 	case OpFollow, OpUnfollow:
 		if len(w.Lists) == 0 || bytes.Equal(w.Lists, []byte("null")) {
@@ -120,8 +135,9 @@ func mustMarshal(v any) []byte {
 }
 
 type limitsFrame struct {
-	MaxSymbols      int `json:"max_symbols"`
-	MaxMessageBytes int `json:"max_message_bytes"`
+	MaxSymbols       int `json:"max_symbols"`
+	MaxMessageBytes  int `json:"max_message_bytes"`
+	MaxCandleStreams int `json:"max_candle_streams,omitempty"`
 }
 
 // WelcomeFrame is the first frame of a WebSocket connection.
@@ -137,10 +153,21 @@ func (c *Client) WelcomeFrame() []byte {
 		Session string      `json:"session"`
 		User    string      `json:"user,omitempty"`
 		Limits  limitsFrame `json:"limits"`
-	}{"welcome", o.Node, c.id, user, limitsFrame{o.MaxSymbols, o.MaxMessageBytes}})
+	}{"welcome", o.Node, c.id, user, c.limits()})
 }
 
-func subscribedFrame(id json.RawMessage, symbols []string, rejected []Rejection) []byte {
+func (c *Client) limits() limitsFrame {
+	o := &c.hub.opts
+	l := limitsFrame{MaxSymbols: o.MaxSymbols, MaxMessageBytes: o.MaxMessageBytes}
+	if c.hub.candles != nil {
+		l.MaxCandleStreams = o.MaxCandleStreams
+	}
+	return l
+}
+
+// subscribedFrame is the reply to a subscribe; candles, the intervals of
+// a candle subscription, is left out when nil.
+func subscribedFrame(id json.RawMessage, symbols []string, rejected []Rejection, candles []string) []byte {
 	if symbols == nil {
 		symbols = []string{}
 	}
@@ -151,11 +178,12 @@ func subscribedFrame(id json.RawMessage, symbols []string, rejected []Rejection)
 		Type     string          `json:"type"`
 		ID       json.RawMessage `json:"id,omitempty"`
 		Symbols  []string        `json:"symbols"`
+		Candles  []string        `json:"candles,omitempty"`
 		Rejected []Rejection     `json:"rejected"`
-	}{"subscribed", id, symbols, rejected})
+	}{"subscribed", id, symbols, candles, rejected})
 }
 
-func unsubscribedFrame(id json.RawMessage, symbols []string) []byte {
+func unsubscribedFrame(id json.RawMessage, symbols []string, candles []string) []byte {
 	if symbols == nil {
 		symbols = []string{}
 	}
@@ -163,7 +191,8 @@ func unsubscribedFrame(id json.RawMessage, symbols []string) []byte {
 		Type    string          `json:"type"`
 		ID      json.RawMessage `json:"id,omitempty"`
 		Symbols []string        `json:"symbols"`
-	}{"unsubscribed", id, symbols})
+		Candles []string        `json:"candles,omitempty"`
+	}{"unsubscribed", id, symbols, candles})
 }
 
 func pongFrame(id json.RawMessage, now int64) []byte {

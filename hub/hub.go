@@ -53,6 +53,12 @@ type Options struct {
 	// write without blocking (TryWriter). Default GOMAXPROCS; negative: none,
 	// every client's writer is a goroutine of its own while it writes.
 	Writers int
+	// Candles, when set, lets sessions subscribe to candle streams (see
+	// candles.go); without it a subscribe naming intervals is refused.
+	Candles CandleSource
+	// MaxCandleStreams is the most candle streams, (symbol, interval)
+	// pairs, one connection may hold. Default 2 × MaxSymbols.
+	MaxCandleStreams int
 	// OnActive is called when a symbol gets its first local subscriber, and
 	// OnIdle when it loses its last. They are called in order, under the
 	// registry lock of the symbol: they must be quick, must not block and
@@ -81,6 +87,7 @@ func (o *Options) setDefaults() {
 	def(&o.MaxErrors, 10)
 	def(&o.OpsBurst, 400)
 	def(&o.MaxConnections, 100_000)
+	def(&o.MaxCandleStreams, 2*o.MaxSymbols)
 	if o.Writers == 0 {
 		o.Writers = runtime.GOMAXPROCS(0)
 	}
@@ -120,6 +127,7 @@ type Hub struct {
 	clients [16]clientShard
 	nconns  atomic.Int64
 	users   userIndex
+	candles *candleHub // nil without Options.Candles
 	done    chan struct{}
 	stop    sync.Once
 	wg      sync.WaitGroup
@@ -162,6 +170,11 @@ func New(opts Options) *Hub {
 	}
 	h.wg.Add(1)
 	go h.sweep()
+	if opts.Candles != nil {
+		h.candles = newCandleHub(h, opts.Candles)
+		h.wg.Add(1)
+		go h.candles.run()
+	}
 	if opts.Writers > 0 {
 		h.writeQ, h.poolStop = make(chan *Client, opts.MaxConnections), make(chan struct{})
 		h.poolWG.Add(opts.Writers)
@@ -290,6 +303,9 @@ func (h *Hub) Publish(quotes []quotehub.Quote) {
 	clear(wake)
 	*wp = wake[:0]
 	wakePool.Put(wp)
+	if h.candles != nil && h.candles.active.Load() > 0 {
+		h.candles.changed(quotes)
+	}
 }
 
 // wakePool recycles Publish's list of writers to wake, so a publish to

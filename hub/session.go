@@ -80,7 +80,7 @@ func (c *Client) Subscribe(ctx context.Context, id json.RawMessage, raw []string
 	if err != nil {
 		return err
 	}
-	c.attach(ctx, accepted, subscribedFrame(id, accepted, rejected), true)
+	c.attach(ctx, accepted, subscribedFrame(id, accepted, rejected, nil), true)
 	return nil
 }
 
@@ -173,8 +173,9 @@ func (c *Client) Unsubscribe(id json.RawMessage, raw []string) error {
 			st.byName = false // the by-name hold goes; a followed list's stays
 			return c.heldByList(n.Symbol)
 		})
+		c.dropCandles(n.Symbol, nil) // candle streams go with the by-name subscription
 	}
-	c.SendControl(unsubscribedFrame(id, echo))
+	c.SendControl(unsubscribedFrame(id, echo, nil))
 	return nil
 }
 
@@ -199,9 +200,17 @@ func (c *Client) HandleFrame(ctx context.Context, data []byte, binary bool) {
 	if err == nil {
 		switch req.Op {
 		case OpSubscribe:
-			err = c.Subscribe(ctx, req.ID, req.Symbols)
+			if req.Candles != nil {
+				err = c.SubscribeCandles(ctx, req.ID, req.Symbols, req.Candles)
+			} else {
+				err = c.Subscribe(ctx, req.ID, req.Symbols)
+			}
 		case OpUnsubscribe:
-			err = c.Unsubscribe(req.ID, req.Symbols)
+			if req.Candles != nil {
+				err = c.unsubscribeCandles(req.ID, req.Symbols, req.Candles)
+			} else {
+				err = c.Unsubscribe(req.ID, req.Symbols)
+			}
 		case OpFollow:
 			err = c.Follow(ctx, req.ID, req.Lists)
 		case OpUnfollow:

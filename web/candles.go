@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -184,4 +185,27 @@ func (s *Server) getCandleBatch(c echo.Context) error {
 func blob(c echo.Context, b []byte) error {
 	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, b)
+}
+
+// candleParam reads the candles= parameter of a stream (SSE, and a
+// WebSocket's subscribe at connect): nil when absent.
+func candleParam(p url.Values) ([]quotehub.Interval, error) {
+	if !p.Has("candles") {
+		return nil, nil
+	}
+	return hub.ParseIntervals(quotehub.SplitList(p.Get("candles")))
+}
+
+// subscribeAtConnect is a WebSocket's subscribe of ?symbols= (and
+// ?candles=) at connect.
+func subscribeAtConnect(ctx context.Context, client *hub.Client, p url.Values) error {
+	symbols := quotehub.SplitList(p.Get("symbols"))
+	ivs, err := candleParam(p)
+	if err != nil || ivs == nil {
+		if err != nil {
+			return err
+		}
+		return client.Subscribe(ctx, nil, symbols)
+	}
+	return client.SubscribeCandles(ctx, nil, symbols, ivs)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,15 +33,32 @@ func (s *Server) serveSSE(c echo.Context) error {
 	if raw == "" && len(follow) == 0 {
 		return s.writeError(c, quotehub.Errorf(quotehub.EBadRequest, "symbols is missing or empty: /v1/sse?symbols=A,B (or ?follow=portfolio,watchlist:ID)"))
 	}
+	ivs, err := candleParam(c.QueryParams())
+	if err != nil {
+		return s.writeError(c, err)
+	}
 	var accepted []string
 	var rejected []hub.Rejection
 	if raw != "" {
-		if accepted, rejected, err = s.opts.Hub.Resolve(ctx, quotehub.SplitList(raw)); err != nil {
+		names := quotehub.SplitList(raw)
+		if ivs != nil {
+			if err := s.opts.Hub.CheckCandleLimit(0, len(quotehub.NormalizeList(names)), ivs); err != nil {
+				return s.writeError(c, err)
+			}
+		}
+		if accepted, rejected, err = s.opts.Hub.Resolve(ctx, names); err != nil {
 			return s.writeError(c, err)
+		}
+		if ivs != nil {
+			var noCandles []hub.Rejection
+			accepted, noCandles = s.opts.Hub.CheckCandles(ctx, accepted)
+			rejected = append(rejected, noCandles...)
 		}
 		if len(accepted) == 0 {
 			return s.writeError(c, allRejected(rejected))
 		}
+	} else if ivs != nil {
+		return s.writeError(c, quotehub.Errorf(quotehub.EBadRequest, "candles needs symbols: /v1/sse?symbols=A,B&candles=1m,1d"))
 	}
 	if len(follow) > 0 && !hasUser {
 		return s.writeError(c, quotehub.Errorf(quotehub.EUnauthorized, "following lists needs a token: add token= or an Authorization header"))
@@ -51,7 +69,7 @@ func (s *Server) serveSSE(c echo.Context) error {
 		prelude.Write(mustJSON(r))
 		prelude.WriteString("\n\n")
 	}
-	return s.openSSE(c, sseStream{transport: "sse", user: user, hasUser: hasUser, prelude: prelude.Bytes(), symbols: accepted, follow: follow})
+	return s.openSSE(c, sseStream{transport: "sse", user: user, hasUser: hasUser, prelude: prelude.Bytes(), symbols: accepted, candles: ivs, follow: follow})
 }
 
 // sseStream is what an SSE stream starts with.
@@ -59,9 +77,10 @@ type sseStream struct {
 	transport string // the hub's name for it: "sse", "events"
 	user      quotehub.Principal
 	hasUser   bool
-	prelude   []byte   // events written right after the headers
-	symbols   []string // subscribed at once
-	follow    []string // lists followed at once (needs a user)
+	prelude   []byte              // events written right after the headers
+	symbols   []string            // subscribed at once
+	candles   []quotehub.Interval // a candle stream per symbol and interval, opened at once
+	follow    []string            // lists followed at once (needs a user)
 	// opened, if set, runs once the stream is open, before the handler
 	// returns; ended when it ends.
 	opened func(*hub.Client)
@@ -134,6 +153,9 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 		_ = conn.Close()
 	})
 	client.Attach(context.WithoutCancel(c.Request().Context()), o.symbols)
+	if len(o.candles) > 0 {
+		client.AttachCandles(context.WithoutCancel(c.Request().Context()), o.symbols, o.candles)
+	}
 	t.startKeepalive(client, s.opts.SSEKeepalive)
 	if o.opened != nil {
 		o.opened(client)
@@ -167,14 +189,15 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 }
 
 // allRejected is the error of a stream whose every symbol was refused:
-// invalid_symbol if any was malformed, else unknown_symbol.
+// invalid_symbol if any was malformed, else unknown_symbol if any is not
+// in the catalogue, else the first rejection's (not_found: no candles).
 func allRejected(rejected []hub.Rejection) error {
-	code := quotehub.EUnknownSymbol
-	for _, r := range rejected {
-		if r.Code == quotehub.EInvalidSymbol {
-			code = quotehub.EInvalidSymbol
-			break
-		}
+	code := quotehub.EInvalidSymbol
+	if !slices.ContainsFunc(rejected, func(r hub.Rejection) bool { return r.Code == code }) {
+		code = quotehub.EUnknownSymbol
+	}
+	if !slices.ContainsFunc(rejected, func(r hub.Rejection) bool { return r.Code == code }) && len(rejected) > 0 {
+		code = rejected[0].Code
 	}
 	for _, r := range rejected {
 		if r.Code == code {
@@ -213,7 +236,11 @@ func (t *sseTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 	}
 	for _, u := range quotes {
 		t.id++
-		b = append(b, "event: quote\nid: "...)
+		if u.Interval != 0 {
+			b = append(b, "event: candle\nid: "...)
+		} else {
+			b = append(b, "event: quote\nid: "...)
+		}
 		b = strconv.AppendUint(b, t.id, 10)
 		b = append(b, "\ndata: "...)
 		b = append(b, u.JSON...)

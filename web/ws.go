@@ -66,7 +66,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	ctx := context.Background()
 	client.SendControl(client.WelcomeFrame())
 	if c.QueryParams().Has("symbols") {
-		if err := client.Subscribe(ctx, nil, quotehub.SplitList(c.QueryParam("symbols"))); err != nil {
+		if err := subscribeAtConnect(ctx, client, c.QueryParams()); err != nil {
 			client.SendError(nil, err)
 		}
 	}
@@ -281,7 +281,8 @@ func (t *wsTransport) FinishWrite() error { return t.wire.Finish() }
 func (t *wsTransport) Hold() time.Duration { return t.pace.Hold() }
 
 // frame frames the control frames, each as one message, then the quotes
-// in one "quotes" message, in a buffer from the wire's pool.
+// in one "quotes" message, then each candle as a "candle" message, in a
+// buffer from the wire's pool.
 func frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 	bp := wire.Buf()
 	b := (*bp)[:0]
@@ -290,22 +291,52 @@ func frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 		b = append(b, f...)
 	}
 	if len(quotes) > 0 {
-		n := len(quotesHead) + len(quotes) - 1 + 2 // head, commas, "]}"
+		n, nq := len(quotesHead)+2, 0 // head, "]}"
 		for _, u := range quotes {
-			n += len(u.JSON)
-		}
-		b = wire.AppendHeader(b, wire.OpText, n)
-		b = append(b, quotesHead...)
-		for i, u := range quotes {
-			if i > 0 {
-				b = append(b, ',')
+			if u.Interval == 0 {
+				n += len(u.JSON)
+				nq++
 			}
-			b = append(b, u.JSON...)
 		}
-		b = append(b, ']', '}')
+		if nq > 0 {
+			n += nq - 1 // commas
+			b = wire.AppendHeader(b, wire.OpText, n)
+			b = append(b, quotesHead...)
+			i := 0
+			for _, u := range quotes {
+				if u.Interval != 0 {
+					continue
+				}
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, u.JSON...)
+				i++
+			}
+			b = append(b, ']', '}')
+		}
+		if nq < len(quotes) {
+			b = appendCandles(b, quotes)
+		}
 	}
 	*bp = b
 	return bp
+}
+
+var candleHead = []byte(`{"type":"candle",`)
+
+// appendCandles appends each candle of updates as one "candle" message,
+// in the outbox's order (a period's final candle before the next one).
+func appendCandles(b []byte, updates []*hub.Update) []byte {
+	for _, u := range updates {
+		if u.Interval == 0 {
+			continue
+		}
+		b = wire.AppendHeader(b, wire.OpText, len(candleHead)+len(u.JSON)-1)
+		b = append(b, candleHead...)
+		b = append(b, u.JSON[1:]...)
+	}
+	return b
 }
 
 // closeTimeout bounds a close handshake, as coder/websocket's does.

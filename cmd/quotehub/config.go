@@ -30,6 +30,7 @@ type Config struct {
 	FetchTimeout    time.Duration
 	UpstreamTimeout time.Duration
 	MaxSymbols      int
+	MaxCandles      int // candle streams per connection; 0: twice MaxSymbols
 	MaxMessageBytes int
 	MaxConnections  int
 	OpsPerSecond    float64
@@ -119,6 +120,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.FetchTimeout, "fetch-timeout", 2*time.Second, "how long a read that misses waits for the upstream")
 	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", 5*time.Second, "longest one upstream request may take")
 	fs.IntVar(&c.MaxSymbols, "max-symbols", 200, "symbols per connection (and per subscribe)")
+	fs.IntVar(&c.MaxCandles, "max-candle-streams", 0, "candle streams (symbol × interval) per connection; 0: twice max-symbols")
 	fs.IntVar(&c.MaxMessageBytes, "max-message-bytes", 4096, "largest client frame; larger closes with 1009")
 	fs.IntVar(&c.MaxConnections, "max-connections", 100000, "connections per node; more are refused (1013 / 429)")
 	fs.Float64Var(&c.OpsPerSecond, "ops-per-second", 200, "requests per second one WebSocket may send (burst: twice that)")
@@ -363,6 +365,7 @@ func (c *Config) validate() error {
 		{c.SSEKeepalive > 0, "QUOTEHUB_SSE_KEEPALIVE must be positive"},
 		{c.ShutdownTimeout > 0, "QUOTEHUB_SHUTDOWN_TIMEOUT must be positive"},
 		{c.MaxSymbols >= 1, "QUOTEHUB_MAX_SYMBOLS must be at least 1"},
+		{c.MaxCandles >= 0, "QUOTEHUB_MAX_CANDLE_STREAMS must not be negative (0: twice QUOTEHUB_MAX_SYMBOLS)"},
 		{c.MaxMessageBytes >= 256, "QUOTEHUB_MAX_MESSAGE_BYTES must be at least 256"},
 		{c.MaxConnections >= 1, "QUOTEHUB_MAX_CONNECTIONS must be at least 1"},
 		{c.UnreadLimit >= 0, "QUOTEHUB_UNREAD_LIMIT must not be negative (0: off)"},

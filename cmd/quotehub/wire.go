@@ -183,6 +183,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		return nil, err
 	}
 	hubLog := log.With().Str("component", "hub").Logger()
+	feed := &candleFeed{} // completed below, once the candles are wired
 	h = hub.New(hub.Options{
 		Cache: st.cache, Catalog: catalog, Node: cfg.NodeID,
 		MaxSymbols: cfg.MaxSymbols, MaxMessageBytes: cfg.MaxMessageBytes, MaxConnections: cfg.MaxConnections,
@@ -192,6 +193,8 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
 		Lists:    &web.Lists{Users: users, Catalog: catalog},
 		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
+		// Candle streams: the open candle as reads return it (feed).
+		Candles: feed, MaxCandleStreams: cfg.MaxCandles,
 	})
 	followLists(h, st.userEvts, cfg.StoreTimeout)
 	if st.leases != nil {
@@ -247,7 +250,9 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	// SQLite file), so a restart or a cold cache costs no upstream call.
 	candles = history.New(history.Options{
 		Catalog: catalog, Sources: up.candleSource, Cache: st.candles, Store: users, Lock: st.fetchLock, Live: live.Current,
+		OnOpen: func(s quotehub.CandleSeries) { h.CandlesChanged(s.Symbol) },
 	})
+	feed.svc, feed.live = candles, live
 	srv, err := web.New(web.Options{
 		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg, Candles: candles,
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,

@@ -143,6 +143,7 @@ type Config struct {
 	SlowRate        int64          // bytes per second each slow connection reads
 	RcvBuf          int64          // SO_RCVBUF of every connection's socket, in bytes (0 = the system's default)
 	Window          time.Duration  // ws, sse: age percentiles per window of this length (0 = none)
+	Candles         string         // ws: candle intervals to subscribe to as well (see candles.go)
 	Log             io.Writer      // progress messages; nil discards them
 }
 
@@ -314,6 +315,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.Float64Var(&cfg.SlowShare, "slow-share", 0, "ws, sse: fraction of the connections (0 … 1, spread evenly) that read their socket slowly, at -slow-rate; the report gives their figures and the others' apart")
 	fs.Var(byteSizeFlag{&cfg.SlowRate}, "slow-rate", "bytes per second each slow connection reads from its socket (token bucket; unit B, KB, KiB, MB, MiB: 200KB, 64KiB/s)")
 	fs.Var(byteSizeFlag{&cfg.RcvBuf}, "rcvbuf", "SO_RCVBUF of every connection's socket, set before it connects (64KiB; Linux reports twice the request); 0 = the system's default")
+	fs.StringVar(&cfg.Candles, "candles", "", "ws: also subscribe to candle streams of these intervals (e.g. 1m,1d) and report the candle frames' age")
 	fs.DurationVar(&cfg.Window, "window", 0, "ws, sse: also report the age of what arrives (receive time − fetched_at) per window of this length, for the slow connections and the others (e.g. 5s); 0 = not at all")
 	fs.StringVar(&caFile, "ca", "", "PEM file of the CA certificates to trust for https:// targets (default: the system's)")
 	if err := fs.Parse(args); err != nil {
@@ -356,6 +358,9 @@ func (cfg *Config) validate() ([]*url.URL, error) {
 	case "ws", "sse", "http", "churn":
 	default:
 		return nil, fmt.Errorf("-mode %q: want ws, sse, http or churn", cfg.Mode)
+	}
+	if err := cfg.checkCandles(); err != nil {
+		return nil, err
 	}
 	if cfg.Conns < 1 || cfg.Conns > maxConns {
 		return nil, fmt.Errorf("-conns %d: want 1 … %d", cfg.Conns, maxConns)
@@ -698,6 +703,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.WarmupSeconds = cfg.Warmup.Seconds()
 	rep.addConns(conns, launched)
+	rep.addCandles(r.cfg, conns, launched)
 	rep.addGroups(cfg, conns, launched, r.rcvBufKernel.Load())
 	rep.addWindows(r.windows)
 	rep.addServer(baseline, s0, s1)

@@ -36,6 +36,8 @@ type connStats struct {
 
 	errs   map[string]uint64
 	status map[int]uint64 // http mode, measured window
+
+	candles candleStats // -candles (see candles.go)
 }
 
 // group is the connection's group: groupSlow or groupOthers.
@@ -204,9 +206,10 @@ type Report struct {
 
 	// Latency is the delivery latency (receive time − fetched_at; fetched_at
 	// has 1 ms resolution, so ±1 ms) or, in http mode, the request latency.
-	Latency        *Summary `json:"latency_ms"`
-	LatencyNote    string   `json:"latency_note"`
-	ConnectLatency *Summary `json:"connect_latency_ms,omitempty"`
+	Latency        *Summary       `json:"latency_ms"`
+	LatencyNote    string         `json:"latency_note"`
+	ConnectLatency *Summary       `json:"connect_latency_ms,omitempty"`
+	Candles        *CandleFigures `json:"candles,omitempty"`
 
 	HTTP *HTTPFigures `json:"http,omitempty"`
 
@@ -685,6 +688,7 @@ func (rep *Report) WriteText(w io.Writer) {
 		row("latency ms", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  mean %.2f  (n=%d)", l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
 		row("", "%s", rep.LatencyNote)
 	}
+	rep.writeCandlesText(row)
 	if l := rep.ConnectLatency; l != nil {
 		what := "dial+handshake+welcome"
 		if rep.Mode == "sse" {

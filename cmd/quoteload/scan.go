@@ -235,6 +235,9 @@ func frameKind(b []byte) (kind string, cf *controlFrame) {
 	if bytes.HasPrefix(b, quotesHead) {
 		return "quotes", nil
 	}
+	if bytes.HasPrefix(b, candleHead) {
+		return "candle", nil
+	}
 	cf = new(controlFrame)
 	if json.Unmarshal(b, cf) != nil {
 		return "", nil

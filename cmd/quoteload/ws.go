@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"syscall"
 	"time"
 
@@ -30,7 +28,7 @@ func (r *runner) wsURL(i int, syms []string) string {
 		u.Scheme = "ws"
 	}
 	u.Path += "/v1/ws"
-	u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(syms, ","))
+	u.RawQuery = r.streamQuery(syms)
 	return u.String()
 }
 
@@ -57,7 +55,7 @@ func (r *runner) dialWSClient(dctx context.Context, c *conn) (wsClient, *http.Re
 		u := *r.base(c.id)
 		u.Path += "/v1/ws"
 		u.RawPath = ""
-		u.RawQuery = "symbols=" + url.QueryEscape(strings.Join(c.syms, ","))
+		u.RawQuery = r.streamQuery(c.syms)
 		var wrap func(net.Conn) net.Conn
 		if c.st.slow {
 			wrap = func(nc net.Conn) net.Conn { return r.paceConn(nc, r.cfg.SlowRate) }
@@ -201,6 +199,8 @@ func (r *runner) wsReadLoop(st *connStats, read func() ([]byte, bool, error)) {
 			}
 		case "error":
 			st.addErr("error_frame_" + cf.Code)
+		case "candle":
+			st.recordCandle(buf, now, measuring)
 		case "pong", "unsubscribed":
 		default:
 			st.addErr("unexpected_frame")
