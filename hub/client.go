@@ -258,8 +258,9 @@ func (c *Client) Close() {
 		c.nsubs = 0
 		c.order = nil
 		c.controls = nil
-		if c.w.retry != nil {
-			c.w.retry.Stop() // a held writer is not looked at again (it would find c closed)
+		if c.w.held {
+			c.w.held = false
+			c.hub.unholdLocked(c) // a held writer is not looked at again
 		}
 		conflated := c.conflated
 		c.conflated = 0

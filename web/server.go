@@ -83,12 +83,13 @@ type Options struct {
 	// hold seconds of quotes for a client that reads slowly. Default
 	// 16 KiB; negative: the kernel's default.
 	UnsentLimit int
-	// UnreadLimit paces each stream by what its peer has not read yet (in
-	// flight and in its receive buffer): the hub writes to it only while
-	// that is under UnreadLimit bytes, and meanwhile newer quotes replace
-	// older ones in its outbox, so what a slow client reads is recent.
-	// 0: off (the peer's receive buffer holds whatever it takes).
-	UnreadLimit int
+	// UnreadAge paces each stream by the time its peer needs to read what
+	// it has not read yet (in flight and in its receive buffer), at the
+	// pace it is measured to read: the hub writes to it only while that is
+	// under UnreadAge, and meanwhile newer quotes replace older ones in its
+	// outbox, so what a slow client reads is recent. Default 1 s;
+	// negative: off (the peer's receive buffer holds whatever it takes).
+	UnreadAge time.Duration
 	// MaxBatch is the most symbols of one batch read. Default 100.
 	MaxBatch int
 	// Candles answers /v1/candles; without it those routes answer 404.
@@ -161,6 +162,12 @@ func New(opts Options) (*Server, error) {
 		opts.UnsentLimit = 16 << 10
 	case opts.UnsentLimit < 0:
 		opts.UnsentLimit = 0 // newWire leaves the kernel's default
+	}
+	switch {
+	case opts.UnreadAge == 0:
+		opts.UnreadAge = DefaultUnreadAge
+	case opts.UnreadAge < 0:
+		opts.UnreadAge = 0 // newPace makes no pacer
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 100
