@@ -17,24 +17,31 @@ import (
 //
 // What the peer has read is what was written minus what it has not read
 // (wire.Conn.Unread: TCP_INFO, with the receive buffer read off the
-// peer's window). The window shows reads late and coarsely: a receiver
-// counts memory, not bytes, and with small segments often keeps
-// announcing the right edge it announced before, so several KB read stay
-// invisible until a later segment's acknowledgement shows them at once.
-// So the pace is a moving average over samples of a second or more (the
-// bytes seen read over the time, while the peer had a backlog), and the
-// backlog is predicted: what it was at the last look, plus what was
-// written since, minus the pace times the time since. A held writer is
-// released when the prediction says the backlog is down to age's worth,
-// not when the window visibly opens. The window corrects the prediction
-// from above only: the backlog is taken as no less than the measured one
-// minus hidden, so a peer that reads slower than predicted is not written
-// to faster than it reads for long.
+// peer's window). The pace is a moving average of samples of half a second
+// or more (bytes seen read over the time, when the peer had a backlog at
+// the sample's start), which falls to a lower sample at once and rises
+// slowly. The limit is pace × age, at least minUnread.
+//
+// A hold lasts the time the backlog is predicted to take to come down to
+// the limit at that pace, at most gap; when it ends one batch goes even if
+// the window shows no read, because the window shows reads late and
+// coarsely: a receiver counts memory, not bytes, and with small segments
+// often keeps announcing the right edge it announced before, so 15–30 KB
+// read can stay invisible for seconds until a segment's acknowledgement
+// shows them at once. The window corrects the pace of those batches: when
+// it opens and shows more than half the limit still unread, the peer was
+// fed faster than it reads and gap grows; when it shows less than a
+// quarter, gap shrinks (between age/2 and age). A peer whose window shows
+// more than the limit plus hidden unread gets no batch until it shows a
+// read, or for letGoAfter.
 //
 // A peer that keeps up costs one comparison per batch: the kernel is
 // asked only once what was unread at the last look plus what was written
-// since could have reached the limit (pace × age, at least minUnread).
-// While held, Hold answers from the hold's end without asking.
+// since could have reached the limit. While held, Hold answers from the
+// hold's end without asking. While held with nothing in flight, a look
+// sends a probe the peer acknowledges without answering (an unsolicited
+// pong, an SSE comment line), at most every probeEvery, because a
+// receiver announces its window only in a segment it sends.
 //
 // Only the client's writer calls Hold (one at a time), so pace needs no
 // lock.
@@ -45,7 +52,7 @@ type pace struct {
 	progress func() // the client's Progressed: the peer read while held
 
 	limit  int     // bytes the peer may have unread before Hold looks
-	unread int     // what the peer had not read at the last look (as predicted)
+	unread int     // what the peer had not read at the last look
 	at     uint64  // conn.Written() at the last look
 	lookAt int64   // Unix ns of the last look
 	read   uint64  // the most the peer was seen to have read
@@ -77,11 +84,11 @@ const (
 	// minUnread is the least the limit gets: below it a peer is never
 	// held (a batch of 10 quotes is about 2.3 KB).
 	minUnread = 2 << 10
-	// firstLimit is the limit before the peer's pace is known; such a
-	// peer is looked at, but not held.
+	// firstLimit is the limit before the peer's pace is known.
 	firstLimit = minUnread
-	// hidden is how much of what a peer read its window may hide: the
-	// prediction is trusted down to the measured backlog minus this.
+	// hidden is how much of what a peer read its window may hide: a
+	// peer whose window shows more than its limit plus this unread gets
+	// no batch at the end of a hold.
 	hidden     = 32 << 10
 	probeEvery = 100 * time.Millisecond
 	// minHold is the shortest hold.
@@ -96,13 +103,13 @@ const (
 	maxRise = 1.25
 	// moveBytes is the least read that counts as progress.
 	moveBytes = 512
-	// letGoAfter is how long a held peer with nothing in flight may go
-	// without showing a read before the writer lets one batch go anyway,
-	// whose acknowledgement carries the peer's window afresh (it shows
-	// reads that the window hid). A peer that reads nothing gets one
-	// batch each letGoAfter until its window is full and what was
-	// written stays in flight: then it is held for good, and the sweeper
-	// closes it.
+	// letGoAfter is how long a held peer over its limit plus hidden, with
+	// nothing in flight, may go without showing a read before the writer
+	// lets one batch go anyway, whose acknowledgement carries the peer's
+	// window afresh (a window shows reads only when a segment arrives).
+	// A peer that reads nothing gets one batch each letGoAfter until its
+	// window is full and what was written stays in flight: then it is
+	// held for good, and the sweeper closes it.
 	letGoAfter = time.Second
 )
 
