@@ -68,9 +68,6 @@ type pace struct {
 	probed int64         // Unix ns of the last probe
 }
 
-// DefaultUnreadAge is Options.UnreadAge when it is not set.
-const DefaultUnreadAge = time.Second
-
 // newPace returns the pacer of a stream, or nil when age is 0 (pacing
 // off): a connection then carries no pacing state at all.
 func newPace(age time.Duration, conn *wire.Conn, probe []byte, progress func()) *pace {

@@ -87,8 +87,8 @@ type Options struct {
 	// it has not read yet (in flight and in its receive buffer), at the
 	// pace it is measured to read: the hub writes to it only while that is
 	// under UnreadAge, and meanwhile newer quotes replace older ones in its
-	// outbox, so what a slow client reads is recent. Default 1 s;
-	// negative: off (the peer's receive buffer holds whatever it takes).
+	// outbox, so what a slow client reads is recent. 0: off (the peer's
+	// receive buffer holds whatever it takes).
 	UnreadAge time.Duration
 	// MaxBatch is the most symbols of one batch read. Default 100.
 	MaxBatch int
@@ -162,12 +162,6 @@ func New(opts Options) (*Server, error) {
 		opts.UnsentLimit = 16 << 10
 	case opts.UnsentLimit < 0:
 		opts.UnsentLimit = 0 // newWire leaves the kernel's default
-	}
-	switch {
-	case opts.UnreadAge == 0:
-		opts.UnreadAge = DefaultUnreadAge
-	case opts.UnreadAge < 0:
-		opts.UnreadAge = 0 // newPace makes no pacer
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 100

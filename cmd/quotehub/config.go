@@ -125,7 +125,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.SlowConsumer, "slow-consumer-timeout", 30*time.Second, "a client that drains nothing this long is closed with 4000")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "how long a client's writer waits to gather more quotes into one frame (adds that much latency)")
 	fs.IntVar(&c.UnsentLimit, "unsent-limit", 16384, "bytes a client's socket may hold unsent; the rest waits in its outbox, where newer quotes replace older (0: the kernel's send buffer)")
-	fs.DurationVar(&c.UnreadAge, "unread-age", time.Second, "how long a client may need, at the pace it reads, to read what it has not read yet (in flight and in its receive buffer) before the node stops writing to it; meanwhile newer quotes replace older in its outbox (0: off)")
+	fs.DurationVar(&c.UnreadAge, "unread-age", 0, "how long a client may need, at the pace it reads, to read what it has not read yet (in flight and in its receive buffer) before the node stops writing to it; meanwhile newer quotes replace older in its outbox (0: off)")
 	fs.Var((*writers)(&c.Writers), "writers", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval (a pong must come within 15 s)")
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", 15*time.Second, "a WebSocket that has read everything before a ping and does not answer it this long is closed")
