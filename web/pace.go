@@ -54,7 +54,6 @@ type pace struct {
 	limit  int     // bytes the peer may have unread before Hold looks
 	unread int     // what the peer had not read at the last look
 	at     uint64  // conn.Written() at the last look
-	lookAt int64   // Unix ns of the last look
 	read   uint64  // the most the peer was seen to have read
 	rate   float64 // bytes per second the peer reads, once rated
 	rated  bool
@@ -179,7 +178,7 @@ func (p *pace) look(now int64) time.Duration {
 			p.gap = max(p.gap*9/10, p.age/2)
 		}
 	}
-	p.unread, p.at, p.lookAt, p.until, p.window = u.Bytes, u.Written, now, 0, u.Window
+	p.unread, p.at, p.until, p.window = u.Bytes, u.Written, 0, u.Window
 	if !held || moved {
 		p.quiet = now
 	}
