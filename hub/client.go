@@ -60,7 +60,8 @@ type TryWriter interface {
 // outbox, where newer quotes replace older ones.
 type Pacer interface {
 	// Hold reports how long the writer should wait before it looks again,
-	// or 0 to write now. It is called only by the client's writer, before
+	// or 0 to write now; the hub's wheel wakes the writer then (offers
+	// meanwhile do not). It is called only by the client's writer, before
 	// each batch, and must be cheap for a peer that keeps up. While it
 	// holds, the transport calls Client.Progressed whenever it sees the
 	// peer read, so that a peer that reads nothing for SlowTimeout is
@@ -264,8 +265,9 @@ func (c *Client) Close() {
 		c.nsubs = 0
 		c.order = nil
 		c.controls = nil
-		if c.w.retry != nil {
-			c.w.retry.Stop() // a held writer is not looked at again (it would find c closed)
+		if c.w.held {
+			c.w.held = false
+			c.hub.unholdLocked(c) // a held writer is not looked at again
 		}
 		conflated := c.conflated
 		c.conflated = 0

@@ -140,6 +140,8 @@ type Hub struct {
 	poolClosed bool
 	poolStop   chan struct{}
 	poolWG     sync.WaitGroup
+
+	wheel wheel // wakes held writers (see writer.hold)
 }
 
 // regShard holds the topics of the symbols that hash to it.

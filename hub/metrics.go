@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "quotehub_writes_total", Help: "Writes (frames or flushed chunks) to client sockets.",
 		}, []string{"transport"}),
 		Held: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "quotehub_writes_held_total", Help: "Turns of a client's writer that wrote nothing because the client had too much unread (QUOTEHUB_UNREAD_LIMIT).",
+			Name: "quotehub_writes_held_total", Help: "Turns of a client's writer that wrote nothing because the client had more unread than it reads in QUOTEHUB_UNREAD_AGE.",
 		}),
 	}
 	// Every transport's series exist from the start, so dashboards and

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -102,9 +103,11 @@ func publishAAPL(e *env, from, to uint64) {
 }
 
 // TestPacedWriterHoldsAndReleases: while the pacer holds, nothing is
-// written and newer quotes replace older ones in the outbox; every offer
-// makes the pacer look again, and once it lets go the retry timer writes
-// the newest quote without waiting for another offer.
+// written and newer quotes replace older ones in the outbox; an offer
+// does not wake a held writer (the pacer is not asked again), the hub's
+// wheel does once the hold has run its time, and once the pacer lets go
+// the wheel's wake writes the newest quote without waiting for another
+// offer.
 func TestPacedWriterHoldsAndReleases(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e, p, _, _ := pacedEnv(t, time.Minute)
@@ -115,18 +118,18 @@ func TestPacedWriterHoldsAndReleases(t *testing.T) {
 		if len(qs) != 0 {
 			t.Fatalf("a held writer wrote %v", qs)
 		}
-		publishAAPL(e, 6, 6) // an offer wakes the held writer: the pacer looks again
+		publishAAPL(e, 6, 6) // an offer to a held writer only fills its outbox
 		synctest.Wait()
-		if looks, _ := p.state(); looks != looks0+1 {
-			t.Fatalf("looks %d after an offer to a held writer, want %d", looks, looks0+1)
+		if looks, _ := p.state(); looks != looks0 {
+			t.Fatalf("looks %d after an offer to a held writer, want %d (no wake)", looks, looks0)
 		}
-		time.Sleep(100 * time.Millisecond) // the retry timer looks again, still held
+		time.Sleep(100 * time.Millisecond) // the wheel wakes it: the pacer looks again, still held
 		synctest.Wait()
-		if looks, qs := p.state(); looks != looks0+2 || len(qs) != 0 {
-			t.Fatalf("after the retry: looks %d (want %d), written %v", looks, looks0+2, qs)
+		if looks, qs := p.state(); looks != looks0+1 || len(qs) != 0 {
+			t.Fatalf("after the hold: looks %d (want %d), written %v", looks, looks0+1, qs)
 		}
 		p.set(0, nil)
-		time.Sleep(100 * time.Millisecond) // no offer: the timer alone releases it
+		time.Sleep(100 * time.Millisecond) // no offer: the wheel alone releases it
 		synctest.Wait()
 		_, qs = p.state()
 		if len(qs) != 1 || qs[0].Seq != 6 {
@@ -137,6 +140,71 @@ func TestPacedWriterHoldsAndReleases(t *testing.T) {
 		}
 		if got := testutil.ToFloat64(e.m.SlowDisconnects); got != 0 {
 			t.Errorf("slow disconnects %v, want 0", got)
+		}
+	})
+}
+
+// TestPacedWriterWheelOneTicker: many held clients cost the hub one
+// goroutine, not a timer each; the wheel wakes each at its own time, and
+// its goroutine ends once no client is held.
+func TestPacedWriterWheelOneTicker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, func(o *hub.Options) { o.SlowTimeout = time.Minute })
+		const n = 50
+		ps := make([]*pacedTransport, n)
+		for i := range ps {
+			ps[i] = newPaced()
+			c, _ := pooledClient(t, e, ps[i])
+			if err := c.Subscribe(context.Background(), nil, []string{"AAPL"}); err != nil {
+				t.Fatal(err)
+			}
+			ps[i].set(time.Duration(i+1)*50*time.Millisecond, nil)
+		}
+		synctest.Wait()
+		before := runtime.NumGoroutine()
+		publishAAPL(e, 1, 1)
+		synctest.Wait()
+		if got := runtime.NumGoroutine(); got > before+1 {
+			t.Fatalf("%d held clients run %d goroutines more than none, want at most 1 (the wheel)", n, got-before)
+		}
+		for i := range ps {
+			ps[i].set(0, nil) // each lets go when next asked
+		}
+		// Client i is asked again only when its hold of (i+1) × 50 ms ends.
+		for i := range ps {
+			time.Sleep(50 * time.Millisecond)
+			synctest.Wait()
+			for j, p := range ps {
+				_, qs := p.state()
+				if want := j <= i; (len(qs) == 1) != want {
+					t.Fatalf("after %d ms client %d wrote %v, want written %v", (i+1)*50, j, qs, want)
+				}
+			}
+		}
+		time.Sleep(time.Second) // nothing held: the wheel's goroutine ends
+		synctest.Wait()
+		if got := runtime.NumGoroutine(); got > before {
+			t.Fatalf("goroutines %d with nothing held, want %d", got, before)
+		}
+	})
+}
+
+// TestPacedWriterControlNotHeld: a control frame for a held client goes
+// out at once (it takes the writer off the wheel); the quotes held with it
+// go too, and the pacer decides again at the next batch.
+func TestPacedWriterControlNotHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, p, c, _ := pacedEnv(t, time.Minute)
+		p.set(time.Hour, nil)
+		publishAAPL(e, 1, 2)
+		synctest.Wait()
+		looks, _ := p.state()
+		p.set(0, nil)
+		c.SendControl([]byte(`{"type":"pong"}`))
+		synctest.Wait()
+		l, qs := p.state()
+		if l != looks+1 || len(qs) != 1 || qs[0].Seq != 2 {
+			t.Fatalf("after a control frame to a held writer: looks %d (want %d), written %v (want seq 2)", l, looks+1, qs)
 		}
 	})
 }

@@ -20,12 +20,12 @@ import (
 type writer struct {
 	c     *Client
 	t     Transport
-	try   TryWriter   // t, when the hub's pool writes it; else nil
-	pacer Pacer       // t, when it paces the writer by what the peer has not read; else nil
-	retry *time.Timer // looks again at a held writer (see hold); guarded by mu
+	try   TryWriter // t, when the hub's pool writes it; else nil
+	pacer Pacer     // t, when it paces the writer by what the peer has not read; else nil
 
 	onDemand    bool // StartOnDemand was called: wakes may start the writer
 	running     bool
+	held        bool // the pacer holds the writer: it is on the hub's wheel (see hold)
 	wakePending bool // an offer asked for a wake its caller has not made yet
 	ended       bool // no writer ever again
 	end         func(error)
@@ -67,6 +67,13 @@ func (w *writer) now() int64 { return w.c.hub.opts.Now().UnixNano() }
 func (w *writer) claimLocked() bool {
 	if !w.onDemand || w.running || w.c.closed || w.ended {
 		return false
+	}
+	if w.held {
+		if w.c.closeReq == nil && len(w.c.controls) == 0 {
+			return false // quotes wait for the hold's end, on the wheel
+		}
+		w.held = false // a control frame or a close is never held back
+		w.c.hub.unholdLocked(w.c)
 	}
 	w.running = true
 	w.wg.Add(1)
@@ -126,13 +133,15 @@ func (w *writer) write(try bool) (wrote, kept, held bool, ce *CloseError, err er
 // on, when there is nothing to hold (nothing pending, or a close
 // requested: a close is never held back, so a shutdown ends every client).
 //
-// A held writer is not running, so every wake (an offer, a control
-// frame) starts it again and the pacer looks again; the retry timer, armed
-// in the same critical section, looks again after d when no wake comes.
-// No state can therefore leave pending quotes with nobody to look at
-// them. The hold counts as a write that does not move: the stall mark is
-// set (unless a hold already set it) and only the pacer's Progressed
-// moves it, so the sweeper closes a peer that reads nothing (4000).
+// A held writer is not running and is on the hub's wheel, in the same
+// critical section: the wheel wakes it once d has passed, and the pacer
+// looks again. Offers meanwhile only fill the outbox (newer quotes
+// replace older ones) and do not start it; a control frame or a close
+// does (see claimLocked), taking it off the wheel. No state can therefore
+// leave pending quotes with nobody to look at them. The hold counts as a
+// write that does not move: the stall mark is set (unless a hold already
+// set it) and only the pacer's Progressed moves it, so the sweeper closes
+// a peer that reads nothing (4000).
 func (w *writer) hold(d time.Duration) bool {
 	c := w.c
 	c.mu.Lock()
@@ -140,21 +149,24 @@ func (w *writer) hold(d time.Duration) bool {
 	if c.closed || c.closeReq != nil || !c.pendingLocked() {
 		return false
 	}
-	w.running = false
+	w.running, w.held = false, true
 	c.hub.opts.Metrics.Held.Inc()
-	w.moved.CompareAndSwap(0, w.now())
-	if w.retry == nil {
-		w.retry = time.AfterFunc(d, c.wakeHeld)
-	} else {
-		w.retry.Reset(d)
-	}
+	now := w.now()
+	w.moved.CompareAndSwap(0, now)
+	c.hub.holdUntilLocked(c, now+int64(d))
 	return true
 }
 
-// wakeHeld starts a held writer again, if it still has something to
-// write, so that its pacer looks again.
+// wakeHeld ends the hold of a held writer (the wheel calls it when the
+// hold's time has come) and starts it again, if it still has something
+// to write, so that its pacer looks again.
 func (c *Client) wakeHeld() {
 	c.mu.Lock()
+	if !c.w.held {
+		c.mu.Unlock() // a control frame or a close took it off the wheel
+		return
+	}
+	c.w.held = false
 	if !c.pendingLocked() {
 		c.mu.Unlock()
 		return

@@ -35,18 +35,15 @@ func tcpPair(t *testing.T) (*wire.Conn, net.Conn) {
 	return wire.New(server, 16<<10), client
 }
 
-// TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes: on a real
-// socket, a peer that reads nothing is held once about limit bytes wait
-// for it, and probed; once it reads everything, the probes' acknowledgements
-// show its window open again and the writer goes on, with progress
-// reported.
-func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
-	conn, client := tcpPair(t)
-	var progressed atomic.Int32
-	p := &pace{limit: 4096, conn: conn, probe: sseProbe, progress: func() { progressed.Add(1) }}
-	frame := []byte(strings.Repeat("x", 1000) + "\n\n")
-	var wrote int
-	for p.Hold() == 0 {
+// fill writes frames of n bytes to conn until p holds, and returns what
+// it wrote; a peer that reads nothing must be held within a MiB.
+func fill(t *testing.T, p *pace, conn *wire.Conn, n int) (wrote int, held time.Duration) {
+	t.Helper()
+	frame := []byte(strings.Repeat("x", n-2) + "\n\n")
+	for {
+		if held = p.Hold(); held > 0 {
+			return wrote, held
+		}
 		if wrote > 1<<20 {
 			t.Fatalf("wrote %d bytes to a peer that reads nothing without being held", wrote)
 		}
@@ -58,12 +55,27 @@ func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
 		}
 		wrote += len(frame)
 	}
-	t.Logf("held after %d bytes (limit 4096)", wrote)
-	if d := p.Hold(); d <= 0 {
-		t.Fatal("let go of a peer that still reads nothing")
+}
+
+// TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes: on a real
+// socket, a peer that reads nothing is held once a few KB wait for it;
+// while the hold runs Hold answers without writing anything; once the
+// peer reads everything, the writer goes on, with progress reported.
+func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
+	conn, client := tcpPair(t)
+	var progressed atomic.Int32
+	p := newPace(time.Second, conn, sseProbe, func() { progressed.Add(1) })
+	wrote, d := fill(t, p, conn, 1000)
+	t.Logf("held for %v after %d bytes", d, wrote)
+	if wrote > 8*firstLimit { // the window counts memory: it shrinks by less than what arrives
+		t.Errorf("held only after %d bytes; the first limit is %d", wrote, firstLimit)
 	}
-	if got := conn.Written() - uint64(wrote); got != uint64(len(sseProbe)) {
-		t.Errorf("holding wrote %d bytes, want one probe of %d", got, len(sseProbe))
+	at := conn.Written()
+	if d2 := p.Hold(); d2 <= 0 || d2 > d {
+		t.Fatalf("asked again during a hold of %v: %v", d, d2)
+	}
+	if conn.Written() != at {
+		t.Errorf("asking again during the hold wrote %d bytes", conn.Written()-at)
 	}
 
 	// The peer reads everything there is.
@@ -89,6 +101,44 @@ func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
 	}
 }
 
+// TestPaceByTime: the limit is the peer's pace times the age. A peer
+// measured to read 1 MB/s is not held with 40 KB unread (0.04 s of
+// reading); one measured to read 4 KB/s is, for the time its backlog
+// takes to come down to the limit at that pace (no longer than the gap),
+// and is let go at that time even though its window shows no read.
+func TestPaceByTime(t *testing.T) {
+	conn, _ := tcpPair(t)
+	fast := newPace(time.Second, conn, sseProbe, nil)
+	fast.rate, fast.rated = 1e6, true // the limit follows at the first look
+	for i := range 40 {
+		bp := wire.Buf()
+		*bp = append(*bp, strings.Repeat("x", 1000)...)
+		if _, err := conn.TrySendBuf(bp); err != nil {
+			t.Fatal(err)
+		}
+		if d := fast.Hold(); d != 0 {
+			t.Fatalf("a peer reading 1 MB/s held for %v with %d KB unread", d, i+1)
+		}
+	}
+
+	conn2, _ := tcpPair(t)
+	slow := newPace(time.Second, conn2, sseProbe, nil)
+	slow.rate, slow.rated, slow.gap = 4000, true, time.Second
+	wrote, d := fill(t, slow, conn2, 1000)
+	if wrote < 4000 || wrote > 16000 { // the window counts memory: it shrinks by less than what arrives
+		t.Errorf("a peer reading 4 KB/s held after %d bytes, want about the limit of 4000", wrote)
+	}
+	u := conn2.Unread()
+	want := min(time.Duration(float64(u.Bytes-slow.limit)/4000*float64(time.Second)), slow.gap)
+	if d < want-10*time.Millisecond || d > want+10*time.Millisecond {
+		t.Errorf("held for %v with %d unread at 4 KB/s, want the predicted %v", d, u.Bytes, want)
+	}
+	slow.until = time.Now().UnixNano() - 1 // the hold has run its time
+	if got := slow.Hold(); got != 0 {
+		t.Errorf("at the predicted time the writer was held again for %v; want one batch", got)
+	}
+}
+
 // TestPaceOffOrNotTCP: without a limit, or on a connection the kernel
 // cannot tell about, Hold never holds.
 func TestPaceOffOrNotTCP(t *testing.T) {
@@ -110,7 +160,7 @@ func TestPaceOffOrNotTCP(t *testing.T) {
 	a, b := net.Pipe() // no file descriptor: nothing to ask the kernel
 	defer a.Close()
 	defer b.Close()
-	pipe := &pace{limit: 1, conn: wire.New(a, 0), probe: wsProbe}
+	pipe := &pace{age: time.Second, limit: 1, conn: wire.New(a, 0), probe: wsProbe}
 	go func() { _, _ = b.Read(make([]byte, 64)) }()
 	if err := pipe.conn.Send([]byte("hello"), false); err != nil {
 		t.Fatal(err)

@@ -83,12 +83,13 @@ type Options struct {
 	// hold seconds of quotes for a client that reads slowly. Default
 	// 16 KiB; negative: the kernel's default.
 	UnsentLimit int
-	// UnreadLimit paces each stream by what its peer has not read yet (in
-	// flight and in its receive buffer): the hub writes to it only while
-	// that is under UnreadLimit bytes, and meanwhile newer quotes replace
-	// older ones in its outbox, so what a slow client reads is recent.
-	// 0: off (the peer's receive buffer holds whatever it takes).
-	UnreadLimit int
+	// UnreadAge paces each stream by the time its peer needs to read what
+	// it has not read yet (in flight and in its receive buffer), at the
+	// pace it is measured to read: the hub writes to it only while that is
+	// under UnreadAge, and meanwhile newer quotes replace older ones in its
+	// outbox, so what a slow client reads is recent. 0: off (the peer's
+	// receive buffer holds whatever it takes).
+	UnreadAge time.Duration
 	// MaxBatch is the most symbols of one batch read. Default 100.
 	MaxBatch int
 	// Candles answers /v1/candles; without it those routes answer 404.

@@ -54,7 +54,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if hasUser {
 		client.SetUser(user, expireSession(client, hub.ErrorFrame(nil, errTokenExpired)))
 	}
-	t.pace = newPace(s.opts.UnreadLimit, t.wire, wsProbe, client.Progressed)
+	t.pace = newPace(s.opts.UnreadAge, t.wire, wsProbe, client.Progressed)
 	log := s.log
 	if s.log.Debug().Enabled() { // a child logger costs memory for as long as the connection lives
 		log = s.log.With().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("session", client.ID()).Logger()

@@ -275,18 +275,18 @@ func symbolList(n int) string {
 	return strings.Join(syms, ",")
 }
 
-// TestPacedSlowReaderStaysFresh: with QUOTEHUB_UNREAD_LIMIT, a client of
+// TestPacedSlowReaderStaysFresh: with QUOTEHUB_UNREAD_AGE at 1 s, a client of
 // 10 symbols every 200 ms that reads 4.7 KB/s (40 % of what it is offered)
 // with a 64 KiB receive buffer gets quotes whose p99 age stays within 2 s,
-// and stays connected. Without the limit its own receive buffer (128 KiB
-// as the kernel counts it) fills with quotes it reads 20 s and more later.
+// and stays connected. Without pacing its own receive buffer (128 KiB as
+// the kernel counts it) fills with quotes it reads 20 s and more later.
 func TestPacedSlowReaderStaysFresh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 s long; run without -short")
 	}
 	n := startNode(t, map[string]string{
 		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "200ms",
-		"QUOTEHUB_UNREAD_LIMIT": "2048",
+		"QUOTEHUB_UNREAD_AGE": "1s",
 	})
 	list := symbolList(10)
 	const rate = 4700
@@ -297,19 +297,19 @@ func TestPacedSlowReaderStaysFresh(t *testing.T) {
 			t.Errorf("%v slow-consumer disconnects, want none", got)
 		}
 		if got := n.metric("quotehub_writes_held_total"); got == 0 {
-			t.Error("no write was held: the unread limit never engaged")
+			t.Error("no write was held: pacing never engaged")
 		}
 	})
 }
 
-// TestPacedNeverReaderClosed: with QUOTEHUB_UNREAD_LIMIT, a client that
+// TestPacedNeverReaderClosed: with QUOTEHUB_UNREAD_AGE set, a client that
 // reads nothing is still closed as a slow consumer (4000 on a WebSocket,
 // the connection closed on SSE) and counted, once its receive buffer is
 // full and nothing more moves for the slow-consumer timeout.
 func TestPacedNeverReaderClosed(t *testing.T) {
 	n := startNode(t, map[string]string{
 		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
-		"QUOTEHUB_UNREAD_LIMIT": "8192", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "1s",
+		"QUOTEHUB_UNREAD_AGE": "1s", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "1s",
 	})
 	list := symbolList(100)
 	deadline := time.Now().Add(60 * time.Second)
