@@ -60,30 +60,57 @@ func TestRead(t *testing.T) {
 		if got := n.sim().Calls(); got != entered+1 {
 			t.Errorf("%d background refreshes for 20 stale reads, want 1", got-entered)
 		}
+		// The refreshed value is read next: a hit, or stale again when the
+		// machine took longer than the freshness to get there (the fetch
+		// is stamped when it starts, 300 ms before it lands).
+		old := q.Seq
 		resp = getJSON(t, n.url("/v1/quotes/KRW-BTC"), &q)
-		if resp.Header.Get("X-Cache") != "hit" {
-			t.Errorf("after the refresh: %s", resp.Header.Get("X-Cache"))
+		stale := 20.0
+		switch c := resp.Header.Get("X-Cache"); {
+		case q.Seq <= old:
+			t.Errorf("after the refresh: seq %d, the refreshed value is newer than %d", q.Seq, old)
+		case c == "stale":
+			stale++
+			t.Logf("after the refresh: stale (%d ms old), on a busy machine", *q.AgeMs)
+		case c != "hit":
+			t.Errorf("after the refresh: %s", c)
 		}
-		if n.metric("quotehub_cache_reads_total", "result", "stale") != 20 || n.metric("quotehub_cache_reads_total", "result", "miss") != 1 {
-			t.Errorf("cache read metrics: stale=%v miss=%v", n.metric("quotehub_cache_reads_total", "result", "stale"), n.metric("quotehub_cache_reads_total", "result", "miss"))
+		if n.metric("quotehub_cache_reads_total", "result", "stale") != stale || n.metric("quotehub_cache_reads_total", "result", "miss") != 1 {
+			t.Errorf("cache read metrics: stale=%v (want %v) miss=%v", n.metric("quotehub_cache_reads_total", "result", "stale"), stale, n.metric("quotehub_cache_reads_total", "result", "miss"))
 		}
 	})
 
 	t.Run("SingleFlightForConcurrentColdReads", func(t *testing.T) {
 		n := startNode(t, map[string]string{"QUOTEHUB_REFRESH_INTERVAL": "1h", "QUOTEHUB_SIM_LATENCY": "200ms"})
+		// Reads that arrive while the fetch runs share it (a miss); one that
+		// a busy machine starts after it landed is a hit. Either way, one
+		// fetch and one value.
 		var wg sync.WaitGroup
+		var mu sync.Mutex
+		seqs, misses := map[uint64]bool{}, 0
 		for range 100 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				var q readQuote
 				resp := getJSON(t, n.url("/v1/quotes/KRW-XRP"), &q)
-				if resp.StatusCode != 200 || resp.Header.Get("X-Cache") != "miss" || q.Seq != uint64(q.FetchedAt) {
-					t.Errorf("cold read: %d %s %+v", resp.StatusCode, resp.Header.Get("X-Cache"), q)
+				c := resp.Header.Get("X-Cache")
+				if resp.StatusCode != 200 || (c != "miss" && c != "hit") || q.Seq != uint64(q.FetchedAt) {
+					t.Errorf("cold read: %d %s %+v", resp.StatusCode, c, q)
 				}
+				mu.Lock()
+				seqs[q.Seq] = true
+				if c == "miss" {
+					misses++
+				}
+				mu.Unlock()
 			}()
 		}
 		wg.Wait()
+		t.Logf("%d of 100 concurrent cold reads shared the fetch", misses)
+		if misses == 0 || len(seqs) != 1 {
+			t.Errorf("%d misses, %d distinct values; want the fetch shared and one value", misses, len(seqs))
+		}
 		if got := n.sim().Calls(); got != 1 {
 			t.Errorf("provider called %d times for 100 concurrent cold reads, want 1", got)
 		}
