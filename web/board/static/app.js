@@ -141,8 +141,10 @@ function remove(symbol) {
 }
 
 // fillNames looks up, one at a time, the names of symbols that came from a
-// shared link or were stored before their names were known.
-async function fillNames() {
+// shared link or were stored before their names were known. A failed
+// lookup (the node away or busy) is tried again after 1, 2, 4, 8 and 16 s;
+// after that, the next visit tries again.
+async function fillNames(attempt = 0) {
   for (const s of symbols.filter((s) => !names[s])) {
     try {
       const hit = (await api.searchSymbols(s, { limit: 1 })).find((r) => r.symbol === s);
@@ -150,7 +152,8 @@ async function fillNames() {
       names[s] = hit.name;
       table.setName(s, hit.name);
     } catch {
-      return; // the node is away; the next visit tries again
+      if (attempt < 5) setTimeout(() => fillNames(attempt + 1), 1000 << attempt);
+      return;
     }
   }
   changed();
