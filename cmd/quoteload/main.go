@@ -134,6 +134,7 @@ type Config struct {
 	Sources         int            // 127.0.0.x source addresses to spread connections over
 	Rate            float64        // http mode: target requests per second in total; 0 = as fast as possible
 	ReadPath        string         // http mode: the path read per symbol, {symbol} replaced; "" = /v1/quotes/{symbol}
+	Headers         headerList     // http mode: sent with every read
 	ChurnHold       time.Duration  // churn mode: how long an attempt waits for its first quotes frame; 0 = not at all
 	Settle          time.Duration  // churn mode: wait after the last close before the "settled" /metrics read
 	Label           string         // free text copied into the report
@@ -306,6 +307,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "number of source addresses 127.0.0.1 … 127.0.0.N; when N > 1, connection i binds 127.0.0.(1 + i mod N), allowing > 28k connections (max 254)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "http mode: target requests per second in total; 0 = as fast as possible")
 	fs.StringVar(&cfg.ReadPath, "read-path", "", "http mode: the path (and query) to read per symbol, {symbol} replaced, e.g. '/v1/candles/{symbol}?interval=1d&count=200' (default /v1/quotes/{symbol})")
+	fs.Var(&cfg.Headers, "header", "http mode: a request header sent with every read, \"Name: value\" (repeatable), e.g. 'Authorization: Bearer TOKEN' with -read-path /v1/me/portfolio")
 	fs.DurationVar(&cfg.ChurnHold, "churn-hold", cfg.ChurnHold, "churn mode: after subscribed, wait up to this long for the snapshot / first quotes frame before closing (max 1m); 0 = close at once")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "churn mode: wait this long after the last close before reading /metrics for the back-to-baseline verdict (max 5m)")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")
