@@ -130,6 +130,16 @@ func (e *encoder) num(f float64) {
 // float64.
 func AppendFloat(b []byte, f float64) []byte {
 	abs := math.Abs(f)
+	// Most figures are whole or have a few decimals (prices, quantities,
+	// costs): written from an integer, they cost a fraction of the
+	// shortest-representation search. k/10⁴ is then the shortest decimal
+	// that reads back as f: below 1e11 two doubles are less than 1e-4
+	// apart, so no other decimal of at most 4 places lies between them.
+	if abs < 1e11 && !(f == 0 && math.Signbit(f)) {
+		if k := f * 1e4; k == math.Trunc(k) && k/1e4 == f {
+			return appendScaled(b, int64(k))
+		}
+	}
 	format := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
@@ -188,4 +198,28 @@ func (e *encoder) total(t *Total) {
 	e.field("day_change", t.DayChange)
 	e.field("day_change_rate", t.DayChangeRate)
 	e.raw("}")
+}
+
+// appendScaled appends k/10⁴ in plain notation, without trailing zeros.
+func appendScaled(b []byte, k int64) []byte {
+	if k < 0 {
+		b = append(b, '-')
+		k = -k
+	}
+	b = strconv.AppendInt(b, k/10000, 10)
+	frac := k % 10000
+	if frac == 0 {
+		return b
+	}
+	var d [5]byte
+	d[0] = '.'
+	for i := 4; i >= 1; i-- {
+		d[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := 5
+	for d[n-1] == '0' {
+		n--
+	}
+	return append(b, d[:n]...)
 }

@@ -73,13 +73,24 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 // Random figures over every magnitude encode as encoding/json does.
 func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for range 20000 {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 0.0001, 0.00015, 1e-4 + 1e-12, 123.45, 99999999999.9999, 1e11, 1e11 + 0.5, 9.999999e10, 0.30000000000000004} {
+		want, _ := json.Marshal(f)
+		if got := AppendFloat(nil, f); !bytes.Equal(got, want) {
+			t.Fatalf("%v: got %s, want %s", f, got, want)
+		}
+	}
+	for range 200000 {
 		f := math.Float64frombits(r.Uint64())
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			continue
 		}
-		if r.IntN(2) == 0 {
+		switch r.IntN(4) {
+		case 0:
 			f = (r.Float64() - 0.5) * math.Pow(10, float64(r.IntN(50)-25))
+		case 1: // a few decimals, as prices and quantities have
+			f = float64(r.Int64N(1e16)-5e15) / math.Pow(10, float64(r.IntN(9)))
+		case 2: // whole, small and large
+			f = float64(r.Int64N(1<<62)-1<<61) / math.Pow(10, float64(r.IntN(19)))
 		}
 		want, _ := json.Marshal(f)
 		if got := AppendFloat(nil, f); !bytes.Equal(got, want) {

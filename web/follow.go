@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -191,13 +192,26 @@ func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) *portfolioR
 }
 
 // replyPortfolio answers a portfolio and its valuation, encoded by hand.
+// The buffer is reused: the body is copied to the connection's writer.
 func replyPortfolio(c echo.Context, status int, r *portfolioRead) error {
-	b, err := r.appendJSON(make([]byte, 0, 512+len(r.Portfolio.Holdings)*384))
+	buf := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(buf)
+	b, err := r.appendJSON((*buf)[:0])
 	if err != nil {
 		return quotehub.Errorf(quotehub.EInternal, "the portfolio cannot be valued: %v", err)
 	}
-	return replyBytes(c, status, etag(r.Portfolio.Version), append(b, '\n'))
+	b = append(b, '\n')
+	if cap(b) <= maxPooledBody {
+		*buf = b
+	}
+	return replyBytes(c, status, etag(r.Portfolio.Version), b)
 }
+
+// bodyBuffers are the encoding buffers of valued reads; one past
+// maxPooledBody is not kept.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxPooledBody = 256 << 10
 
 // listsChanged tells every node that a list of user changed, so that
 // the sessions following it re-read it. The edit is stored already: a
