@@ -54,3 +54,18 @@ func TestHeaderFlag(t *testing.T) {
 		}
 	}
 }
+
+// The age of a portfolio frame is read from its as_of.
+func TestAsOfMillis(t *testing.T) {
+	for msg, want := range map[string]int64{
+		`{"type":"portfolio","total":{"value":1},"as_of":1764751234567}`: 1764751234567,
+		`{"type":"portfolio","as_of":0}`:                                 0,
+		`{"type":"portfolio"}`:                                           0,
+		`{"type":"portfolio","as_of":-5}`:                                0,
+	} {
+		got, ok := asOfMillis([]byte(msg))
+		if got != want && ok || ok != (want > 0) {
+			t.Errorf("%s: %d %v, want %d", msg, got, ok, want)
+		}
+	}
+}

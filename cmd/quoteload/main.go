@@ -187,6 +187,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "quoteload:", err)
 		os.Exit(1)
 	}
+	if cfg.Mode == "follow" {
+		os.Exit(mainFollow(ctx, stop, cfg, jsonPath, stopProfile))
+	}
 	rep, err := Run(ctx, cfg)
 	stop()
 	if perr := stopProfile(); perr != nil {
@@ -293,7 +296,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	}
 	var symbolList, jsonPath, caFile string
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the quotehub to load, or several comma-separated (connection i goes to URL i mod n); each must be loopback: 127.0.0.0/8, ::1 or localhost")
-	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse), http (GET /v1/quotes/{symbol}), or churn (WebSocket connect/subscribe/close cycles at -connect-rate)")
+	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse), http (GET /v1/quotes/{symbol}), churn (WebSocket connect/subscribe/close cycles at -connect-rate), or follow (one user per WebSocket following its portfolio: the age of the portfolio frames)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections to open (http mode: concurrent request workers; churn mode: unused)")
 	fs.IntVar(&cfg.Symbols, "symbols", cfg.Symbols, "symbols per connection (k); http workers cycle through theirs")
 	fs.IntVar(&cfg.Universe, "universe", cfg.Universe, "universe size S: symbols are chosen from PREFIX000001 … PREFIX<S> (6-digit zero padding)")
@@ -307,6 +310,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "number of source addresses 127.0.0.1 … 127.0.0.N; when N > 1, connection i binds 127.0.0.(1 + i mod N), allowing > 28k connections (max 254)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "http mode: target requests per second in total; 0 = as fast as possible")
 	fs.StringVar(&cfg.ReadPath, "read-path", "", "http mode: the path (and query) to read per symbol, {symbol} replaced, e.g. '/v1/candles/{symbol}?interval=1d&count=200' (default /v1/quotes/{symbol})")
+	followFlags(fs)
 	fs.Var(&cfg.Headers, "header", "http mode: a request header sent with every read, \"Name: value\" (repeatable), e.g. 'Authorization: Bearer TOKEN' with -read-path /v1/me/portfolio")
 	fs.DurationVar(&cfg.ChurnHold, "churn-hold", cfg.ChurnHold, "churn mode: after subscribed, wait up to this long for the snapshot / first quotes frame before closing (max 1m); 0 = close at once")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "churn mode: wait this long after the last close before reading /metrics for the back-to-baseline verdict (max 5m)")
