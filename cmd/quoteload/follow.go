@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +188,7 @@ func RunFollow(ctx context.Context, cfg Config) (*FollowReport, error) {
 				all.Merge(&h)
 				mu.Unlock()
 			}()
-			ws, err := followConnect(runCtx, client, u, cfg.ConnectTimeout)
+			ws, err := followConnect(runCtx, client, dialer, u, cfg.ConnectTimeout)
 			<-sem
 			if err != nil {
 				failed.Add(1)
@@ -199,9 +198,11 @@ func RunFollow(ctx context.Context, cfg Config) (*FollowReport, error) {
 				return
 			}
 			connected.Add(1)
+			stopRead := context.AfterFunc(runCtx, ws.CloseNow)
+			defer stopRead()
 			defer ws.CloseNow()
 			for {
-				_, msg, err := ws.Read(runCtx)
+				msg, _, err := ws.ReadMessage()
 				if err != nil {
 					if runCtx.Err() == nil {
 						dropped.Add(1)
@@ -277,32 +278,52 @@ func warnOnce(w io.Writer, format string, args ...any) {
 	}
 }
 
-// followConnect dials u's WebSocket with its token, follows its
-// portfolio and waits for the reply.
-func followConnect(ctx context.Context, client *http.Client, u *followUser, timeout time.Duration) (*websocket.Conn, error) {
+// followConnect dials u's WebSocket with its token (the lean wsConn for
+// ws:// targets, coder/websocket for wss://), follows its portfolio and
+// waits for the reply.
+func followConnect(ctx context.Context, client *http.Client, d *net.Dialer, u *followUser, timeout time.Duration) (wsClient, error) {
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	wu := *u.base
-	wu.Scheme = strings.Replace(wu.Scheme, "http", "ws", 1)
 	wu.Path += "/v1/ws"
+	wu.RawPath = ""
 	wu.RawQuery = "token=" + url.QueryEscape(u.token)
-	ws, _, err := websocket.Dial(dctx, wu.String(), &websocket.DialOptions{HTTPClient: client})
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(1 << 20)
-	if err := ws.Write(dctx, websocket.MessageText, []byte(`{"op":"follow","id":1,"lists":["portfolio"]}`)); err != nil {
-		ws.CloseNow()
-		return nil, err
+	var ws wsClient
+	if wu.Scheme == "http" {
+		c, _, err := dialWS(dctx, d, &wu, wsReadLimit)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.writeControl(0x1, []byte(followOp), false); err != nil { // one small text frame
+			c.CloseNow()
+			return nil, err
+		}
+		ws = c
+	} else {
+		wu.Scheme = "wss"
+		c, _, err := websocket.Dial(dctx, wu.String(), &websocket.DialOptions{HTTPClient: client})
+		if err != nil {
+			return nil, err
+		}
+		c.SetReadLimit(wsReadLimit)
+		if err := c.Write(dctx, websocket.MessageText, []byte(followOp)); err != nil {
+			c.CloseNow()
+			return nil, err
+		}
+		ws = &coderClient{ws: c, ctx: dctx}
 	}
 	for {
-		_, msg, err := ws.Read(dctx)
+		msg, _, err := ws.ReadMessage()
 		if err != nil {
 			ws.CloseNow()
 			return nil, err
 		}
 		switch {
 		case bytes.HasPrefix(msg, []byte(`{"type":"subscribed"`)):
+			if !ws.EndConnect() {
+				ws.CloseNow()
+				return nil, errors.New("the connection ended while connecting")
+			}
 			return ws, nil
 		case bytes.HasPrefix(msg, []byte(`{"type":"error"`)):
 			ws.CloseNow()
@@ -310,6 +331,8 @@ func followConnect(ctx context.Context, client *http.Client, u *followUser, time
 		}
 	}
 }
+
+const followOp = `{"op":"follow","id":1,"lists":["portfolio"]}`
 
 // asOfMillis reads the "as_of" of a portfolio frame (the last field the
 // node writes, so it is searched from the end).
