@@ -163,11 +163,13 @@ func reply(c echo.Context, status int, tag string, v any) error {
 	return c.JSON(status, v)
 }
 
-// replyBytes is reply for a body already encoded.
+// replyBytes is reply for a body already encoded, sent with its length
+// (not chunked).
 func replyBytes(c echo.Context, status int, tag string, body []byte) error {
 	if notModified(c, status, tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.JSONBlob(status, body)
 }
 
