@@ -269,6 +269,11 @@ the slow connections and the others apart: age of what they receive
 (receive time − fetched_at), disconnects by reason, seq regressions and
 repeats; -window adds age percentiles per window of the measured time.
 
+-mode follow opens one WebSocket per user (-users prefix + number), each with a
+token signed with -jwt-secret, follows the user's portfolio and reports the age
+of its portfolio frames (receive time − as_of); -seed-rate first writes each
+user's -symbols holdings with PUT /v1/me/portfolio at that rate at most.
+
 An https:// URL loads a quotehub behind a TLS-terminating proxy on this
 machine (wss:// for WebSockets); -ca names the CA to trust when the proxy's
 certificate is not signed by one the system trusts.
