@@ -34,9 +34,8 @@ func TestUserStoreConformance(t *testing.T) {
 // a user in block waits for a receive on the channel before answering.
 type counting struct {
 	quotehub.UserStore
-	reads   atomic.Int64
-	block   map[string]chan chan struct{}
-	entered chan struct{}
+	reads atomic.Int64
+	block map[string]chan chan struct{}
 }
 
 func (c *counting) Portfolio(ctx context.Context, user string) (quotehub.Portfolio, error) {
