@@ -17,11 +17,12 @@ func TestUserEventsAcrossNodes(t *testing.T) {
 	env := map[string]string{"QUOTEHUB_REDIS_URL": url, "QUOTEHUB_REDIS_PREFIX": prefix}
 	a, b := startNode(t, env), startNode(t, env)
 	var mu sync.Mutex
-	var lists, alerts []string
+	var alerts []string
+	lists := map[*testNode][]string{} // by the node that got them
 	for _, n := range []*testNode{a, b} {
 		n.stores.userEvts.on(quotehub.UserListsChanged, func(ev quotehub.UserEvent) {
 			mu.Lock()
-			lists = append(lists, ev.User)
+			lists[n] = append(lists[n], ev.User)
 			mu.Unlock()
 		})
 	}
@@ -34,11 +35,9 @@ func TestUserEventsAcrossNodes(t *testing.T) {
 		_ = a.stores.userBus.PublishUser(context.Background(), quotehub.UserEvent{User: "alice", Kind: quotehub.UserListsChanged})
 		mu.Lock()
 		defer mu.Unlock()
-		n := map[string]int{}
-		for _, u := range lists {
-			n[u]++
-		}
-		return n["alice"] >= 2
+		// Both buses are subscribed once each node got one: the alert
+		// below is not sent before b listens.
+		return len(lists[a]) > 0 && len(lists[b]) > 0 && lists[a][0] == "alice" && lists[b][0] == "alice"
 	})
 	if err := a.stores.userBus.PublishUser(context.Background(), quotehub.UserEvent{User: "bob", Kind: quotehub.UserAlertFired}); err != nil {
 		t.Fatal(err)
