@@ -126,7 +126,7 @@ func (b *UserBus) receive(ctx context.Context) {
 			}
 			pinged = false
 			if up {
-				b.log.Warn().Err(err).Msg("user bus subscription lost; resubscribing")
+				b.log.Warn().Err(err).Msg("user bus subscription lost or not answering; events may be missed until it is back")
 			}
 			setUp(false)
 			select {
