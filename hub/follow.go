@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"slices"
 	"sync"
 
@@ -62,35 +61,62 @@ type followed struct {
 }
 
 // folio is the valuation state of a session that follows a portfolio:
-// its latest quote of every symbol the valuation reads.
+// its latest quote of every symbol the valuation reads, by position
+// (index is fixed once the folio is built, so a look-up takes no lock).
 type folio struct {
+	value func(func(string) (quotehub.Quote, bool)) []byte
+	index map[string]int // symbol → position in quotes; read-only
+
 	mu     sync.Mutex
-	value  func(func(string) (quotehub.Quote, bool)) []byte
-	quotes map[string]quotehub.Quote // every valued symbol; Symbol "" until quoted
+	quotes []quotehub.Quote // Symbol "" until quoted
+
+	vmu     sync.Mutex       // one valuation at a time (the writer's)
+	scratch []quotehub.Quote // the copy a valuation reads
+}
+
+func newFolio(value func(func(string) (quotehub.Quote, bool)) []byte, symbols []string) *folio {
+	f := &folio{value: value, index: make(map[string]int, len(symbols))}
+	for _, s := range symbols {
+		if _, ok := f.index[s]; !ok {
+			f.index[s] = len(f.quotes)
+			f.quotes = append(f.quotes, quotehub.Quote{})
+		}
+	}
+	f.scratch = make([]quotehub.Quote, len(f.quotes))
+	return f
 }
 
 // frame values the portfolio at the quotes held. It values a copy, so
 // that Publish, which updates the quotes, never waits for a valuation.
 func (f *folio) frame() []byte {
+	f.vmu.Lock()
+	defer f.vmu.Unlock()
 	f.mu.Lock()
-	quotes := maps.Clone(f.quotes)
+	copy(f.scratch, f.quotes)
 	f.mu.Unlock()
 	return f.value(func(s string) (quotehub.Quote, bool) {
-		q, ok := quotes[s]
-		return q, ok && q.Symbol != ""
+		i, ok := f.index[s]
+		if !ok {
+			return quotehub.Quote{}, false
+		}
+		q := &f.scratch[i]
+		return *q, q.Symbol != ""
 	})
 }
 
 // note records q if the portfolio values its symbol; it reports whether
 // it did (a valuation is then due).
 func (f *folio) note(q *quotehub.Quote) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	old, ok := f.quotes[q.Symbol]
-	if !ok || (old.Symbol != "" && q.Seq <= old.Seq) {
+	i, ok := f.index[q.Symbol]
+	if !ok {
 		return false
 	}
-	f.quotes[q.Symbol] = *q
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old := &f.quotes[i]; old.Symbol != "" && q.Seq <= old.Seq {
+		return false
+	}
+	f.quotes[i] = *q
 	return true
 }
 
@@ -353,14 +379,11 @@ func (c *Client) subscribedTo(s string) bool {
 // are read from the cache once, then kept current by Publish. The
 // caller then calls valueNow.
 func (c *Client) setFolio(ctx context.Context, l List, symbols []string) {
-	f := &folio{value: l.Value, quotes: make(map[string]quotehub.Quote, len(symbols))}
-	for _, s := range symbols {
-		f.quotes[s] = quotehub.Quote{}
-	}
+	f := newFolio(l.Value, symbols)
 	if qs, err := c.hub.opts.Cache.GetMany(ctx, symbols); err == nil {
 		for _, q := range qs {
-			if q.Symbol != "" {
-				f.quotes[q.Symbol] = q
+			if i, ok := f.index[q.Symbol]; ok && q.Symbol != "" {
+				f.quotes[i] = q
 			}
 		}
 	}

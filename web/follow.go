@@ -3,7 +3,10 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -81,7 +84,8 @@ func holdings(p quotehub.Portfolio) []valuation.Holding {
 }
 
 // valuedPortfolio is a portfolio valuation as a followed portfolio's
-// frame carries it.
+// frame carries it: the shape portfolioFrame encodes by hand (its tests
+// compare the two).
 type valuedPortfolio struct {
 	Type         string `json:"type"`
 	BaseCurrency string `json:"base_currency"`
@@ -90,26 +94,82 @@ type valuedPortfolio struct {
 }
 
 func portfolioFrame(p quotehub.Portfolio, v valuation.Valuation) []byte {
-	b, err := json.Marshal(valuedPortfolio{Type: "portfolio", BaseCurrency: p.BaseCurrency, Version: p.Version, Valuation: v})
+	b := make([]byte, 0, 256+len(v.Positions)*256)
+	b = append(b, `{"type":"portfolio","base_currency":`...)
+	b = quotehub.AppendJSONString(b, p.BaseCurrency)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, p.Version, 10)
+	b = append(b, ',')
+	b, err := v.AppendFields(b)
 	if err != nil {
 		// A position whose figures are not finite (an absurd quantity)
 		// cannot be JSON: say so rather than send nothing.
 		return hub.ErrorFrame(nil, quotehub.Errorf(quotehub.EInternal, "the portfolio cannot be valued: %v", err))
 	}
-	return b
+	return append(b, '}')
 }
 
 // portfolioRead is GET /v1/me/portfolio: the stored portfolio and its
-// valuation at the cached quotes.
+// valuation at the cached quotes. It is encoded by hand (appendJSON), as
+// json.Marshal would encode this struct.
 type portfolioRead struct {
 	quotehub.Portfolio
 	Valuation valuation.Valuation `json:"valuation"`
 }
 
+// appendJSON appends r as JSON.
+func (r *portfolioRead) appendJSON(b []byte) ([]byte, error) {
+	p := &r.Portfolio
+	b = append(b, `{"base_currency":`...)
+	b = quotehub.AppendJSONString(b, p.BaseCurrency)
+	b = append(b, `,"holdings":`...)
+	if p.Holdings == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, h := range p.Holdings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if !finite(h.Quantity) || !finite(h.AvgCost) {
+				return b, valuation.ErrNotFinite
+			}
+			b = append(b, `{"symbol":`...)
+			b = quotehub.AppendJSONString(b, h.Symbol)
+			b = append(b, `,"quantity":`...)
+			b = valuation.AppendFloat(b, h.Quantity)
+			b = append(b, `,"avg_cost":`...)
+			b = valuation.AppendFloat(b, h.AvgCost)
+			b = append(b, `,"currency":`...)
+			b = quotehub.AppendJSONString(b, h.Currency)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, p.Version, 10)
+	if !p.UpdatedAt.IsZero() {
+		t, err := p.UpdatedAt.MarshalJSON()
+		if err != nil {
+			return b, err
+		}
+		b = append(b, `,"updated_at":`...)
+		b = append(b, t...)
+	}
+	b = append(b, `,"valuation":`...)
+	b, err := r.Valuation.AppendJSON(b)
+	if err != nil {
+		return b, err
+	}
+	return append(b, '}'), nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
 // portfolioView values p at the quotes in the cache: one read of the
 // cache, never an upstream fetch. Quotes the cache cannot give leave
 // their positions unpriced.
-func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) any {
+func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) *portfolioRead {
 	hs := holdings(p)
 	syms := valuation.Symbols(hs, p.BaseCurrency)
 	quotes := make(map[string]quotehub.Quote, len(syms))
@@ -128,8 +188,30 @@ func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) any {
 		q, ok := quotes[sym]
 		return q, ok
 	})
-	return portfolioRead{Portfolio: p, Valuation: v}
+	return &portfolioRead{Portfolio: p, Valuation: v}
 }
+
+// replyPortfolio answers a portfolio and its valuation, encoded by hand.
+// The buffer is reused: the body is copied to the connection's writer.
+func replyPortfolio(c echo.Context, status int, r *portfolioRead) error {
+	buf := bodyBuffers.Get().(*[]byte)
+	defer bodyBuffers.Put(buf)
+	b, err := r.appendJSON((*buf)[:0])
+	if err != nil {
+		return quotehub.Errorf(quotehub.EInternal, "the portfolio cannot be valued: %v", err)
+	}
+	b = append(b, '\n')
+	if cap(b) <= maxPooledBody {
+		*buf = b
+	}
+	return replyBytes(c, status, etag(r.Portfolio.Version), b)
+}
+
+// bodyBuffers are the encoding buffers of valued reads; one past
+// maxPooledBody is not kept.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxPooledBody = 256 << 10
 
 // listsChanged tells every node that a list of user changed, so that
 // the sessions following it re-read it. The edit is stored already: a

@@ -16,6 +16,7 @@ import (
 
 	"quotehub"
 	"quotehub/auth"
+	"quotehub/store/usercache"
 )
 
 func benchToken(b *testing.B, user string) string {
@@ -58,8 +59,17 @@ func percentileMs(xs []float64, p float64) float64 {
 // BenchmarkValuedPortfolioRead: GET /v1/me/portfolio of 50 holdings whose
 // prices are fresh in the cache, from 8 keep-alive clients over loopback:
 // requests per second and latency percentiles as the client sees them.
+// "store" reads the holdings from the embedded store on every request,
+// "cached" through the node's portfolio cache, as quotehub is wired.
 func BenchmarkValuedPortfolioRead(b *testing.B) {
-	n := startFollowNode(b, 200)
+	b.Run("store", func(b *testing.B) { benchValuedRead(b, nil) })
+	b.Run("cached", func(b *testing.B) {
+		benchValuedRead(b, func(st quotehub.UserStore) quotehub.UserStore { return usercache.New(st, 0, true) })
+	})
+}
+
+func benchValuedRead(b *testing.B, wrap func(quotehub.UserStore) quotehub.UserStore) {
+	n := startFollowNodeOn(b, 200, wrap)
 	var syms []string
 	for i := range 50 {
 		syms = append(syms, fmt.Sprintf("SYN-%03d", i))

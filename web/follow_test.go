@@ -74,6 +74,9 @@ func startFollowNodeOn(t testing.TB, maxSymbols int, wrap func(quotehub.UserStor
 	bus := memory.NewUserBus()
 	bus.HandleUser(func(ev quotehub.UserEvent) {
 		f.events.add(ev)
+		if c, ok := st.(interface{ Invalidate(string) }); ok && ev.Kind == quotehub.UserListsChanged {
+			c.Invalidate(ev.User) // as the node's bus handler does, before the re-reads
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -157,6 +157,25 @@ func weakETag(parts ...string) string {
 // reply writes v with its ETag, or 304 when If-None-Match names that tag
 // (compared weakly, as If-None-Match does).
 func reply(c echo.Context, status int, tag string, v any) error {
+	if notModified(c, status, tag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSON(status, v)
+}
+
+// replyBytes is reply for a body already encoded, sent with its length
+// (not chunked).
+func replyBytes(c echo.Context, status int, tag string, body []byte) error {
+	if notModified(c, status, tag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.JSONBlob(status, body)
+}
+
+// notModified sets the ETag and caching headers, and reports whether the
+// answer is 304.
+func notModified(c echo.Context, status int, tag string) bool {
 	h := c.Response().Header()
 	h.Set("ETag", tag)
 	h.Set("Cache-Control", "private, no-cache")
@@ -164,11 +183,11 @@ func reply(c echo.Context, status int, tag string, v any) error {
 		strip := func(t string) string { return strings.TrimPrefix(strings.TrimSpace(t), "W/") }
 		for _, t := range strings.Split(c.Request().Header.Get("If-None-Match"), ",") {
 			if t = strip(t); t == "*" || t == strip(tag) {
-				return c.NoContent(http.StatusNotModified)
+				return true
 			}
 		}
 	}
-	return c.JSON(status, v)
+	return false
 }
 
 // created answers 201 with the new resource v, its ETag and Location.
@@ -499,7 +518,7 @@ func (s *Server) getPortfolio(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(c, p))
+	return replyPortfolio(c, http.StatusOK, s.portfolioView(c, p))
 }
 
 func (s *Server) putPortfolio(c echo.Context) error {
@@ -526,7 +545,7 @@ func (s *Server) putPortfolio(c echo.Context) error {
 		return err
 	}
 	s.listsChanged(c, user, hub.PortfolioList)
-	return reply(c, http.StatusOK, etag(p.Version), s.portfolioView(c, p))
+	return replyPortfolio(c, http.StatusOK, s.portfolioView(c, p))
 }
 
 type tradeBody struct {

@@ -17,7 +17,8 @@
 // the age of what they receive, per window, and whether they stay
 // connected), and soak (churn, fan-out and reads at once for minutes while
 // the node's RSS, goroutines and open fds are sampled: nothing may grow;
-// scripts/soak.sh runs it for 10 minutes). Every process binds 127.0.0.1 only, every run is bounded in
+// scripts/soak.sh runs it for 10 minutes), portfolios (users following
+// their portfolios: the age of the portfolio frames; then valued reads). Every process binds 127.0.0.1 only, every run is bounded in
 // time, and every process is stopped at the end.
 package main
 
@@ -171,7 +172,7 @@ func main() {
 }
 
 // scenarios are the scenario names, in the order they run.
-var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster", "slowreaders", "soak"}
+var scenarios = []string{"micro", "floor", "fanout-ws", "fanout-sse", "idle", "reads", "churn", "cluster", "slowreaders", "portfolios", "soak"}
 
 // parseOnly parses -only: the set of scenarios to run (empty: all).
 func parseOnly(only string) (map[string]bool, error) {
@@ -240,6 +241,7 @@ func (b *bench) run(want map[string]bool) (failed []string) {
 	run("churn", b.churn)
 	run("cluster", b.cluster)
 	run("slowreaders", b.slowReaders)
+	run("portfolios", b.portfolios)
 	run("soak", b.soak)
 	return failed
 }

@@ -74,6 +74,9 @@ func TestEveryScenarioRuns(t *testing.T) {
 		`\| slow \| 2 \| [0-9]+ \| [^|]+ \| [1-9][0-9]* \| [0-9.]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| [0-9]+ \| 0 \| [0-9]+ \|`,
 		`\| others \| 18 \| [0-9]+ \| [^|]+ \| [1-9][0-9]* \| `,
 		`µs per delivered quote`,
+		// portfolios: every follower connected and valued; valued reads.
+		`\| 20 \| [0-9.]+ s \(0 errors\) \| [1-9][0-9]* \| [0-9]+ ms \| [0-9]+ ms \|`,
+		`\| [1-9][0-9]* \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \|`,
 		// soak: samples taken, and the node back to its baseline.
 		`\| 1s \| [0-9.]+ \| [1-9][0-9]* \| [1-9][0-9]* \|`,
 		`Back to baseline after the load \(fds and goroutines\): yes`,

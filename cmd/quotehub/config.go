@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"quotehub/auth"
+	"quotehub/store/usercache"
 )
 
 // Config is every setting of a node. Each field is set, in rising order of
@@ -69,6 +70,7 @@ type Config struct {
 	MySQLMaxIdle      int
 	MySQLConnLifetime time.Duration
 	StoreTimeout      time.Duration
+	PortfolioCache    int
 
 	UpbitURL      string
 	UpbitWSURL    string
@@ -155,6 +157,7 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MySQLMaxOpen, "mysql-max-open", 20, "MySQL connections per node at most")
 	fs.IntVar(&c.MySQLMaxIdle, "mysql-max-idle", 20, "idle MySQL connections a node keeps")
 	fs.DurationVar(&c.MySQLConnLifetime, "mysql-conn-lifetime", 3*time.Minute, "a MySQL connection is replaced after this long")
+	fs.IntVar(&c.PortfolioCache, "portfolio-cache", usercache.DefaultSize, "portfolios a node keeps in memory for valued reads and follows, least recently read dropped first (0: off)")
 	fs.DurationVar(&c.StoreTimeout, "store-timeout", 3*time.Second, "longest one call to the user-data store may take (all its queries)")
 	fs.StringVar(&c.UpbitURL, "upbit-url", "https://api.upbit.com", "Upbit REST base URL (point it at a proxy or a recorded fake)")
 	fs.StringVar(&c.UpbitWSURL, "upbit-ws-url", "wss://api.upbit.com/websocket/v1", "Upbit WebSocket URL")
@@ -378,6 +381,7 @@ func (c *Config) validate() error {
 		{c.MySQLMaxIdle <= c.MySQLMaxOpen, "QUOTEHUB_MYSQL_MAX_IDLE must not exceed QUOTEHUB_MYSQL_MAX_OPEN"},
 		{c.MySQLConnLifetime > 0, "QUOTEHUB_MYSQL_CONN_LIFETIME must be positive"},
 		{c.StoreTimeout > 0, "QUOTEHUB_STORE_TIMEOUT must be positive"},
+		{c.PortfolioCache >= 0, "QUOTEHUB_PORTFOLIO_CACHE must not be negative (0: off)"},
 		{c.RefreshSlots >= 1 && c.RefreshSlots <= 16384, "QUOTEHUB_REFRESH_SLOTS must be within 1..16384"},
 		{c.BusShards >= 1 && c.BusShards <= 1024, "QUOTEHUB_BUS_SHARDS must be within 1..1024"},
 		{c.RedisURL != "" || !(c.RedisCluster || c.RedisShardedPubSub), "QUOTEHUB_REDIS_CLUSTER and QUOTEHUB_REDIS_SHARDED_PUBSUB need QUOTEHUB_REDIS_URL"},

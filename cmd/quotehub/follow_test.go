@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"quotehub/auth"
+	"quotehub/internal/poll"
 	"quotehub/store/mysql/mysqltest"
 )
 
@@ -193,4 +194,53 @@ func BenchmarkFollowEditAcrossNodes(b *testing.B) {
 	b.ReportMetric(percentile(lat, 0.50), "p50-ms")
 	b.ReportMetric(percentile(lat, 0.99), "p99-ms")
 	b.ReportMetric(slices.Max(lat), "max-ms")
+}
+
+// TestPortfolioCacheAcrossNodes: node b keeps alice's portfolio in memory
+// for valued reads; a write on node a reaches it as a user-bus event,
+// which drops the entry before the sessions of b re-read the portfolio:
+// the session following it sees the new holding, and a read on b right
+// after gives the new version, never the cached one.
+func TestPortfolioCacheAcrossNodes(t *testing.T) {
+	nodes := startFollowCluster(t)
+	a, b := nodes[0], nodes[1]
+	tok := followToken(t, "alice")
+	if st := callJSON(t, "PUT", a.url("/v1/me/portfolio"), tok, `{"holdings":[{"symbol":"KRW-BTC","quantity":1,"avg_cost":1}]}`, nil); st != http.StatusOK {
+		t.Fatalf("portfolio: %d", st)
+	}
+	ws := dialWS(t, b, "?token="+url.QueryEscape(tok), nil)
+	ws.next("welcome")
+	ws.send(`{"op":"follow","id":1,"lists":["portfolio"]}`)
+	ws.next("subscribed")
+	var got struct{ Version int64 }
+	// b's bus subscribes: from then on its reads are served from memory.
+	poll.Until(t, 10*time.Second, "node b to serve alice's portfolio from memory", func() bool {
+		callJSON(t, "GET", b.url("/v1/me/portfolio"), tok, "", &got)
+		return b.folios.Stats().Hits > 0
+	})
+	if got.Version != 1 {
+		t.Fatalf("version %d, want 1", got.Version)
+	}
+	for v := int64(2); v <= 4; v++ {
+		sym := []string{"", "", "KRW-ETH", "KRW-XRP", "005930.KS"}[v]
+		body := `{"holdings":[{"symbol":"KRW-BTC","quantity":1,"avg_cost":1},{"symbol":"` + sym + `","quantity":1,"avg_cost":1}]}`
+		if st := callJSON(t, "PUT", a.url("/v1/me/portfolio"), tok, body, nil); st != http.StatusOK {
+			t.Fatalf("portfolio: %d", st)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the session on node b did not follow version %d within 5 s", v)
+			}
+			f := ws.must(5 * time.Second)
+			if f.Type == "subscribed" {
+				if !slices.Equal(f.Symbols, []string{sym}) {
+					t.Fatalf("after version %d: %s", v, f.raw)
+				}
+				break
+			}
+		}
+		if callJSON(t, "GET", b.url("/v1/me/portfolio"), tok, "", &got); got.Version != v {
+			t.Fatalf("node b serves version %d after the event of version %d", got.Version, v)
+		}
+	}
 }

@@ -104,7 +104,7 @@ func openUpstreams(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) *
 			if enabled["upbit"] {
 				return upbit.Name
 			}
-		case quotehub.ExchangeKRX, quotehub.ExchangeNYSE, quotehub.ExchangeNASDAQ:
+		case quotehub.ExchangeKRX, quotehub.ExchangeNYSE, quotehub.ExchangeNASDAQ, sim.ExchangeFX: // FX:USDKRW is Yahoo's KRW=X
 			if enabled["yahoo"] {
 				return yahoo.Name
 			}

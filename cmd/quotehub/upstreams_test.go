@@ -217,3 +217,35 @@ func readQuotesOf(c *wsClient, sym string, k int) {
 		}
 	}
 }
+
+// TestYahooQuotesUSDKRW: with Yahoo as the stock provider, the base
+// currency's FX quote FX:USDKRW is routed to Yahoo and fetched as KRW=X.
+func TestYahooQuotesUSDKRW(t *testing.T) {
+	syms := append(yahootest.DefaultSymbols(), yahootest.Symbol{Symbol: "KRW=X", Name: "USD/KRW", Exchange: "NYSE",
+		ExchangeName: "CCY", FullExchangeName: "CCY", Currency: "KRW", Price: 1391.5, PrevClose: 1388})
+	y := yahootest.New(yahootest.Options{Budget: -1, Symbols: syms})
+	t.Cleanup(y.Close)
+	n := startNode(t, map[string]string{"QUOTEHUB_PROVIDERS": "yahoo", "QUOTEHUB_YAHOO_URL": y.URL(),
+		"QUOTEHUB_REFRESH_INTERVAL": "200ms", "QUOTEHUB_SIM_EVERY_TICK": "false"})
+	c := dialWS(t, n, "?symbols=FX:USDKRW", nil)
+	c.next("welcome")
+	if s := c.next("subscribed"); len(s.Symbols) != 1 {
+		t.Fatalf("subscribed = %s", short(s.raw))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("no FX:USDKRW quote from Yahoo within 10 s")
+		}
+		f := c.must(5 * time.Second)
+		if len(f.Quotes) > 0 {
+			q := f.Quotes[0]
+			if q["symbol"] != "FX:USDKRW" || q["source"] != "yahoo" || q["currency"] != "KRW" {
+				t.Fatalf("quote %v", q)
+			}
+			break
+		}
+	}
+	if y.RequestsFor("KRW=X") == 0 {
+		t.Error("Yahoo was not asked for KRW=X")
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"quotehub"
 	"quotehub/hub"
+	"quotehub/store/usercache"
 	"quotehub/web"
 )
 
@@ -17,6 +18,7 @@ type userEvents struct {
 	mu       sync.RWMutex
 	handlers map[string][]func(quotehub.UserEvent)
 	resyncs  []func()
+	states   []func(up bool)
 }
 
 // on registers f for events of kind; f must not block.
@@ -35,6 +37,23 @@ func (d *userEvents) onResync(f func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.resyncs = append(d.resyncs, f)
+}
+
+// onState registers f, told when the bus goes down (events may be lost
+// from then on) and comes up again, before the resync functions run.
+func (d *userEvents) onState(f func(up bool)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.states = append(d.states, f)
+}
+
+func (d *userEvents) state(up bool) {
+	d.mu.RLock()
+	fs := d.states
+	d.mu.RUnlock()
+	for _, f := range fs {
+		f(up)
+	}
 }
 
 func (d *userEvents) deliver(ev quotehub.UserEvent) {
@@ -76,4 +95,24 @@ func followLists(h *hub.Hub, evts *userEvents, timeout time.Duration) {
 			go refollow(u, "")
 		}
 	})
+}
+
+// cacheHoldings keeps the portfolio cache true to the store: a list
+// event naming the portfolio (or every list) drops the user's entry
+// before any other handler re-reads it; a resync drops every entry; while
+// the bus is down the cache is bypassed. Register it before followLists.
+func cacheHoldings(c *usercache.Store, evts *userEvents) {
+	evts.on(quotehub.UserListsChanged, func(ev quotehub.UserEvent) {
+		if l := web.ListOfEvent(ev); l == "" || l == hub.PortfolioList {
+			c.Invalidate(ev.User)
+		}
+	})
+	evts.onState(func(up bool) {
+		if up {
+			c.Resume()
+		} else {
+			c.Suspend()
+		}
+	})
+	evts.onResync(c.Clear)
 }

@@ -24,6 +24,7 @@ import (
 	"quotehub/store/redis"
 	"quotehub/store/sqlite"
 	"quotehub/store/sqlstore"
+	"quotehub/store/usercache"
 	"quotehub/web"
 )
 
@@ -32,6 +33,7 @@ type node struct {
 	catalog   *memory.Catalog
 	stores    *stores
 	users     quotehub.UserStore
+	folios    *usercache.Store // nil when the portfolio cache is off
 	hub       *hub.Hub
 	alerts    *alerts
 	refresher *refresher.Refresher
@@ -107,6 +109,7 @@ func openStores(cfg Config, log *zerolog.Logger, reg prometheus.Registerer) (*st
 	ub := redis.NewUserBus(rdb, cfg.RedisPrefix, &storeLog)
 	ub.HandleUser(evts.deliver)
 	ub.OnResync(evts.resync)
+	ub.OnState(evts.state)
 	hooks := &leaseHooks{}
 	own := redis.NewOwnership(rdb, redis.OwnershipOptions{
 		Prefix: cfg.RedisPrefix, Node: cfg.NodeID, Slots: cfg.RefreshSlots, TTL: cfg.LeaseTTL, Metrics: m, Logger: &storeLog,
@@ -155,6 +158,16 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	}
 	st.checks["users"] = users
 	st.close = append(st.close, func() { _ = users.Close() })
+	// Portfolios are read through a cache kept true by the user bus: live
+	// from the start on a single node's bus, which loses nothing; on Redis
+	// once the bus reports it is subscribed.
+	var portfolios quotehub.UserStore = users
+	var folios *usercache.Store
+	if cfg.PortfolioCache > 0 {
+		folios = usercache.New(users, cfg.PortfolioCache, cfg.RedisURL == "")
+		cacheHoldings(folios, st.userEvts)
+		portfolios = folios
+	}
 
 	var h *hub.Hub
 	al := newAlerts(users, st.userBus, cfg.StoreTimeout, log.With().Str("component", "alerts").Logger(), reg)
@@ -191,7 +204,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		WriteDelay: cfg.WriteDelay, Writers: cfg.Writers,
 		OnActive: func(s string) { st.bus.Watch(s); ref.Activate(s) },
 		OnIdle:   func(s string) { st.bus.Unwatch(s); ref.Deactivate(s) },
-		Lists:    &web.Lists{Users: users, Catalog: catalog},
+		Lists:    &web.Lists{Users: portfolios, Catalog: catalog},
 		Metrics:  hub.NewMetrics(reg), Logger: &hubLog,
 		// Candle streams: the open candle as reads return it (feed).
 		Candles: feed, MaxCandleStreams: cfg.MaxCandles,
@@ -258,7 +271,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), UnreadAge: cfg.UnreadAge, Logger: log, Checks: st.checks,
 		Verifier: verifier, AuthRequired: cfg.AuthRequired,
-		Users: users, UserLimits: userLimits(cfg), UserBus: st.userBus,
+		Users: portfolios, UserLimits: userLimits(cfg), UserBus: st.userBus,
 		Limits: cfg.Security.limits(cfg.Addr), TLS: tlsConfig, HideMetrics: !cfg.Security.MetricsPublic,
 	})
 	if err != nil {
@@ -275,7 +288,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 		}
 		srv.PushAlert(ev.User, a)
 	})
-	return &node{catalog: catalog, stores: st, users: users, hub: h, alerts: al, refresher: ref, web: srv, sims: up.sims, cert: cert}, nil
+	return &node{catalog: catalog, stores: st, users: users, folios: folios, hub: h, alerts: al, refresher: ref, web: srv, sims: up.sims, cert: cert}, nil
 }
 
 // userLimits are the limits of users' data on this node: a watchlist

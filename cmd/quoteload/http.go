@@ -169,7 +169,7 @@ func (r *runner) runHTTP(_ context.Context, c *conn, connected func(bool)) {
 	}
 	get := r.netHTTPGet(c.id, urls)
 	if r.base(c.id).Scheme == "http" {
-		hc := newHTTPConn(r.stopCtx, r.dialer(c.id), r.base(c.id), paths, r.cfg.ConnectTimeout)
+		hc := newHTTPConn(r.stopCtx, r.dialer(c.id), r.base(c.id), paths, r.cfg.ConnectTimeout, r.cfg.Headers...)
 		defer hc.close()
 		get = hc.get
 	}
@@ -259,6 +259,7 @@ func (r *runner) netHTTPGet(i int, urls []string) func(j int) (int, []byte, erro
 		if err != nil {
 			return 0, nil, err
 		}
+		r.cfg.Headers.setOn(req)
 		resp, err := r.client(i).Do(req)
 		if err != nil {
 			return 0, nil, err

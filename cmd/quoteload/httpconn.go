@@ -41,8 +41,8 @@ type httpConn struct {
 var errHTTPResponse = errors.New("unsupported or malformed HTTP response")
 
 // newHTTPConn prepares GET requests of paths (escaped, with any query) to
-// base's host.
-func newHTTPConn(stop context.Context, d *net.Dialer, base *url.URL, paths []string, timeout time.Duration) *httpConn {
+// base's host, with headers ("Name: value") added to each.
+func newHTTPConn(stop context.Context, d *net.Dialer, base *url.URL, paths []string, timeout time.Duration, headers ...string) *httpConn {
 	h := &httpConn{stop: stop, timeout: timeout, maxBody: 1 << 20, maxHeads: 64}
 	addr := base.Host
 	if base.Port() == "" {
@@ -50,7 +50,9 @@ func newHTTPConn(stop context.Context, d *net.Dialer, base *url.URL, paths []str
 	}
 	h.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	for _, p := range paths {
-		h.reqs = append(h.reqs, []byte("GET "+p+" HTTP/1.1\r\nHost: "+base.Host+"\r\nUser-Agent: quoteload\r\n\r\n"))
+		req := []byte("GET " + p + " HTTP/1.1\r\nHost: " + base.Host + "\r\nUser-Agent: quoteload\r\n")
+		req = headerList(headers).appendHeaders(req)
+		h.reqs = append(h.reqs, append(req, "\r\n"...))
 	}
 	return h
 }

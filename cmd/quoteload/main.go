@@ -134,6 +134,7 @@ type Config struct {
 	Sources         int            // 127.0.0.x source addresses to spread connections over
 	Rate            float64        // http mode: target requests per second in total; 0 = as fast as possible
 	ReadPath        string         // http mode: the path read per symbol, {symbol} replaced; "" = /v1/quotes/{symbol}
+	Headers         headerList     // http mode: sent with every read
 	ChurnHold       time.Duration  // churn mode: how long an attempt waits for its first quotes frame; 0 = not at all
 	Settle          time.Duration  // churn mode: wait after the last close before the "settled" /metrics read
 	Label           string         // free text copied into the report
@@ -186,6 +187,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "quoteload:", err)
 		os.Exit(1)
+	}
+	if cfg.Mode == "follow" {
+		os.Exit(mainFollow(ctx, stop, cfg, jsonPath, stopProfile))
 	}
 	rep, err := Run(ctx, cfg)
 	stop()
@@ -266,6 +270,11 @@ the slow connections and the others apart: age of what they receive
 (receive time − fetched_at), disconnects by reason, seq regressions and
 repeats; -window adds age percentiles per window of the measured time.
 
+-mode follow opens one WebSocket per user (-users prefix + number), each with a
+token signed with -jwt-secret, follows the user's portfolio and reports the age
+of its portfolio frames (receive time − as_of); -seed-rate first writes each
+user's -symbols holdings with PUT /v1/me/portfolio at that rate at most.
+
 An https:// URL loads a quotehub behind a TLS-terminating proxy on this
 machine (wss:// for WebSockets); -ca names the CA to trust when the proxy's
 certificate is not signed by one the system trusts.
@@ -293,7 +302,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	}
 	var symbolList, jsonPath, caFile string
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the quotehub to load, or several comma-separated (connection i goes to URL i mod n); each must be loopback: 127.0.0.0/8, ::1 or localhost")
-	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse), http (GET /v1/quotes/{symbol}), or churn (WebSocket connect/subscribe/close cycles at -connect-rate)")
+	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "transport: ws (WebSocket /v1/ws), sse (/v1/sse), http (GET /v1/quotes/{symbol}), churn (WebSocket connect/subscribe/close cycles at -connect-rate), or follow (one user per WebSocket following its portfolio: the age of the portfolio frames)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections to open (http mode: concurrent request workers; churn mode: unused)")
 	fs.IntVar(&cfg.Symbols, "symbols", cfg.Symbols, "symbols per connection (k); http workers cycle through theirs")
 	fs.IntVar(&cfg.Universe, "universe", cfg.Universe, "universe size S: symbols are chosen from PREFIX000001 … PREFIX<S> (6-digit zero padding)")
@@ -307,6 +316,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&cfg.Sources, "sources", cfg.Sources, "number of source addresses 127.0.0.1 … 127.0.0.N; when N > 1, connection i binds 127.0.0.(1 + i mod N), allowing > 28k connections (max 254)")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "http mode: target requests per second in total; 0 = as fast as possible")
 	fs.StringVar(&cfg.ReadPath, "read-path", "", "http mode: the path (and query) to read per symbol, {symbol} replaced, e.g. '/v1/candles/{symbol}?interval=1d&count=200' (default /v1/quotes/{symbol})")
+	followFlags(fs)
+	fs.Var(&cfg.Headers, "header", "http mode: a request header sent with every read, \"Name: value\" (repeatable), e.g. 'Authorization: Bearer TOKEN' with -read-path /v1/me/portfolio")
 	fs.DurationVar(&cfg.ChurnHold, "churn-hold", cfg.ChurnHold, "churn mode: after subscribed, wait up to this long for the snapshot / first quotes frame before closing (max 1m); 0 = close at once")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "churn mode: wait this long after the last close before reading /metrics for the back-to-baseline verdict (max 5m)")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this path (- = stdout, instead of the table)")

@@ -312,3 +312,48 @@ func TestBusShardsAcrossMasters(t *testing.T) {
 		})
 	}
 }
+
+// The user bus reports its state: up once subscribed, down when the
+// subscription is lost, up again (then a resync) once it is re-made.
+func TestUserBusState(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	states := make(chan bool, 16)
+	resynced := make(chan struct{}, 4)
+	b := redis.NewUserBus(rdb, prefix, nil)
+	b.OnState(func(up bool) { states <- up })
+	b.OnResync(func() { resynced <- struct{}{} })
+	b.Start(context.Background())
+	t.Cleanup(func() { _ = b.Close() })
+	next := func(what string) bool {
+		t.Helper()
+		select {
+		case up := <-states:
+			return up
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no state change (%s)", what)
+			return false
+		}
+	}
+	if !next("subscribing") {
+		t.Fatal("the first state reported is down")
+	}
+	select {
+	case <-resynced:
+		t.Fatal("a resync on the first subscription")
+	default:
+	}
+	if n := redistest.KillPubSub(t, rdb.(*goredis.Client)); n != 1 {
+		t.Fatalf("killed %d pub/sub connections, want 1", n)
+	}
+	if next("the subscription killed") {
+		t.Fatal("up reported twice, with no down between")
+	}
+	if !next("resubscribing") {
+		t.Fatal("down reported twice")
+	}
+	select {
+	case <-resynced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resync after the subscription was re-made")
+	}
+}

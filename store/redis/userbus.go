@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type UserBus struct {
 	mu      sync.RWMutex
 	handler func(quotehub.UserEvent)
 	resync  func()
+	onState func(up bool)
 
 	cancel context.CancelFunc
 	ps     *redis.PubSub
@@ -64,44 +66,105 @@ func (b *UserBus) OnResync(f func()) {
 	b.mu.Unlock()
 }
 
+// OnState sets the function told when the bus comes up (subscribed and
+// answering) and goes down (the subscription lost, or a ping unanswered):
+// while it is down, events other nodes send may be lost, so what is kept
+// on the strength of them must not be trusted. The bus starts down. f
+// must not block; it runs before the resync function.
+func (b *UserBus) OnState(f func(up bool)) {
+	b.mu.Lock()
+	b.onState = f
+	b.mu.Unlock()
+}
+
 // Start subscribes and delivers events until Close.
 func (b *UserBus) Start(ctx context.Context) {
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	b.ps = b.rdb.Subscribe(ctx, b.channel)
-	ch := b.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024), redis.WithChannelSendTimeout(time.Second))
 	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		subscribed := 0
-		for msg := range ch {
-			switch m := msg.(type) {
-			case *redis.Subscription:
-				if m.Kind != "subscribe" {
+	go b.receive(ctx)
+}
+
+// userBusCheck is how long the subscription may stay silent before the
+// bus pings it; a ping not answered within another userBusCheck (or any
+// error reading the subscription) makes the bus down.
+const userBusCheck = time.Second
+
+// receive delivers events until ctx ends. It reads the subscription
+// itself, rather than through go-redis's channel, to know when the
+// subscription is lost: a read error, or a ping left unanswered.
+func (b *UserBus) receive(ctx context.Context) {
+	defer b.wg.Done()
+	up, subscribed, pinged := false, 0, false
+	setUp := func(now bool) {
+		if now == up {
+			return
+		}
+		up = now
+		b.mu.RLock()
+		change, resync := b.onState, b.resync
+		b.mu.RUnlock()
+		if change != nil {
+			change(now)
+		}
+		if now && subscribed > 1 && resync != nil { // events may have been lost
+			resync()
+		}
+	}
+	for {
+		msg, err := b.ps.ReceiveTimeout(ctx, userBusCheck)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !pinged {
+				pinged = true
+				if b.ps.Ping(ctx) == nil {
 					continue
-				}
-				if subscribed++; subscribed > 1 { // a reconnection: events may be lost
-					b.mu.RLock()
-					f := b.resync
-					b.mu.RUnlock()
-					if f != nil {
-						f()
-					}
-				}
-			case *redis.Message:
-				var ev quotehub.UserEvent
-				if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil || ev.User == "" {
-					b.log.Warn().Err(err).Msg("dropped a malformed user event")
-					continue
-				}
-				b.mu.RLock()
-				h := b.handler
-				b.mu.RUnlock()
-				if h != nil {
-					h(ev)
 				}
 			}
+			pinged = false
+			if up {
+				b.log.Warn().Err(err).Msg("user bus subscription lost or not answering; events may be missed until it is back")
+			}
+			setUp(false)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
-	}()
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				subscribed++
+				if up { // re-subscribed without a read error seen
+					up = false
+				}
+				setUp(true)
+			}
+		case *redis.Pong:
+			if subscribed > 0 && !up {
+				subscribed++ // answering again: what was sent meanwhile may be lost
+				setUp(true)
+			}
+		case *redis.Message:
+			var ev quotehub.UserEvent
+			if err := json.Unmarshal([]byte(m.Payload), &ev); err != nil || ev.User == "" {
+				b.log.Warn().Err(err).Msg("dropped a malformed user event")
+				continue
+			}
+			b.mu.RLock()
+			h := b.handler
+			b.mu.RUnlock()
+			if h != nil {
+				h(ev)
+			}
+		}
+	}
 }
 
 // Close unsubscribes and waits for the delivery goroutine.

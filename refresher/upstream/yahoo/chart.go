@@ -169,8 +169,9 @@ func exchangeOf(sym string) string {
 }
 
 // currencyOf is the upper-cased currency of the meta; when Yahoo sends none
-// (it can be null) it is guessed from the listing: KRW for Korean symbols,
-// USD for symbols without an exchange suffix, empty otherwise.
+// (it can be null) it is guessed from the listing: the quote currency of an
+// FX pair, KRW for Korean symbols, USD for symbols without an exchange
+// suffix, empty otherwise.
 func currencyOf(sym string, c *string) string {
 	if c != nil {
 		if s := strings.ToUpper(strings.TrimSpace(*c)); s != "" {
@@ -178,6 +179,8 @@ func currencyOf(sym string, c *string) string {
 		}
 	}
 	switch {
+	case strings.HasPrefix(sym, "FX:") && len(sym) == 9:
+		return sym[6:] // the pair's quote currency
 	case korean(sym):
 		return "KRW"
 	case !strings.Contains(sym, "."):

@@ -387,7 +387,7 @@ func (p *Provider) get(ctx context.Context, sym string) outcome {
 func (p *Provider) request(ctx context.Context, sym, query string) ([]byte, outcome) {
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	u := p.base + "/v8/finance/chart/" + url.PathEscape(sym) + "?" + query
+	u := p.base + "/v8/finance/chart/" + url.PathEscape(yahooSymbol(sym)) + "?" + query
 	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, outcome{err: fmt.Errorf("yahoo: %s: building the request: %w", sym, err)}
@@ -455,6 +455,20 @@ func retryAfter(h string, now time.Time) time.Duration {
 		}
 	}
 	return DefaultRetryAfter
+}
+
+// yahooSymbol is Yahoo's ticker of sym. FX pairs are named FX:AAABBB in
+// the catalogue (units of BBB per AAA) and AAABBB=X on Yahoo, except
+// against the dollar, where Yahoo drops the USD: FX:USDKRW is KRW=X.
+func yahooSymbol(sym string) string {
+	pair, ok := strings.CutPrefix(sym, "FX:")
+	if !ok || len(pair) != 6 {
+		return sym
+	}
+	if base, quote := pair[:3], pair[3:]; base == "USD" {
+		return quote + "=X"
+	}
+	return pair + "=X"
 }
 
 // dedupe returns symbols without repeats, in first-seen order.

@@ -684,3 +684,27 @@ func TestFetchOddAnswers(t *testing.T) {
 	wantCode(t, fe["BADREQ"], quotehub.EUpstreamUnavailable)
 	wantCode(t, fe["GONE"], quotehub.EUpstreamUnavailable)
 }
+
+// FX pairs are asked of Yahoo under its tickers (FX:USDKRW is KRW=X,
+// FX:EURUSD is EURUSD=X) and come back under the catalogue's names.
+func TestFetchFXPairs(t *testing.T) {
+	sopts := unlimited()
+	sopts.Symbols = []yahootest.Symbol{
+		{Symbol: "KRW=X", Name: "USD/KRW", Exchange: quotehub.ExchangeNYSE, ExchangeName: "CCY", FullExchangeName: "CCY",
+			Currency: "KRW", Price: 1391.5, PrevClose: 1388},
+		{Symbol: "EURUSD=X", Name: "EUR/USD", Exchange: quotehub.ExchangeNYSE, ExchangeName: "CCY", FullExchangeName: "CCY",
+			Currency: "USD", Price: 1.08, PrevClose: 1.07},
+	}
+	e := newEnv(t, sopts, fast())
+	qs := fetchOK(t, e.p, "FX:USDKRW", "FX:EURUSD")
+	if q := qs["FX:USDKRW"]; q.Symbol != "FX:USDKRW" || q.Currency != "KRW" || q.PrevClose != 1388 || !(q.Price > 1300 && q.Price < 1500) {
+		t.Errorf("FX:USDKRW %+v", q)
+	}
+	if q := qs["FX:EURUSD"]; q.Currency != "USD" || q.PrevClose != 1.07 {
+		t.Errorf("FX:EURUSD %+v", q)
+	}
+	// A name that is not a pair is asked as it is: Yahoo knows no FX:KRW.
+	if _, err := e.p.Fetch(t.Context(), []string{"FX:KRW"}); err == nil || !strings.Contains(err.Error(), `unknown symbol "FX:KRW"`) {
+		t.Errorf("FX:KRW: %v", err)
+	}
+}
