@@ -172,21 +172,28 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) *portfolioRead {
 	hs := holdings(p)
 	syms := valuation.Symbols(hs, p.BaseCurrency)
-	quotes := make(map[string]quotehub.Quote, len(syms))
+	// The quotes stay in GetMany's slice; the map holds only their places
+	// (a map of 50 quotes was a third of a valued read's garbage).
+	var qs []quotehub.Quote
+	at := make(map[string]int, len(syms))
 	if len(syms) > 0 {
-		qs, err := s.opts.Hub.Options().Cache.GetMany(c.Request().Context(), syms)
+		var err error
+		qs, err = s.opts.Hub.Options().Cache.GetMany(c.Request().Context(), syms)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("portfolio valuation: cache read failed; positions unpriced")
 		}
-		for _, q := range qs {
-			if q.Symbol != "" {
-				quotes[q.Symbol] = q
+		for i := range qs {
+			if qs[i].Symbol != "" {
+				at[qs[i].Symbol] = i
 			}
 		}
 	}
 	v := valuation.Value(hs, p.BaseCurrency, func(sym string) (quotehub.Quote, bool) {
-		q, ok := quotes[sym]
-		return q, ok
+		i, ok := at[sym]
+		if !ok {
+			return quotehub.Quote{}, false
+		}
+		return qs[i], true
 	})
 	return &portfolioRead{Portfolio: p, Valuation: v}
 }
