@@ -339,12 +339,7 @@ func (ch *candleHub) publish(evs []candleEvent) {
 		}
 	}
 	ch.mu.Unlock()
-	for _, c := range wake {
-		c.wakeWriter()
-	}
-	clear(wake)
-	*wp = wake[:0]
-	wakePool.Put(wp)
+	wakeAll(wp, wake)
 }
 
 // candleUpdate encodes a candle once for every stream of s. Its Seq is

@@ -299,15 +299,21 @@ func (h *Hub) Publish(quotes []quotehub.Quote) {
 		s.mu.RUnlock()
 	}
 	// Writers wake only now, with every quote of the batch in their outbox.
+	wakeAll(wp, wake)
+	if h.candles != nil && h.candles.active.Load() > 0 {
+		h.candles.changed(quotes)
+	}
+}
+
+// wakeAll wakes the writers of wake, then returns the list (taken from
+// wakePool as wp) to the pool.
+func wakeAll(wp *[]*Client, wake []*Client) {
 	for _, c := range wake {
 		c.wakeWriter()
 	}
 	clear(wake)
 	*wp = wake[:0]
 	wakePool.Put(wp)
-	if h.candles != nil && h.candles.active.Load() > 0 {
-		h.candles.changed(quotes)
-	}
 }
 
 // wakePool recycles Publish's list of writers to wake, so a publish to

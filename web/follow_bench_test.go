@@ -68,7 +68,9 @@ func BenchmarkValuedPortfolioRead(b *testing.B) {
 	})
 }
 
-func benchValuedRead(b *testing.B, wrap func(quotehub.UserStore) quotehub.UserStore) {
+// startValuedNode starts a follow node (its user store wrapped by wrap,
+// if set) where alice holds 50 symbols whose prices are fresh in the cache.
+func startValuedNode(b *testing.B, wrap func(quotehub.UserStore) quotehub.UserStore) *followNode {
 	n := startFollowNodeOn(b, 200, wrap)
 	var syms []string
 	for i := range 50 {
@@ -80,6 +82,11 @@ func benchValuedRead(b *testing.B, wrap func(quotehub.UserStore) quotehub.UserSt
 	if _, err := n.users.PutPortfolio(context.Background(), "alice", portfolioOf(syms), quotehub.AnyVersion); err != nil {
 		b.Fatal(err)
 	}
+	return n
+}
+
+func benchValuedRead(b *testing.B, wrap func(quotehub.UserStore) quotehub.UserStore) {
+	n := startValuedNode(b, wrap)
 	tok := benchToken(b, "alice")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var mu sync.Mutex

@@ -1,12 +1,9 @@
 package web_test
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"quotehub"
 	"quotehub/store/usercache"
@@ -24,17 +21,7 @@ func BenchmarkValuedPortfolioHandler(b *testing.B) {
 }
 
 func benchValuedHandler(b *testing.B, wrap func(quotehub.UserStore) quotehub.UserStore) {
-	n := startFollowNodeOn(b, 200, wrap)
-	var syms []string
-	for i := range 50 {
-		syms = append(syms, fmt.Sprintf("SYN-%03d", i))
-	}
-	if _, err := n.cache.PutMany(context.Background(), synQuotes(50, 1, time.Now().UnixMilli())); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := n.users.PutPortfolio(context.Background(), "alice", portfolioOf(syms), quotehub.AnyVersion); err != nil {
-		b.Fatal(err)
-	}
+	n := startValuedNode(b, wrap)
 	h := n.srv.Handler()
 	req := httptest.NewRequest("GET", "http://"+n.addr+"/v1/me/portfolio", nil)
 	req.Host = n.addr
