@@ -15,6 +15,7 @@ import (
 
 	"quotehub"
 	"quotehub/hub"
+	"quotehub/internal/poll"
 )
 
 // fakeCandles is a hub.CandleSource the test drives: Current answers
@@ -188,12 +189,7 @@ func TestCandleSubscribeErrors(t *testing.T) {
 		c := e.connect(t, r)
 		c.HandleFrame(ctx, []byte(msg), false)
 		var f []map[string]any
-		for range 500 {
-			if f = r.frames(t); len(f) > 0 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, 10*time.Second, "the error frame", func() bool { f = r.frames(t); return len(f) > 0 })
 		if len(f) != 1 || f[0]["type"] != "error" {
 			t.Fatalf("%s → %v, want one error frame", msg, f)
 		}
