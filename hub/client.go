@@ -141,7 +141,8 @@ type Client struct {
 type symState struct {
 	c          *Client
 	symbol     string
-	idx        int
+	idx        int // its place in its topic's subs; -1 when not there
+	bal        int // adds minus removes run (see Hub.add); guarded by the shard's lock
 	subscribed bool
 	byName     bool // subscribed by name, not only through a followed list
 	queued     bool

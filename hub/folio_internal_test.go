@@ -74,3 +74,36 @@ func BenchmarkFolio(b *testing.B) {
 		b.Fatal("nothing valued")
 	}
 }
+
+// A Close or unsubscribe can take a symbol's state out of its topic
+// before the subscribe it undoes has put it in (both run after the
+// client's lock is released): whatever order the two run in, the topic
+// ends as the last flip of subscribed says, and nothing panics.
+func TestTopicAddAndRemoveInEitherOrder(t *testing.T) {
+	h := New(Options{})
+	defer h.Shutdown(t.Context())
+	c := &Client{hub: h}
+	st := &symState{c: c, symbol: "KRW-BTC", idx: -1}
+	other := &symState{c: &Client{hub: h}, symbol: "KRW-BTC", idx: -1}
+	h.add(other)
+
+	h.remove(st) // the unsubscribe's remove first
+	h.add(st)    // then the subscribe's add
+	if got := h.Subscribers("KRW-BTC"); got != 1 {
+		t.Fatalf("remove then add: %d subscribers, want 1 (the other client's)", got)
+	}
+	h.add(st) // subscribe, unsubscribe, subscribe: both adds before the remove
+	h.add(st)
+	h.remove(st)
+	if got := h.Subscribers("KRW-BTC"); got != 2 {
+		t.Fatalf("add, add, remove: %d subscribers, want 2", got)
+	}
+	h.remove(st)
+	h.remove(other)
+	if got := h.Subscribers("KRW-BTC"); got != 0 {
+		t.Fatalf("all removed: %d subscribers", got)
+	}
+	if got := h.Symbols(); len(got) != 0 {
+		t.Fatalf("active symbols %v, want none", got)
+	}
+}

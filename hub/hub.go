@@ -345,10 +345,22 @@ func (h *Hub) Subscribers(symbol string) int {
 	return 0
 }
 
-// add puts st into its symbol's topic.
+// add puts st into its symbol's topic, and remove takes it out. A client
+// flips st.subscribed under its own lock and calls them after unlocking
+// (Publish takes a shard's lock, then clients'), so a Close or an
+// unsubscribe on another goroutine can remove st before the add of the
+// subscribe it undoes has run. st.bal counts the adds minus the removes
+// that have run, under the shard's lock, and st is in its topic exactly
+// while bal is positive: the flips alternate, so once both have run the
+// topic holds st as the last flip says, in whichever order they ran.
 func (h *Hub) add(st *symState) {
 	s := h.shard(st.symbol)
 	s.mu.Lock()
+	st.bal++
+	if st.bal != 1 {
+		s.mu.Unlock()
+		return
+	}
 	t := s.topics[st.symbol]
 	if t == nil {
 		t = &topic{}
@@ -362,10 +374,16 @@ func (h *Hub) add(st *symState) {
 	h.opts.Metrics.Subscriptions.Inc()
 }
 
-// remove takes st out of its symbol's topic (swap with the last entry).
+// remove takes st out of its symbol's topic (swap with the last entry);
+// see add.
 func (h *Hub) remove(st *symState) {
 	s := h.shard(st.symbol)
 	s.mu.Lock()
+	st.bal--
+	if st.bal != 0 {
+		s.mu.Unlock()
+		return
+	}
 	t := s.topics[st.symbol]
 	last := len(t.subs) - 1
 	moved := t.subs[last]
