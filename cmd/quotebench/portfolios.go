@@ -29,6 +29,14 @@ const portfoliosSecret = "quotebench-portfolios-secret-of-32+-bytes"
 // portfolioUsers is the number of following users per size.
 var portfolioUsers = map[string]int{"tiny": 20, "short": 2000, "full": 10000}
 
+// followFor is how long the followers are measured: the size's run time,
+// but at least three of the node's 1 s refreshes, so that a busy machine
+// delaying one still leaves frames to measure (at size tiny the run time
+// is 1 s).
+func followFor(runFor time.Duration) string {
+	return strconv.Itoa(int(max(runFor, 3*time.Second).Seconds())) + "s"
+}
+
 // portfolioReadRate is the rate of the second run of valued reads per size.
 var portfolioReadRate = map[string]int{"tiny": 200, "short": 5000, "full": 5000}
 
@@ -53,7 +61,7 @@ func (b *bench) portfolios() error {
 		Age         *stats  `json:"latency_ms"`
 	}
 	followArgs := []string{"-url", p.url, "-mode", "follow", "-conns", strconv.Itoa(users), "-symbols", "20", "-universe", "120",
-		"-seed-rate", seedRate, "-connect-rate", "2000", "-warmup", "2s", "-duration", b.secs()}
+		"-seed-rate", seedRate, "-connect-rate", "2000", "-warmup", "2s", "-duration", followFor(b.sz.runFor)}
 	if err := b.loadInto(&f, followArgs, "QUOTEHUB_JWT_SECRET="+portfoliosSecret); err != nil {
 		return err
 	}
