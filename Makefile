@@ -44,7 +44,7 @@ lint:
 	bash scripts/lint.sh
 
 race:
-	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

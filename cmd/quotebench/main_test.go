@@ -79,7 +79,7 @@ func TestEveryScenarioRuns(t *testing.T) {
 		`\| as fast as answered \| [1-9][0-9]* \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \|`,
 		`\| 200/s offered \| [1-9][0-9]* \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \|`,
 		// soak: samples taken, and the node back to its baseline.
-		`\| 1s \| [0-9.]+ \| [1-9][0-9]* \| [1-9][0-9]* \|`,
+		`\| [1-9][0-9]*s \| [0-9.]+ \| [1-9][0-9]* \| [1-9][0-9]* \|`, // a sample (a busy machine may take it late)
 		`Back to baseline after the load \(fds and goroutines\): yes`,
 	} {
 		if !regexp.MustCompile(re).MatchString(md) {
