@@ -23,37 +23,21 @@ var ErrNotFinite = errors.New("a figure of the valuation is not a finite number"
 // them (so that a frame can put its own fields first): positions, totals,
 // total, fx, unconverted, unpriced, as_of.
 func (v *Valuation) AppendFields(b []byte) ([]byte, error) {
-	e := encoder{b: b}
-	e.raw(`"positions":`)
-	if v.Positions == nil {
-		e.raw("null")
-	} else {
-		e.raw("[")
-		for i := range v.Positions {
-			if i > 0 {
-				e.raw(",")
-			}
-			e.position(&v.Positions[i])
-		}
-		e.raw("]")
+	if !v.finite() {
+		return b, ErrNotFinite
 	}
-	e.raw(`,"totals":`)
-	if v.Totals == nil {
-		e.raw("null")
-	} else {
-		e.raw("[")
-		for i := range v.Totals {
-			if i > 0 {
-				e.raw(",")
-			}
-			e.total(&v.Totals[i])
-		}
-		e.raw("]")
-	}
-	e.raw(`,"total":`)
-	e.total(&v.Base)
+	// Every helper takes the buffer and returns it, rather than keeping it
+	// in a struct they share: a buffer kept in memory the compiler cannot
+	// prove is the stack's costs a write barrier on every append while
+	// the collector runs.
+	b = append(b, `"positions":`...)
+	b = appendArray(b, v.Positions, appendPosition)
+	b = append(b, `,"totals":`...)
+	b = appendArray(b, v.Totals, appendTotal)
+	b = append(b, `,"total":`...)
+	b = appendTotal(b, &v.Base)
 	if len(v.FX) > 0 {
-		e.raw(`,"fx":{`)
+		b = append(b, `,"fx":{`...)
 		keys := make([]string, 0, len(v.FX))
 		for k := range v.FX {
 			keys = append(keys, k)
@@ -61,28 +45,24 @@ func (v *Valuation) AppendFields(b []byte) ([]byte, error) {
 		slices.Sort(keys)
 		for i, k := range keys {
 			if i > 0 {
-				e.raw(",")
+				b = append(b, ',')
 			}
-			e.str(k)
-			e.raw(":")
-			e.num(v.FX[k])
+			b = quotehub.AppendJSONString(b, k)
+			b = append(b, ':')
+			b = AppendFloat(b, v.FX[k])
 		}
-		e.raw("}")
+		b = append(b, '}')
 	}
 	if len(v.Unconverted) > 0 {
-		e.raw(`,"unconverted":`)
-		e.strs(v.Unconverted)
+		b = append(b, `,"unconverted":`...)
+		b = appendStrings(b, v.Unconverted)
 	}
 	if len(v.Unpriced) > 0 {
-		e.raw(`,"unpriced":`)
-		e.strs(v.Unpriced)
+		b = append(b, `,"unpriced":`...)
+		b = appendStrings(b, v.Unpriced)
 	}
-	e.raw(`,"as_of":`)
-	e.b = strconv.AppendInt(e.b, v.AsOf, 10)
-	if e.bad {
-		return b, ErrNotFinite
-	}
-	return e.b, nil
+	b = append(b, `,"as_of":`...)
+	return strconv.AppendInt(b, v.AsOf, 10), nil
 }
 
 // AppendJSON appends the valuation as a JSON object.
@@ -94,36 +74,70 @@ func (v *Valuation) AppendJSON(b []byte) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// encoder appends JSON, noting a figure that is not finite.
-type encoder struct {
-	b   []byte
-	bad bool
+// finite reports whether every figure the encoding carries is a finite
+// number: checked before encoding, so that a refusal costs no encoding
+// and the encoders need not watch for it.
+func (v *Valuation) finite() bool {
+	for i := range v.Positions {
+		p := &v.Positions[i]
+		if !allFinite(p.Quantity, p.AvgCost, p.Price, p.Value, p.Cost, p.PnL, p.PnLRate, p.DayChange, p.DayChangeRate) {
+			return false
+		}
+	}
+	for i := range v.Totals {
+		if !v.Totals[i].finite() {
+			return false
+		}
+	}
+	if !v.Base.finite() {
+		return false
+	}
+	for _, r := range v.FX {
+		if !allFinite(r) {
+			return false
+		}
+	}
+	return true
 }
 
-func (e *encoder) raw(s string) { e.b = append(e.b, s...) }
+func (t *Total) finite() bool {
+	return allFinite(t.Value, t.Cost, t.PnL, t.PnLRate, t.DayChange, t.DayChangeRate)
+}
 
-func (e *encoder) str(s string) { e.b = quotehub.AppendJSONString(e.b, s) }
+func allFinite(fs ...float64) bool {
+	for _, f := range fs {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+	}
+	return true
+}
 
-func (e *encoder) strs(ss []string) {
-	e.raw("[")
+// appendArray appends xs as a JSON array of the objects each appends, or
+// null for a nil slice, as encoding/json does.
+func appendArray[T any](b []byte, xs []T, each func([]byte, *T) []byte) []byte {
+	if xs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = each(b, &xs[i])
+	}
+	return append(b, ']')
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
 	for i, s := range ss {
 		if i > 0 {
-			e.raw(",")
+			b = append(b, ',')
 		}
-		e.str(s)
+		b = quotehub.AppendJSONString(b, s)
 	}
-	e.raw("]")
-}
-
-// num appends f as encoding/json does: plain notation from 1e-6 to 1e21,
-// else an exponent without a leading zero.
-func (e *encoder) num(f float64) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		e.bad = true
-		e.b = append(e.b, '0')
-		return
-	}
-	e.b = AppendFloat(e.b, f)
+	return append(b, ']')
 }
 
 // AppendFloat appends a finite f exactly as encoding/json writes a
@@ -155,49 +169,56 @@ func AppendFloat(b []byte, f float64) []byte {
 	return b
 }
 
-func (e *encoder) field(name string, f float64) {
-	e.raw(`,"`)
-	e.raw(name)
-	e.raw(`":`)
-	e.num(f)
-}
-
-func (e *encoder) position(p *Position) {
-	e.raw(`{"symbol":`)
-	e.str(p.Symbol)
-	e.field("quantity", p.Quantity)
-	e.field("avg_cost", p.AvgCost)
-	e.raw(`,"currency":`)
-	e.str(p.Currency)
+func appendPosition(b []byte, p *Position) []byte {
+	b = append(b, `{"symbol":`...)
+	b = quotehub.AppendJSONString(b, p.Symbol)
+	b = append(b, `,"quantity":`...)
+	b = AppendFloat(b, p.Quantity)
+	b = append(b, `,"avg_cost":`...)
+	b = AppendFloat(b, p.AvgCost)
+	b = append(b, `,"currency":`...)
+	b = quotehub.AppendJSONString(b, p.Currency)
 	if p.Priced {
-		e.raw(`,"priced":true`)
+		b = append(b, `,"priced":true,"price":`...)
 	} else {
-		e.raw(`,"priced":false`)
+		b = append(b, `,"priced":false,"price":`...)
 	}
-	e.field("price", p.Price)
-	e.field("value", p.Value)
-	e.field("cost", p.Cost)
-	e.field("pnl", p.PnL)
-	e.field("pnl_rate", p.PnLRate)
-	e.field("day_change", p.DayChange)
-	e.field("day_change_rate", p.DayChangeRate)
+	b = AppendFloat(b, p.Price)
+	b = append(b, `,"value":`...)
+	b = AppendFloat(b, p.Value)
+	b = append(b, `,"cost":`...)
+	b = AppendFloat(b, p.Cost)
+	b = append(b, `,"pnl":`...)
+	b = AppendFloat(b, p.PnL)
+	b = append(b, `,"pnl_rate":`...)
+	b = AppendFloat(b, p.PnLRate)
+	b = append(b, `,"day_change":`...)
+	b = AppendFloat(b, p.DayChange)
+	b = append(b, `,"day_change_rate":`...)
+	b = AppendFloat(b, p.DayChangeRate)
 	if p.Market != "" {
-		e.raw(`,"market":`)
-		e.str(p.Market)
+		b = append(b, `,"market":`...)
+		b = quotehub.AppendJSONString(b, p.Market)
 	}
-	e.raw("}")
+	return append(b, '}')
 }
 
-func (e *encoder) total(t *Total) {
-	e.raw(`{"currency":`)
-	e.str(t.Currency)
-	e.field("value", t.Value)
-	e.field("cost", t.Cost)
-	e.field("pnl", t.PnL)
-	e.field("pnl_rate", t.PnLRate)
-	e.field("day_change", t.DayChange)
-	e.field("day_change_rate", t.DayChangeRate)
-	e.raw("}")
+func appendTotal(b []byte, t *Total) []byte {
+	b = append(b, `{"currency":`...)
+	b = quotehub.AppendJSONString(b, t.Currency)
+	b = append(b, `,"value":`...)
+	b = AppendFloat(b, t.Value)
+	b = append(b, `,"cost":`...)
+	b = AppendFloat(b, t.Cost)
+	b = append(b, `,"pnl":`...)
+	b = AppendFloat(b, t.PnL)
+	b = append(b, `,"pnl_rate":`...)
+	b = AppendFloat(b, t.PnLRate)
+	b = append(b, `,"day_change":`...)
+	b = AppendFloat(b, t.DayChange)
+	b = append(b, `,"day_change_rate":`...)
+	b = AppendFloat(b, t.DayChangeRate)
+	return append(b, '}')
 }
 
 // appendScaled appends k/10⁴ in plain notation, without trailing zeros.

@@ -99,6 +99,29 @@ func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// FuzzAppendFloat: any finite float64 is written as encoding/json writes
+// it. The seeds are the edges of the fast path (whole numbers and four
+// decimals below 1e11) and of the plain notation (1e-6, 1e21).
+func FuzzAppendFloat(f *testing.F) {
+	for _, x := range []float64{0, math.Copysign(0, -1), 1, -1, 0.0001, 0.00005, 123.4567, 123.45678, 99999999999.9999, 1e11, 1e11 - 0.0001,
+		1e-6, 9.99999e-7, 1e21, 1e21 - 65536, 0.30000000000000004, math.MaxFloat64, math.SmallestNonzeroFloat64, 1 << 53, -(1 << 62)} {
+		f.Add(math.Float64bits(x))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		x := math.Float64frombits(bits)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return
+		}
+		want, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendFloat([]byte("x"), x); !bytes.Equal(got[1:], want) || got[0] != 'x' {
+			t.Fatalf("%v (%#x): got %s, want x%s", x, bits, got, want)
+		}
+	})
+}
+
 // A figure that is not finite is refused, as encoding/json refuses it,
 // and the buffer comes back as it was.
 func TestAppendJSONNotFinite(t *testing.T) {
