@@ -13,13 +13,9 @@ import (
 	"quotehub"
 )
 
-// Holding is one position of a portfolio.
-type Holding struct {
-	Symbol   string
-	Quantity float64
-	AvgCost  float64 // per unit, in Currency
-	Currency string
-}
+// Holding is one position of a portfolio: the stored holding itself, so
+// that a stored portfolio is valued without a copy of its holdings.
+type Holding = quotehub.Holding
 
 // Position is a holding valued at its symbol's latest quote.
 type Position struct {
@@ -73,11 +69,12 @@ func FXSymbol(from, to string) string { return "FX:" + from + to }
 // holdings' symbols, then the FX pairs that convert their currencies
 // (both directions: whichever the upstream quotes).
 func Symbols(holdings []Holding, base string) []string {
-	var out []string
-	seen := map[string]bool{}
+	// Sized for the holdings and a few FX pairs: no growth on the way.
+	out := make([]string, 0, len(holdings)+4)
+	seen := make(map[string]struct{}, len(holdings)+4)
 	add := func(s string) {
-		if !seen[s] {
-			seen[s] = true
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
 			out = append(out, s)
 		}
 	}
@@ -96,7 +93,6 @@ func Symbols(holdings []Holding, base string) []string {
 // Value values holdings in base at the quotes quote returns.
 func Value(holdings []Holding, base string, quote func(symbol string) (quotehub.Quote, bool)) Valuation {
 	v := Valuation{Positions: make([]Position, 0, len(holdings)), Base: Total{Currency: base}}
-	totals := map[string]*Total{}
 	for _, h := range holdings {
 		p := Position{Symbol: h.Symbol, Quantity: h.Quantity, AvgCost: h.AvgCost, Currency: h.Currency}
 		q, ok := quote(h.Symbol)
@@ -115,16 +111,10 @@ func Value(holdings []Holding, base string, quote func(symbol string) (quotehub.
 			p.DayChange, p.DayChangeRate = p.Value-prev, rate(p.Value-prev, prev)
 		}
 		v.Positions = append(v.Positions, p)
-		t := totals[h.Currency]
-		if t == nil {
-			t = &Total{Currency: h.Currency}
-			totals[h.Currency] = t
-		}
-		t.add(p.Value, p.Cost, prev)
+		v.totalOf(h.Currency).add(p.Value, p.Cost, prev)
 	}
-	for _, t := range totals {
-		t.finish()
-		v.Totals = append(v.Totals, *t)
+	for i := range v.Totals {
+		v.Totals[i].finish()
 	}
 	slices.SortFunc(v.Totals, func(a, b Total) int { return strings.Compare(a.Currency, b.Currency) })
 	for _, t := range v.Totals {
@@ -144,6 +134,45 @@ func Value(holdings []Holding, base string, quote func(symbol string) (quotehub.
 	}
 	v.Base.finish()
 	return v
+}
+
+// totalOf returns the total of currency, added to v.Totals if it is not
+// there yet. A portfolio holds a few currencies: a search of the slice is
+// cheaper than a map of them.
+func (v *Valuation) totalOf(currency string) *Total {
+	for i := range v.Totals {
+		if v.Totals[i].Currency == currency {
+			return &v.Totals[i]
+		}
+	}
+	v.Totals = append(v.Totals, Total{Currency: currency})
+	return &v.Totals[len(v.Totals)-1]
+}
+
+// Lookup returns a quote function for Value over quotes fetched for
+// symbols, as quotehub.Cache.GetMany gives them for Symbols' list:
+// quotes[i] is symbols[i]'s, a zero Quote (empty Symbol) where there is
+// none; quotes may be shorter (a failed read) and then lacks the rest.
+// Value asks for quotes in about the order Symbols lists them, so each
+// search starts just past the last match: a valuation costs about one
+// pass over the list, and no map of it.
+func Lookup(symbols []string, quotes []quotehub.Quote) func(symbol string) (quotehub.Quote, bool) {
+	symbols = symbols[:min(len(symbols), len(quotes))]
+	next := 0
+	return func(symbol string) (quotehub.Quote, bool) {
+		for k := range len(symbols) {
+			i := next + k
+			if i >= len(symbols) {
+				i -= len(symbols)
+			}
+			if symbols[i] == symbol {
+				next = i + 1
+				q := quotes[i]
+				return q, q.Symbol != ""
+			}
+		}
+		return quotehub.Quote{}, false
+	}
 }
 
 // fxRate returns units of to per unit of from: 1 for the same currency,

@@ -110,3 +110,69 @@ func BenchmarkValue50(b *testing.B) {
 		Value(h, "KRW", q)
 	}
 }
+
+// Lookup finds each symbol's quote by its place, in any order of asking,
+// and reports none for a zero quote, a symbol past a short read, or a
+// symbol not listed.
+func TestLookup(t *testing.T) {
+	syms := []string{"A", "B", "C", "FX:USDKRW", "FX:KRWUSD"}
+	qs := []quotehub.Quote{{Symbol: "A", Price: 1}, {Symbol: "B", Price: 2}, {}, {Symbol: "FX:USDKRW", Price: 1400}, {Symbol: "FX:KRWUSD", Price: 0.0007}}
+	quote := Lookup(syms, qs)
+	for _, c := range []struct {
+		sym   string
+		price float64
+		ok    bool
+	}{
+		{"A", 1, true}, {"B", 2, true}, {"C", 0, false}, {"FX:KRWUSD", 0.0007, true}, {"FX:USDKRW", 1400, true},
+		{"B", 2, true}, {"A", 1, true}, {"A", 1, true}, {"NONE", 0, false}, {"FX:KRWUSD", 0.0007, true},
+	} {
+		if q, ok := quote(c.sym); ok != c.ok || q.Price != c.price {
+			t.Errorf("%s: got %v %v, want %v %v", c.sym, q.Price, ok, c.price, c.ok)
+		}
+	}
+	short := Lookup(syms, qs[:2])
+	if _, ok := short("A"); !ok {
+		t.Error("A not found in a short read")
+	}
+	if _, ok := short("FX:USDKRW"); ok {
+		t.Error("a symbol past a short read was found")
+	}
+	if _, ok := Lookup(syms, nil)("A"); ok {
+		t.Error("a symbol was found in no quotes")
+	}
+}
+
+// A valuation through Lookup over Symbols' list is the one through a map
+// of the same quotes.
+func TestValueThroughLookup(t *testing.T) {
+	holdings := []Holding{
+		{Symbol: "005930.KS", Quantity: 10, AvgCost: 70000, Currency: "KRW"},
+		{Symbol: "AAPL", Quantity: 2, AvgCost: 150, Currency: "USD"},
+		{Symbol: "SAP", Quantity: 3, AvgCost: 100, Currency: "EUR"},
+		{Symbol: "7203.T", Quantity: 100, AvgCost: 2000, Currency: "JPY"},
+		{Symbol: "NOQUOTE", Quantity: 5, AvgCost: 1, Currency: "USD"},
+	}
+	all := []quotehub.Quote{
+		{Symbol: "005930.KS", Price: 72000, PrevClose: 71000, FetchedAt: 10},
+		{Symbol: "AAPL", Price: 200, PrevClose: 190, FetchedAt: 30},
+		{Symbol: "SAP", Price: 120, FetchedAt: 31},
+		{Symbol: "7203.T", Price: 2100, PrevClose: 2050, FetchedAt: 32},
+		{Symbol: "FX:USDKRW", Price: 1400, FetchedAt: 40},
+		{Symbol: "FX:KRWJPY", Price: 0.107, FetchedAt: 41},
+		{Symbol: "FX:EURKRW", Price: 1500, FetchedAt: 42},
+	}
+	byMap := quotes(all...)
+	for _, base := range []string{"KRW", "USD", "JPY"} {
+		syms := Symbols(holdings, base)
+		qs := make([]quotehub.Quote, len(syms))
+		for i, s := range syms {
+			qs[i], _ = byMap(s)
+		}
+		got, want := Value(holdings, base, Lookup(syms, qs)), Value(holdings, base, byMap)
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Errorf("base %s:\n got %s\nwant %s", base, g, w)
+		}
+	}
+}

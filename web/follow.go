@@ -42,7 +42,7 @@ func (l *Lists) List(ctx context.Context, user, name string) (hub.List, error) {
 			return hub.List{}, err
 		}
 		return hub.List{Symbols: syms, Version: p.Version, Value: func(quote func(string) (quotehub.Quote, bool)) []byte {
-			return portfolioFrame(p, valuation.Value(holdings(p), p.BaseCurrency, quote))
+			return portfolioFrame(p, valuation.Value(p.Holdings, p.BaseCurrency, quote))
 		}}, nil
 	case strings.HasPrefix(name, watchlistPrefix) && len(name) > len(watchlistPrefix):
 		w, err := l.Users.Watchlist(ctx, user, strings.TrimPrefix(name, watchlistPrefix))
@@ -58,9 +58,8 @@ func (l *Lists) List(ctx context.Context, user, name string) (hub.List, error) {
 // valued returns the symbols a valuation of p reads: its holdings, and
 // the FX pairs (of either direction) the catalogue knows.
 func (l *Lists) valued(ctx context.Context, p quotehub.Portfolio) ([]string, error) {
-	hs := holdings(p)
-	out := make([]string, 0, len(hs)+2)
-	for _, s := range valuation.Symbols(hs, p.BaseCurrency) {
+	out := make([]string, 0, len(p.Holdings)+2)
+	for _, s := range valuation.Symbols(p.Holdings, p.BaseCurrency) {
 		if strings.HasPrefix(s, "FX:") {
 			_, ok, err := l.Catalog.Lookup(ctx, s)
 			if err != nil {
@@ -73,14 +72,6 @@ func (l *Lists) valued(ctx context.Context, p quotehub.Portfolio) ([]string, err
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-func holdings(p quotehub.Portfolio) []valuation.Holding {
-	out := make([]valuation.Holding, len(p.Holdings))
-	for i, h := range p.Holdings {
-		out[i] = valuation.Holding{Symbol: h.Symbol, Quantity: h.Quantity, AvgCost: h.AvgCost, Currency: h.Currency}
-	}
-	return out
 }
 
 // valuedPortfolio is a portfolio valuation as a followed portfolio's
@@ -170,31 +161,18 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 // cache, never an upstream fetch. Quotes the cache cannot give leave
 // their positions unpriced.
 func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) *portfolioRead {
-	hs := holdings(p)
-	syms := valuation.Symbols(hs, p.BaseCurrency)
-	// The quotes stay in GetMany's slice; the map holds only their places
-	// (a map of 50 quotes was a third of a valued read's garbage).
+	syms := valuation.Symbols(p.Holdings, p.BaseCurrency)
 	var qs []quotehub.Quote
-	at := make(map[string]int, len(syms))
 	if len(syms) > 0 {
 		var err error
 		qs, err = s.opts.Hub.Options().Cache.GetMany(c.Request().Context(), syms)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("portfolio valuation: cache read failed; positions unpriced")
 		}
-		for i := range qs {
-			if qs[i].Symbol != "" {
-				at[qs[i].Symbol] = i
-			}
-		}
 	}
-	v := valuation.Value(hs, p.BaseCurrency, func(sym string) (quotehub.Quote, bool) {
-		i, ok := at[sym]
-		if !ok {
-			return quotehub.Quote{}, false
-		}
-		return qs[i], true
-	})
+	// The quotes stay in GetMany's slice, found by their place in syms: a
+	// map of them was a third of a valued read's garbage.
+	v := valuation.Value(p.Holdings, p.BaseCurrency, valuation.Lookup(syms, qs))
 	return &portfolioRead{Portfolio: p, Valuation: v}
 }
 

@@ -18,7 +18,7 @@ func sampleValuation(p quotehub.Portfolio) valuation.Valuation {
 		"AAPL":      {Symbol: "AAPL", Price: 200.3, PrevClose: 190, FetchedAt: 30},
 		"FX:USDKRW": {Symbol: "FX:USDKRW", Price: 1400.5, FetchedAt: 40},
 	}
-	return valuation.Value(holdings(p), p.BaseCurrency, func(s string) (quotehub.Quote, bool) { q, ok := qs[s]; return q, ok })
+	return valuation.Value(p.Holdings, p.BaseCurrency, func(s string) (quotehub.Quote, bool) { q, ok := qs[s]; return q, ok })
 }
 
 func samplePortfolios() []quotehub.Portfolio {
