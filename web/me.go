@@ -181,7 +181,7 @@ func notModified(c echo.Context, status int, tag string) bool {
 	h.Set("Cache-Control", "private, no-cache")
 	if status == http.StatusOK && c.Request().Method == http.MethodGet {
 		strip := func(t string) string { return strings.TrimPrefix(strings.TrimSpace(t), "W/") }
-		for _, t := range strings.Split(c.Request().Header.Get("If-None-Match"), ",") {
+		for t := range strings.SplitSeq(c.Request().Header.Get("If-None-Match"), ",") {
 			if t = strip(t); t == "*" || t == strip(tag) {
 				return true
 			}
