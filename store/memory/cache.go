@@ -47,11 +47,17 @@ func (c *Cache) Get(_ context.Context, symbol string) (quotehub.Quote, bool, err
 
 // GetMany implements quotehub.Cache.
 func (c *Cache) GetMany(ctx context.Context, symbols []string) ([]quotehub.Quote, error) {
-	out := make([]quotehub.Quote, len(symbols))
-	for i, sym := range symbols {
-		out[i], _, _ = c.Get(ctx, sym)
+	return c.AppendMany(ctx, make([]quotehub.Quote, 0, len(symbols)), symbols)
+}
+
+// AppendMany is GetMany appending the quotes to dst: a caller that reads
+// often (a valued read) reuses its slice and allocates none.
+func (c *Cache) AppendMany(ctx context.Context, dst []quotehub.Quote, symbols []string) ([]quotehub.Quote, error) {
+	for _, sym := range symbols {
+		q, _, _ := c.Get(ctx, sym)
+		dst = append(dst, q)
 	}
-	return out, nil
+	return dst, nil
 }
 
 // Put implements quotehub.Cache.

@@ -1,6 +1,8 @@
 package memory_test
 
 import (
+	"context"
+	"slices"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -14,6 +16,30 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestCache(t *testing.T) {
 	storetest.TestCache(t, func(t *testing.T) quotehub.Cache { return memory.NewCache() })
+}
+
+// AppendMany appends what GetMany gives to the slice it is given, in its
+// memory when there is room.
+func TestCacheAppendMany(t *testing.T) {
+	ctx := context.Background()
+	c := memory.NewCache()
+	a := quotehub.Quote{Symbol: "A", Price: 1, Seq: 1}
+	b := quotehub.Quote{Symbol: "B", Price: 2, Seq: 1}
+	if _, err := c.PutMany(ctx, []quotehub.Quote{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]quotehub.Quote, 1, 8)
+	buf[0] = quotehub.Quote{Symbol: "KEPT"}
+	got, err := c.AppendMany(ctx, buf, []string{"B", "NONE", "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []quotehub.Quote{{Symbol: "KEPT"}, b, {}, a}; !slices.Equal(got, want) {
+		t.Fatalf("AppendMany = %+v, want %+v", got, want)
+	}
+	if &got[0] != &buf[0] {
+		t.Error("AppendMany did not append in the memory given")
+	}
 }
 
 func TestActiveSet(t *testing.T) {
