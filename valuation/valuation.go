@@ -92,7 +92,21 @@ func Symbols(holdings []Holding, base string) []string {
 
 // Value values holdings in base at the quotes quote returns.
 func Value(holdings []Holding, base string, quote func(symbol string) (quotehub.Quote, bool)) Valuation {
-	v := Valuation{Positions: make([]Position, 0, len(holdings)), Base: Total{Currency: base}}
+	var v Valuation
+	v.Revalue(holdings, base, quote)
+	return v
+}
+
+// Revalue sets v to Value(holdings, base, quote), in the memory of v's
+// slices and map where they have room: a read that values a portfolio,
+// encodes it and forgets it can keep one Valuation for the next read.
+func (v *Valuation) Revalue(holdings []Holding, base string, quote func(symbol string) (quotehub.Quote, bool)) {
+	clear(v.FX)
+	*v = Valuation{Positions: v.Positions[:0], Totals: v.Totals[:0], Base: Total{Currency: base}, FX: v.FX,
+		Unconverted: v.Unconverted[:0], Unpriced: v.Unpriced[:0]}
+	if v.Positions == nil {
+		v.Positions = make([]Position, 0, len(holdings)) // [], not null, for no holdings
+	}
 	for _, h := range holdings {
 		p := Position{Symbol: h.Symbol, Quantity: h.Quantity, AvgCost: h.AvgCost, Currency: h.Currency}
 		q, ok := quote(h.Symbol)
@@ -133,7 +147,9 @@ func Value(holdings []Holding, base string, quote func(symbol string) (quotehub.
 		v.Base.add(t.Value*r, t.Cost*r, t.prevValue*r)
 	}
 	v.Base.finish()
-	return v
+	if len(v.Totals) == 0 {
+		v.Totals = nil // null, as a fresh valuation has it
+	}
 }
 
 // totalOf returns the total of currency, added to v.Totals if it is not

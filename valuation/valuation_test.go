@@ -176,3 +176,43 @@ func TestValueThroughLookup(t *testing.T) {
 		}
 	}
 }
+
+// Revalue over a valuation of other holdings gives what Value gives,
+// encoded byte for byte the same, whatever the first one held; and it
+// reuses the positions' memory.
+func TestRevalue(t *testing.T) {
+	all := quotes(
+		quotehub.Quote{Symbol: "005930.KS", Price: 72000, PrevClose: 71000, FetchedAt: 10, Market: quotehub.MarketOpen},
+		quotehub.Quote{Symbol: "AAPL", Price: 200, PrevClose: 190, FetchedAt: 30},
+		quotehub.Quote{Symbol: "SAP", Price: 120, FetchedAt: 31},
+		quotehub.Quote{Symbol: "FX:USDKRW", Price: 1400, FetchedAt: 40},
+	)
+	many := []Holding{
+		{Symbol: "005930.KS", Quantity: 10, AvgCost: 70000, Currency: "KRW"},
+		{Symbol: "AAPL", Quantity: 2, AvgCost: 150, Currency: "USD"},
+		{Symbol: "SAP", Quantity: 3, AvgCost: 100, Currency: "EUR"}, // unconverted
+		{Symbol: "NOQUOTE", Quantity: 5, AvgCost: 1, Currency: "USD"},
+	}
+	unpriced := []Holding{{Symbol: "NOQUOTE", Quantity: 5, AvgCost: 1, Currency: "USD"}}
+	cases := []struct {
+		holdings []Holding
+		base     string
+	}{{many, "KRW"}, {unpriced, "KRW"}, {nil, "KRW"}, {many, "USD"}, {many[:1], "KRW"}, {many, "KRW"}}
+	var v Valuation
+	for i, c := range cases {
+		before := v.Positions
+		v.Revalue(c.holdings, c.base, all)
+		got, err := v.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := Value(c.holdings, c.base, all)
+		want, _ := json.Marshal(fresh)
+		if string(got) != string(want) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+		if cap(before) >= len(c.holdings) && len(c.holdings) > 0 && &v.Positions[0] != &before[:1][0] {
+			t.Errorf("case %d: the positions were not valued in the memory there was", i)
+		}
+	}
+}
