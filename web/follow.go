@@ -157,44 +157,85 @@ func (r *portfolioRead) appendJSON(b []byte) ([]byte, error) {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-// portfolioView values p at the quotes in the cache: one read of the
-// cache, never an upstream fetch. Quotes the cache cannot give leave
-// their positions unpriced.
+// portfolioView values p at the quotes in the cache, in memory of its
+// own (for a reply that keeps it: replyPortfolio's is pooled).
 func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) *portfolioRead {
+	r := &portfolioRead{Portfolio: p}
+	s.value(c, r, nil)
+	return r
+}
+
+// value sets r's valuation: r's portfolio at the quotes in the cache, one
+// read of the cache, never an upstream fetch. Quotes the cache cannot
+// give leave their positions unpriced. The quotes are read into qs's
+// memory where the cache can (quoteAppender), and returned for reuse.
+func (s *Server) value(c echo.Context, r *portfolioRead, qs []quotehub.Quote) []quotehub.Quote {
+	p := &r.Portfolio
 	syms := valuation.Symbols(p.Holdings, p.BaseCurrency)
-	var qs []quotehub.Quote
+	qs = qs[:0]
 	if len(syms) > 0 {
 		var err error
-		qs, err = s.opts.Hub.Options().Cache.GetMany(c.Request().Context(), syms)
+		cache := s.opts.Hub.Options().Cache
+		if a, ok := cache.(quoteAppender); ok {
+			qs, err = a.AppendMany(c.Request().Context(), qs, syms)
+		} else {
+			qs, err = cache.GetMany(c.Request().Context(), syms)
+		}
 		if err != nil {
 			s.log.Warn().Err(err).Msg("portfolio valuation: cache read failed; positions unpriced")
 		}
 	}
-	// The quotes stay in GetMany's slice, found by their place in syms: a
-	// map of them was a third of a valued read's garbage.
-	v := valuation.Value(p.Holdings, p.BaseCurrency, valuation.Lookup(syms, qs))
-	return &portfolioRead{Portfolio: p, Valuation: v}
+	// The quotes stay in their slice, found by their place in syms: a map
+	// of them was a third of a valued read's garbage.
+	r.Valuation.Revalue(p.Holdings, p.BaseCurrency, valuation.Lookup(syms, qs))
+	return qs
 }
 
-// replyPortfolio answers a portfolio and its valuation, encoded by hand.
-// The buffer is reused: the body is copied to the connection's writer.
-func replyPortfolio(c echo.Context, status int, r *portfolioRead) error {
-	buf := bodyBuffers.Get().(*[]byte)
-	defer bodyBuffers.Put(buf)
-	b, err := r.appendJSON((*buf)[:0])
+// quoteAppender is a cache that appends the quotes GetMany would give to
+// a slice the caller reuses (store/memory's does).
+type quoteAppender interface {
+	AppendMany(ctx context.Context, dst []quotehub.Quote, symbols []string) ([]quotehub.Quote, error)
+}
+
+// replyPortfolio answers p and its valuation at the cached quotes,
+// encoded by hand. The read works in pooled memory (valuedRead): the body
+// is copied to the connection's writer, and nothing else of the read
+// outlives the reply.
+func (s *Server) replyPortfolio(c echo.Context, status int, p quotehub.Portfolio) error {
+	w := valuedReads.Get().(*valuedRead)
+	defer w.release()
+	w.read.Portfolio = p
+	w.quotes = s.value(c, &w.read, w.quotes)
+	b, err := w.read.appendJSON(w.body[:0])
 	if err != nil {
 		return quotehub.Errorf(quotehub.EInternal, "the portfolio cannot be valued: %v", err)
 	}
-	b = append(b, '\n')
-	if cap(b) <= maxPooledBody {
-		*buf = b
-	}
-	return replyBytes(c, status, etag(r.Portfolio.Version), b)
+	w.body = append(b, '\n')
+	return replyBytes(c, status, etag(p.Version), w.body)
 }
 
-// bodyBuffers are the encoding buffers of valued reads; one past
-// maxPooledBody is not kept.
-var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// valuedRead is the memory of one valued read: the quotes read, the
+// valuation (its positions and totals) and the body. Reused through
+// valuedReads, a read of 50 holdings allocates about a quarter of the
+// bytes it would.
+type valuedRead struct {
+	read   portfolioRead
+	quotes []quotehub.Quote
+	body   []byte
+}
+
+var valuedReads = sync.Pool{New: func() any { return &valuedRead{body: make([]byte, 0, 16<<10)} }}
+
+// release returns w to the pool, without the portfolio it valued (a
+// user's holdings are not kept past their read) and without a body past
+// maxPooledBody.
+func (w *valuedRead) release() {
+	w.read.Portfolio = quotehub.Portfolio{}
+	if cap(w.body) > maxPooledBody {
+		w.body = nil
+	}
+	valuedReads.Put(w)
+}
 
 const maxPooledBody = 256 << 10
 

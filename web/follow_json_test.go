@@ -9,8 +9,12 @@ import (
 	"time"
 
 	"quotehub"
+	"quotehub/store/memory"
 	"quotehub/valuation"
 )
+
+// The node's memory cache lets a valued read reuse its slice of quotes.
+var _ quoteAppender = (*memory.Cache)(nil)
 
 func sampleValuation(p quotehub.Portfolio) valuation.Valuation {
 	qs := map[string]quotehub.Quote{

@@ -518,7 +518,7 @@ func (s *Server) getPortfolio(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return replyPortfolio(c, http.StatusOK, s.portfolioView(c, p))
+	return s.replyPortfolio(c, http.StatusOK, p)
 }
 
 func (s *Server) putPortfolio(c echo.Context) error {
@@ -545,7 +545,7 @@ func (s *Server) putPortfolio(c echo.Context) error {
 		return err
 	}
 	s.listsChanged(c, user, hub.PortfolioList)
-	return replyPortfolio(c, http.StatusOK, s.portfolioView(c, p))
+	return s.replyPortfolio(c, http.StatusOK, p)
 }
 
 type tradeBody struct {

@@ -84,4 +84,21 @@ func TestPortfolioReadGolden(t *testing.T) {
 	if !bytes.Equal(body, want) {
 		t.Fatalf("the body is not the golden one (%s):\n got %s\nwant %s", golden, body, want)
 	}
+
+	// A read of a small portfolio after that one (the reads reuse their
+	// memory) carries nothing of it.
+	small := quotehub.Portfolio{BaseCurrency: "USD", Holdings: []quotehub.Holding{{Symbol: "GLD-004", Quantity: 2, AvgCost: 3, Currency: "GBP"}}}
+	if _, err := n.users.PutPortfolio(ctx, "bob", small, quotehub.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		resp, body = n.call(t, token(t, "bob", time.Hour), "GET", "/v1/me/portfolio", "")
+		body = regexp.MustCompile(`"updated_at":"[^"]*"`).ReplaceAll(body, []byte(`"updated_at":"MASKED"`))
+		const want = `{"base_currency":"USD","holdings":[{"symbol":"GLD-004","quantity":2,"avg_cost":3,"currency":"GBP"}],"version":1,"updated_at":"MASKED",` +
+			`"valuation":{"positions":[{"symbol":"GLD-004","quantity":2,"avg_cost":3,"currency":"GBP","priced":false,"price":0,"value":0,"cost":0,"pnl":0,"pnl_rate":0,"day_change":0,"day_change_rate":0}],` +
+			`"totals":null,"total":{"currency":"USD","value":0,"cost":0,"pnl":0,"pnl_rate":0,"day_change":0,"day_change_rate":0},"unpriced":["GLD-004"],"as_of":0}}` + "\n"
+		if resp.StatusCode != http.StatusOK || string(body) != want {
+			t.Fatalf("%d\n got %s\nwant %s", resp.StatusCode, body, want)
+		}
+	}
 }
