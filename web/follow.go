@@ -161,15 +161,16 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 // own (for a reply that keeps it: replyPortfolio's is pooled).
 func (s *Server) portfolioView(c echo.Context, p quotehub.Portfolio) *portfolioRead {
 	r := &portfolioRead{Portfolio: p}
-	s.value(c, r, nil)
+	s.valuePortfolio(c, r, nil)
 	return r
 }
 
-// value sets r's valuation: r's portfolio at the quotes in the cache, one
-// read of the cache, never an upstream fetch. Quotes the cache cannot
-// give leave their positions unpriced. The quotes are read into qs's
-// memory where the cache can (quoteAppender), and returned for reuse.
-func (s *Server) value(c echo.Context, r *portfolioRead, qs []quotehub.Quote) []quotehub.Quote {
+// valuePortfolio sets r's valuation: r's portfolio at the quotes in the
+// cache, one read of the cache, never an upstream fetch. Quotes the cache
+// cannot give leave their positions unpriced. The quotes are read into
+// qs's memory where the cache can (quoteAppender), and returned for
+// reuse.
+func (s *Server) valuePortfolio(c echo.Context, r *portfolioRead, qs []quotehub.Quote) []quotehub.Quote {
 	p := &r.Portfolio
 	syms := valuation.Symbols(p.Holdings, p.BaseCurrency)
 	qs = qs[:0]
@@ -205,7 +206,7 @@ func (s *Server) replyPortfolio(c echo.Context, status int, p quotehub.Portfolio
 	w := valuedReads.Get().(*valuedRead)
 	defer w.release()
 	w.read.Portfolio = p
-	w.quotes = s.value(c, &w.read, w.quotes)
+	w.quotes = s.valuePortfolio(c, &w.read, w.quotes)
 	b, err := w.read.appendJSON(w.body[:0])
 	if err != nil {
 		return quotehub.Errorf(quotehub.EInternal, "the portfolio cannot be valued: %v", err)
