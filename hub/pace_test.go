@@ -144,6 +144,37 @@ func TestPacedWriterHoldsAndReleases(t *testing.T) {
 	})
 }
 
+// TestPacedWriterResume: Resume ends a hold at once, long before the
+// wheel would: the pacer looks again and the newest quote goes out; the
+// writer leaves the wheel (nothing wakes it later). Resume of a writer that
+// is not held does nothing.
+func TestPacedWriterResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, p, c, _ := pacedEnv(t, time.Minute)
+		c.Resume() // not held: nothing to do
+		synctest.Wait()
+		p.set(time.Hour, nil)
+		publishAAPL(e, 1, 3)
+		synctest.Wait()
+		looks0, qs := p.state()
+		if len(qs) != 0 {
+			t.Fatalf("a held writer wrote %v", qs)
+		}
+		p.set(0, nil)
+		c.Resume()
+		synctest.Wait()
+		looks, qs := p.state()
+		if looks != looks0+1 || len(qs) != 1 || qs[0].Seq != 3 {
+			t.Fatalf("after Resume: looks %d (want %d), written %v (want seq 3 alone)", looks, looks0+1, qs)
+		}
+		time.Sleep(2 * time.Hour) // the wheel has nothing left to wake
+		synctest.Wait()
+		if looks2, _ := p.state(); looks2 != looks {
+			t.Errorf("the wheel woke a resumed writer: looks %d, want %d", looks2, looks)
+		}
+	})
+}
+
 // TestPacedWriterWheelOneTicker: many held clients cost the hub one
 // goroutine, not a timer each; the wheel wakes each at its own time, and
 // its goroutine ends once no client is held.

@@ -174,6 +174,25 @@ func (c *Client) wakeHeld() {
 	c.wakeLocked()
 }
 
+// Resume ends a pacer's hold at once: the transport saw the peer read what
+// held it back, and the writer starts again if it has something to write,
+// so that its pacer looks again. It does nothing to a writer that is not
+// held.
+func (c *Client) Resume() {
+	c.mu.Lock()
+	if !c.w.held {
+		c.mu.Unlock()
+		return
+	}
+	c.hub.unholdLocked(c)
+	c.w.held = false
+	if !c.pendingLocked() {
+		c.mu.Unlock()
+		return
+	}
+	c.wakeLocked()
+}
+
 // finish writes the rest a pooled write kept, blocking, and records the
 // batch.
 func (w *writer) finish() error {

@@ -6,7 +6,8 @@ import (
 	"quotehub/web/internal/wire"
 )
 
-// pace implements hub.Pacer for a stream by time: it holds the writer
+// pace implements hub.Pacer for an SSE stream by time (a WebSocket is
+// paced by what its peer confirms, see wsPace): it holds the writer
 // while what the peer has not read yet — in flight, or in its own receive
 // buffer, where a newer quote cannot replace an older one — would take it
 // longer than age to read at the pace it reads. Held, the quotes wait in
@@ -109,12 +110,9 @@ const (
 	letGoAfter = time.Second
 )
 
-// Probes: an unsolicited pong needs no answer (RFC 6455, 5.5.3); a line
-// starting with a colon is an SSE comment.
-var (
-	wsProbe  = []byte{0x80 | wire.OpPong, 0}
-	sseProbe = []byte(":\n")
-)
+// sseProbe is the probe of an SSE stream: a line starting with a colon is
+// a comment.
+var sseProbe = []byte(":\n")
 
 // Hold implements hub.Pacer.
 func (p *pace) Hold() time.Duration {

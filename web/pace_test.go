@@ -143,10 +143,10 @@ func TestPaceByTime(t *testing.T) {
 // cannot tell about, Hold never holds.
 func TestPaceOffOrNotTCP(t *testing.T) {
 	conn, _ := tcpPair(t)
-	if p := newPace(0, conn, wsProbe, nil); p != nil || p.Hold() != 0 {
+	if p := newPace(0, conn, sseProbe, nil); p != nil || p.Hold() != 0 {
 		t.Fatalf("pacing off made a pacer %+v that holds", p)
 	}
-	off := &pace{conn: conn, probe: wsProbe}
+	off := &pace{conn: conn, probe: sseProbe}
 	for range 3 {
 		bp := wire.Buf()
 		*bp = append(*bp, strings.Repeat("x", 8192)...)
@@ -160,7 +160,7 @@ func TestPaceOffOrNotTCP(t *testing.T) {
 	a, b := net.Pipe() // no file descriptor: nothing to ask the kernel
 	defer a.Close()
 	defer b.Close()
-	pipe := &pace{age: time.Second, limit: 1, conn: wire.New(a, 0), probe: wsProbe}
+	pipe := &pace{age: time.Second, limit: 1, conn: wire.New(a, 0), probe: sseProbe}
 	go func() { _, _ = b.Read(make([]byte, 64)) }()
 	if err := pipe.conn.Send([]byte("hello"), false); err != nil {
 		t.Fatal(err)

@@ -83,13 +83,21 @@ type Options struct {
 	// hold seconds of quotes for a client that reads slowly. Default
 	// 16 KiB; negative: the kernel's default.
 	UnsentLimit int
-	// UnreadAge paces each stream by the time its peer needs to read what
-	// it has not read yet (in flight and in its receive buffer), at the
-	// pace it is measured to read: the hub writes to it only while that is
-	// under UnreadAge, and meanwhile newer quotes replace older ones in its
-	// outbox, so what a slow client reads is recent. 0: off (the peer's
-	// receive buffer holds whatever it takes).
+	// UnreadAge paces each WebSocket by what its peer confirms it has
+	// read (a ping answered once everything before it is read; see
+	// wsPace): the hub holds the writer while the oldest byte the peer has
+	// not confirmed went out more than UnreadAge ago, and meanwhile newer
+	// quotes replace older ones in its outbox, so what a slow client reads
+	// is recent. 0: off (the peer's receive buffer holds whatever it
+	// takes).
 	UnreadAge time.Duration
+	// SSEUnreadAge paces each SSE stream by the time its peer needs to
+	// read what it has not read yet (in flight and in its receive buffer),
+	// at the pace its TCP window shows it reads (see pace): the hub writes
+	// to it only while that is under SSEUnreadAge. An SSE peer sends
+	// nothing back, and a window shows small reads late, so this pacer
+	// also holds peers that merely look behind for a while; 0: off.
+	SSEUnreadAge time.Duration
 	// MaxBatch is the most symbols of one batch read. Default 100.
 	MaxBatch int
 	// Candles answers /v1/candles; without it those routes answer 404.

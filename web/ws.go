@@ -54,7 +54,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if hasUser {
 		client.SetUser(user, expireSession(client, hub.ErrorFrame(nil, errTokenExpired)))
 	}
-	t.pace = newPace(s.opts.UnreadAge, t.wire, wsProbe, client.Progressed)
+	t.pace = newWSPace(s.opts.UnreadAge, t.wire, client.Progressed, client.Resume)
 	log := s.log
 	if s.log.Debug().Enabled() { // a child logger costs memory for as long as the connection lives
 		log = s.log.With().Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).Str("session", client.ID()).Logger()
@@ -238,7 +238,7 @@ type wsTransport struct {
 	reader   *wire.Reader
 	readDone chan struct{} // closed when the reader goroutine stops reading
 	closed   closeRecord
-	pace     *pace // hub.Pacer (nil: pacing off); only the writer touches it
+	pace     *wsPace // hub.Pacer (nil: pacing off)
 
 	answered atomic.Bool // a pong came since the last ping
 
@@ -266,12 +266,19 @@ var quotesHead = []byte(`{"type":"quotes","quotes":[`)
 
 // Write implements hub.Transport.
 func (t *wsTransport) Write(controls [][]byte, quotes []*hub.Update) error {
-	return t.wire.SendBuf(frame(controls, quotes))
+	return t.wire.SendBuf(t.frame(controls, quotes))
 }
 
 // TryWrite implements hub.TryWriter.
 func (t *wsTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, error) {
-	return t.wire.TrySendBuf(frame(controls, quotes))
+	return t.wire.TrySendBuf(t.frame(controls, quotes))
+}
+
+// frame frames a batch, with the pacer's ping after it if it asks for one.
+func (t *wsTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
+	bp := frame(controls, quotes)
+	*bp = t.pace.appendAsk(*bp, t.wire.Written())
+	return bp
 }
 
 // FinishWrite implements hub.TryWriter.
@@ -360,8 +367,11 @@ func (t *wsTransport) close(code int, reason string) {
 	_ = t.conn.CloseNow()
 }
 
-// ponged records that the peer answered.
-func (t *wsTransport) ponged() { t.answered.Store(true) }
+// ponged records that the peer answered, and gives the pacer the answer.
+func (t *wsTransport) ponged(payload []byte) {
+	t.answered.Store(true)
+	t.pace.answer(payload)
+}
 
 // pingFrame is the server's ping: no payload.
 var pingFrame = []byte{0x80 | wire.OpPing, 0}

@@ -39,6 +39,7 @@ type Config struct {
 	WriteDelay      time.Duration
 	UnsentLimit     int
 	UnreadAge       time.Duration
+	SSEUnreadAge    time.Duration
 	Writers         int // WebSocket writer pool size; 0 = one per CPU, -1 = none
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
@@ -129,7 +130,8 @@ func (c *Config) flagSet(out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.SlowConsumer, "slow-consumer-timeout", 30*time.Second, "a client that drains nothing this long is closed with 4000")
 	fs.DurationVar(&c.WriteDelay, "write-delay", 0, "how long a client's writer waits to gather more quotes into one frame (adds that much latency)")
 	fs.IntVar(&c.UnsentLimit, "unsent-limit", 16384, "bytes a client's socket may hold unsent; the rest waits in its outbox, where newer quotes replace older (0: the kernel's send buffer)")
-	fs.DurationVar(&c.UnreadAge, "unread-age", 0, "how long a client may need, at the pace it reads, to read what it has not read yet (in flight and in its receive buffer) before the node stops writing to it; meanwhile newer quotes replace older in its outbox (0: off)")
+	fs.DurationVar(&c.UnreadAge, "unread-age", time.Second, "a WebSocket is not written to while the oldest byte its client has not confirmed reading (a ping answered once read up to it) went out longer ago than this; meanwhile newer quotes replace older in its outbox (0: off)")
+	fs.DurationVar(&c.SSEUnreadAge, "sse-unread-age", 0, "an SSE stream is not written to while what its client has not read (in flight and in its receive buffer, as its TCP window shows) would take it longer than this at the pace it reads; meanwhile newer quotes replace older in its outbox (0: off)")
 	fs.Var((*writers)(&c.Writers), "writers", "goroutines that write to WebSockets (auto: one per CPU; off: a goroutine per connection while it writes)")
 	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval (a pong must come within 15 s)")
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", 15*time.Second, "a WebSocket that has read everything before a ping and does not answer it this long is closed")
@@ -372,6 +374,7 @@ func (c *Config) validate() error {
 		{c.MaxMessageBytes >= 256, "QUOTEHUB_MAX_MESSAGE_BYTES must be at least 256"},
 		{c.MaxConnections >= 1, "QUOTEHUB_MAX_CONNECTIONS must be at least 1"},
 		{c.UnreadAge >= 0, "QUOTEHUB_UNREAD_AGE must not be negative (0: off)"},
+		{c.SSEUnreadAge >= 0, "QUOTEHUB_SSE_UNREAD_AGE must not be negative (0: off)"},
 		{c.OpsPerSecond > 0, "QUOTEHUB_OPS_PER_SECOND must be positive"},
 		{c.SimBatch >= 1, "QUOTEHUB_SIM_BATCH must be at least 1"},
 		{c.SimFailRate >= 0 && c.SimFailRate <= 1, "QUOTEHUB_SIM_FAIL_RATE must be within [0, 1]"},

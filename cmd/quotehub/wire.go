@@ -269,7 +269,7 @@ func build(cfg Config, log *zerolog.Logger, reg *prometheus.Registry) (*node, er
 	srv, err := web.New(web.Options{
 		Hub: h, Reader: ref, Catalog: catalog, Gatherer: reg, Registerer: reg, Candles: candles,
 		AllowedOrigins: cfg.AllowedOrigins, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
-		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), UnreadAge: cfg.UnreadAge, Logger: log, Checks: st.checks,
+		SSEKeepalive: cfg.SSEKeepalive, UnsentLimit: cmp.Or(cfg.UnsentLimit, -1), UnreadAge: cfg.UnreadAge, SSEUnreadAge: cfg.SSEUnreadAge, Logger: log, Checks: st.checks,
 		Verifier: verifier, AuthRequired: cfg.AuthRequired,
 		Users: portfolios, UserLimits: userLimits(cfg), UserBus: st.userBus,
 		Limits: cfg.Security.limits(cfg.Addr), TLS: tlsConfig, HideMetrics: !cfg.Security.MetricsPublic,

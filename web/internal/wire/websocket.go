@@ -85,7 +85,7 @@ type Reader struct {
 	br     *bufio.Reader // at least 256 bytes, so a whole control frame fits
 	w      *Conn
 	limit  int // the largest message, in bytes; larger closes with 1009
-	onPong func()
+	onPong func(payload []byte)
 	allow  func() bool // nil, or false for a control frame over the peer's allowance
 }
 
@@ -94,8 +94,9 @@ type Reader struct {
 // allows every one. Set it before the first Next.
 func (r *Reader) AllowControl(allow func() bool) { r.allow = allow }
 
-// NewReader returns a reader of br replying on w.
-func NewReader(br *bufio.Reader, w *Conn, limit int, onPong func()) *Reader {
+// NewReader returns a reader of br replying on w; onPong, if not nil, is
+// given each pong's payload (valid only during the call).
+func NewReader(br *bufio.Reader, w *Conn, limit int, onPong func(payload []byte)) *Reader {
 	return &Reader{br: br, w: w, limit: limit, onPong: onPong}
 }
 
@@ -193,7 +194,7 @@ func (r *Reader) control(fin bool, op byte, hl int, n uint64, key [4]byte) error
 	switch op {
 	case OpPong:
 		if r.onPong != nil {
-			r.onPong()
+			r.onPong(payload)
 		}
 	case OpPing:
 		reply[0], reply[1] = finBit|OpPong, byte(n)

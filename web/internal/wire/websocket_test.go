@@ -149,16 +149,18 @@ func TestReader(t *testing.T) {
 	}
 }
 
-// TestReaderPong: a pong is reported, and nothing is written back.
+// TestReaderPong: each pong is reported with its unmasked payload, and
+// nothing is written back.
 func TestReaderPong(t *testing.T) {
 	rec := &recorder{}
-	pongs := 0
-	r := NewReader(bufio.NewReaderSize(bytes.NewReader(frameOf(0x8a, nil)), 256), New(rec, 0), 4096, func() { pongs++ })
+	var pongs []string
+	in := append(frameOf(0x8a, nil), frameOf(0x8a, []byte("\x00\x00\x00\x00\x00\x00\x01\x2a"))...)
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 256), New(rec, 0), 4096, func(p []byte) { pongs = append(pongs, string(p)) })
 	if _, _, err := r.Next(); err != io.EOF {
 		t.Fatalf("Next = %v, want EOF", err)
 	}
-	if pongs != 1 || len(rec.written()) != 0 {
-		t.Errorf("pongs %d, wrote % x; want 1 and nothing", pongs, rec.written())
+	if len(pongs) != 2 || pongs[0] != "" || pongs[1] != "\x00\x00\x00\x00\x00\x00\x01\x2a" || len(rec.written()) != 0 {
+		t.Errorf("pongs %q, wrote % x; want an empty one and the offset 298, and nothing written", pongs, rec.written())
 	}
 }
 
