@@ -18,19 +18,30 @@ import (
 //
 // The writer notes when each batch went out (offset, time). While the
 // oldest byte the peer has not confirmed is younger than ask, a batch costs
-// one comparison and no system call: a peer that keeps up is never asked
-// more than once per ask. Past ask, the next batch carries a ping (no
-// extra write). Past age, with the answer still out, the writer is held:
-// its quotes wait in the hub's outbox, where newer ones replace older, and
-// the pong resumes it at once. So what a peer reads was written while it
-// had less than age to catch up on, and the age of what it reads is about
-// age plus the time it takes to read a batch or two, at its own pace.
+// one comparison and no system call. Past ask, each batch carries a ping
+// (no extra write); a peer that keeps up answers the first at once. An
+// answer costs the node a wake-up of the connection's reader, so a peer
+// that answers every question within a quarter of age is asked after 2 ×
+// age, then a quarter as often each time, down to once per maxBackoff ×
+// age. A slower answer
+// marks the peer as behind: then every batch carries a ping, so that
+// what it confirms follows what it reads closely (asked only past ask, it
+// would get ask's worth of batches at the full rate before the first
+// question, and read them late). Past age, with a question out, the writer
+// is held: its quotes wait in the hub's outbox, where newer ones replace
+// older, and the answer resumes it at once. Past age with no question out
+// (the batches came further apart than ask), the batch goes, asking: a
+// peer is held only when it was asked and has not answered. So what a
+// peer reads was written while it had less than about age to catch up on,
+// and the age of what it reads is about age plus the time it takes to read
+// a batch or two, at its own pace.
 //
 // A peer that never answers is held until the hub's sweeper closes it as a
 // slow consumer (4000), like a write that does not move: only a
-// confirmation counts as progress. A pong whose payload is not the
-// outstanding question (the liveness pinger's empty pings, an unsolicited
-// pong) confirms nothing.
+// confirmation counts as progress. A pong confirms only an offset that was
+// asked and not yet confirmed: the liveness pinger's empty pings and
+// unsolicited pongs confirm nothing. (A client that answers an offset
+// before reading up to it only makes its own quotes older.)
 //
 // Only the client's writer calls Hold and appendAsk; answer runs on the
 // reader goroutine and meets the writer through two atomics.
@@ -40,14 +51,22 @@ type wsPace struct {
 	progress func() // the client's Progressed: the peer read
 	resume   func() // the client's Resume: an answer ends a hold at once
 
-	want      atomic.Uint64 // the offset the outstanding ping confirms; 0: none out
-	confirmed atomic.Uint64 // the furthest offset the peer confirmed
+	asked      atomic.Uint64 // the end of the last ping sent
+	confirmed  atomic.Uint64 // the furthest offset the peer confirmed; written by answer alone
+	answeredAt atomic.Int64  // Unix ns of the last confirmation
 
 	// The writer's.
-	marks  [maxMarks]mark // ring of batches not confirmed read, oldest first
-	first  int            // index of the oldest mark
-	n      int            // marks in the ring
-	attach bool           // the next batch carries a ping
+	marks   [maxMarks]mark // ring of batches not confirmed read, oldest first
+	first   int            // index of the oldest mark
+	n       int            // marks in the ring
+	attach  bool           // the next batch carries a ping
+	every   time.Duration  // ask after this long: ask, more for a peer that answers at once, 0 (every batch) for one behind
+	askedAt int64          // Unix ns the first question not yet answered went out; 0: none
+	seen    uint64         // confirmed, as Hold last saw it
+	rate    float64        // bytes a second the peer reads while behind; 0: not known
+	sAt     int64          // Unix ns the current sample of the pace began (an answer); 0: none
+	sFrom   uint64         // what was confirmed then
+	sBusy   bool           // and whether the peer had a backlog then
 }
 
 // mark says that the bytes from off on (up to the next mark) went out at
@@ -62,11 +81,18 @@ const (
 	// the newest mark's time, which is earlier than it was: the peer then
 	// looks further behind than it is, never less.
 	maxMarks = 16
-	// askFraction is ask as a share of age.
-	askFraction = 2
-	// retryAsk is how soon a held writer whose ping could not go out (the
-	// socket was busy) tries again.
-	retryAsk = 25 * time.Millisecond
+	// askShare is ask as a share of age, in quarters: a peer that keeps
+	// up is asked once per three quarters of age, and answers long before
+	// the last quarter runs out.
+	askShare = 3
+	// maxBackoff bounds how rarely a peer that keeps up is asked, in
+	// multiples of age: a peer that then stops reading is seen within
+	// that time, and held.
+	maxBackoff = 16
+	// A sample of a peer's pace spans at least rateSample, from a backlog
+	// of at least rateBusy.
+	rateSample = 250 * time.Millisecond
+	rateBusy   = 2 << 10
 	// askSize is the size of a ping frame with an offset: header and 8 bytes.
 	askSize = 2 + 8
 )
@@ -77,7 +103,11 @@ func newWSPace(age time.Duration, conn *wire.Conn, progress, resume func()) *wsP
 	if age <= 0 {
 		return nil
 	}
-	return &wsPace{age: age, ask: age / askFraction, conn: conn, progress: progress, resume: resume}
+	ask := age * askShare / 4
+	// Until its first answer, every batch asks: a peer that answers at once
+	// is then asked every ask and less, and one behind has its pace
+	// measured from the start.
+	return &wsPace{age: age, ask: ask, conn: conn, progress: progress, resume: resume}
 }
 
 // Hold implements hub.Pacer.
@@ -86,22 +116,88 @@ func (p *wsPace) Hold() time.Duration {
 		return 0
 	}
 	now := time.Now().UnixNano()
-	written := p.conn.Written()
-	oldest := p.oldest(p.confirmed.Load(), written)
-	if oldest == 0 || time.Duration(now-oldest) < p.ask {
-		p.note(written, now)
+	written, confirmed := p.conn.Written(), p.confirmed.Load()
+	if confirmed > p.seen {
+		p.answered(confirmed)
+	}
+	oldest := p.oldest(confirmed, written)
+	if p.every == 0 || oldest != 0 && time.Duration(now-oldest) >= p.every {
+		out := p.asked.Load() > confirmed
+		if oldest != 0 && time.Duration(now-oldest) >= p.age && out {
+			return p.age // until the answer resumes the writer, or look again then
+		}
+		if d := p.backlog(written - confirmed); d > 0 && out {
+			return d
+		}
+		p.attach = true
+		if p.askedAt == 0 {
+			p.askedAt = now
+		}
+	}
+	p.note(written, now)
+	return 0
+}
+
+// backlog is how much longer than half of age a peer that is behind
+// (and whose pace is known) would take to read the unconfirmed bytes at
+// its pace, or 0: a batch written now waits that long behind them. It
+// holds such a peer until it is within half of age, whatever the time its
+// oldest byte went out, so that it is not written to at the full rate
+// until the oldest byte is age old (the bytes behind it would take
+// seconds more).
+func (p *wsPace) backlog(unconfirmed uint64) time.Duration {
+	if p.every != 0 || p.rate <= 0 {
 		return 0
 	}
-	out := p.want.Load() != 0
-	if time.Duration(now-oldest) < p.age {
-		p.attach = p.attach || !out // ask with this batch
-		p.note(written, now)
+	d := time.Duration(float64(unconfirmed)/p.rate*float64(time.Second)) - p.age/2
+	if d <= 0 {
 		return 0
 	}
-	if !out && !p.askNow() {
-		return retryAsk
+	return min(max(d, minHold), p.age)
+}
+
+// answered measures the peer's pace while it is behind, and adapts how
+// often it is asked to how soon it answered: half as often once it has
+// answered every question within a quarter of age (after 2 × age at
+// first), every batch after a slower answer.
+func (p *wsPace) answered(confirmed uint64) {
+	p.pace(confirmed, p.answeredAt.Load())
+	p.seen = confirmed
+	if p.askedAt == 0 {
+		return
 	}
-	return p.age // until the answer resumes the writer, or look again then
+	switch {
+	case time.Duration(p.answeredAt.Load()-p.askedAt) > p.age/4:
+		p.every = 0
+	case confirmed >= p.asked.Load():
+		p.every = min(max(4*p.every, 2*p.age), maxBackoff*p.age)
+	default:
+		return // questions still out
+	}
+	if confirmed >= p.asked.Load() {
+		p.askedAt = 0
+	}
+}
+
+// pace takes a sample of the peer's pace, confirmed at at, once the
+// current sample spans rateSample, if the peer had a backlog of at least
+// rateBusy when it began (else the peer read what there was, not what it
+// could). The pace falls to a lower sample at once and rises by a share of
+// a higher one: a peer held to a pace too fast for it is stale, one held
+// to a pace too slow is only less busy.
+func (p *wsPace) pace(confirmed uint64, at int64) {
+	if p.sAt != 0 && time.Duration(at-p.sAt) < rateSample {
+		return
+	}
+	if p.sAt != 0 && p.sBusy {
+		s := float64(confirmed-p.sFrom) / time.Duration(at-p.sAt).Seconds()
+		if p.rate <= 0 || s < p.rate {
+			p.rate = s
+		} else {
+			p.rate += (s - p.rate) / 4
+		}
+	}
+	p.sAt, p.sFrom, p.sBusy = at, confirmed, p.conn.Written()-confirmed >= rateBusy
 }
 
 // oldest drops the marks of what the peer confirmed (every byte before
@@ -146,33 +242,25 @@ func (p *wsPace) appendAsk(b []byte, written uint64) []byte {
 		return b
 	}
 	p.attach = false
+	// Other writes (the reader's replies, a held response head) may go
+	// out before the batch: its true end is then further than end, and
+	// the peer looks less far than it is, never further.
 	end := written + uint64(len(b)) + askSize
-	p.want.Store(end) // before the ping can be answered
+	p.asked.Store(end) // before the ping can be answered
 	return appendPing(b, end)
 }
 
-// askNow sends a ping on its own and reports whether it went out.
-func (p *wsPace) askNow() bool {
-	end := p.conn.Written() + askSize
-	p.want.Store(end)
-	var f [askSize]byte
-	if sent, _ := p.conn.TrySend(appendPing(f[:0], end)); !sent {
-		p.want.Store(0) // a failed connection: its reader or the next write sees it
-		return false
-	}
-	return true
-}
-
-// answer takes a pong's payload: the answer to the outstanding ping
-// confirms that the peer read everything before it.
+// answer takes a pong's payload: an asked offset confirms that the peer
+// read everything before it.
 func (p *wsPace) answer(payload []byte) {
 	if p == nil || len(payload) != 8 {
 		return
 	}
 	end := binary.BigEndian.Uint64(payload)
-	if end == 0 || !p.want.CompareAndSwap(end, 0) {
+	if end <= p.confirmed.Load() || end > p.asked.Load() {
 		return
 	}
+	p.answeredAt.Store(time.Now().UnixNano())
 	p.confirmed.Store(end)
 	p.progress()
 	p.resume()

@@ -296,7 +296,8 @@ func symbolList(n int) string {
 	return strings.Join(syms, ",")
 }
 
-// TestPacedSlowReaderStaysFresh: with QUOTEHUB_UNREAD_AGE at 1 s, a client of
+// TestPacedSlowReaderStaysFresh: with QUOTEHUB_UNREAD_AGE (WebSocket) and
+// QUOTEHUB_SSE_UNREAD_AGE at 1 s, a client of
 // 10 symbols every 200 ms that reads 4.7 KB/s (40 % of what it is offered)
 // with a 64 KiB receive buffer gets quotes whose p99 age stays within 2 s,
 // and stays connected. Without pacing its own receive buffer (128 KiB as
@@ -307,7 +308,7 @@ func TestPacedSlowReaderStaysFresh(t *testing.T) {
 	}
 	n := startNode(t, map[string]string{
 		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "200ms",
-		"QUOTEHUB_UNREAD_AGE": "1s",
+		"QUOTEHUB_UNREAD_AGE": "1s", "QUOTEHUB_SSE_UNREAD_AGE": "1s",
 	})
 	list := symbolList(10)
 	const rate = 4700
@@ -323,14 +324,14 @@ func TestPacedSlowReaderStaysFresh(t *testing.T) {
 	})
 }
 
-// TestPacedNeverReaderClosed: with QUOTEHUB_UNREAD_AGE set, a client that
+// TestPacedNeverReaderClosed: with both pacers on, a client that
 // reads nothing is still closed as a slow consumer (4000 on a WebSocket,
 // the connection closed on SSE) and counted, once its receive buffer is
 // full and nothing more moves for the slow-consumer timeout.
 func TestPacedNeverReaderClosed(t *testing.T) {
 	n := startNode(t, map[string]string{
 		"QUOTEHUB_SIM_SYMBOLS": "1000", "QUOTEHUB_SIM_BATCH": "1000", "QUOTEHUB_REFRESH_INTERVAL": "100ms",
-		"QUOTEHUB_UNREAD_AGE": "1s", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "1s",
+		"QUOTEHUB_UNREAD_AGE": "1s", "QUOTEHUB_SSE_UNREAD_AGE": "1s", "QUOTEHUB_SLOW_CONSUMER_TIMEOUT": "1s",
 	})
 	list := symbolList(100)
 	deadline := time.Now().Add(60 * time.Second)
