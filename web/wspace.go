@@ -19,7 +19,8 @@ import (
 // The writer notes when each batch went out (offset, time). While the
 // oldest byte the peer has not confirmed is younger than ask, a batch costs
 // one comparison and no system call. Past ask, each batch carries a ping
-// (no extra write); a peer that keeps up answers the first at once. An
+// (no extra write; at most one per askGap); a peer that keeps up answers
+// the first at once. An
 // answer costs the node a wake-up of the connection's reader, so a peer
 // that answers every question within a quarter of age is asked after 2 ×
 // age, then a quarter as often each time, down to once per maxBackoff ×
@@ -63,6 +64,7 @@ type wsPace struct {
 	every   time.Duration  // ask after this long: ask, more for a peer that answers at once, 0 (every batch) for one behind
 	askedAt int64          // Unix ns the first question not yet answered went out; 0: none
 	seen    uint64         // confirmed, as Hold last saw it
+	lastAsk int64          // Unix ns of the last batch that asked
 	rate    float64        // bytes a second the peer reads while behind; 0: not known
 	sAt     int64          // Unix ns the current sample of the pace began (an answer); 0: none
 	sFrom   uint64         // what was confirmed then
@@ -93,6 +95,10 @@ const (
 	// of at least rateBusy.
 	rateSample = 250 * time.Millisecond
 	rateBusy   = 2 << 10
+	// askGap is the least time between two questions: the answers stay
+	// well within a client's allowance of control frames (pongs count),
+	// however often batches go.
+	askGap = 200 * time.Millisecond
 	// askSize is the size of a ping frame with an offset: header and 8 bytes.
 	askSize = 2 + 8
 )
@@ -129,9 +135,11 @@ func (p *wsPace) Hold() time.Duration {
 		if d := p.backlog(written - confirmed); d > 0 && out {
 			return d
 		}
-		p.attach = true
-		if p.askedAt == 0 {
-			p.askedAt = now
+		if time.Duration(now-p.lastAsk) >= askGap {
+			p.attach, p.lastAsk = true, now
+			if p.askedAt == 0 {
+				p.askedAt = now
+			}
 		}
 	}
 	p.note(written, now)
