@@ -274,10 +274,15 @@ func (t *wsTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, e
 	return t.wire.TrySendBuf(t.frame(controls, quotes))
 }
 
-// frame frames a batch, with the pacer's ping after it if it asks for one.
+// frame frames a batch, with the pacer's ping after it if it asks for one
+// and the batch has quotes: pacing is about quotes, and a batch of control
+// frames alone (the welcome, a reply, an error before a close) goes as the
+// protocol says, with the question left for the next quotes.
 func (t *wsTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 	bp := frame(controls, quotes)
-	*bp = t.pace.appendAsk(*bp, t.wire.Written())
+	if len(quotes) > 0 {
+		*bp = t.pace.appendAsk(*bp, t.wire.Written())
+	}
 	return bp
 }
 
