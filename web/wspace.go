@@ -58,18 +58,19 @@ type wsPace struct {
 	answeredAt atomic.Int64  // Unix ns of the last confirmation
 
 	// The writer's.
-	marks   [maxMarks]mark // ring of batches not confirmed read, oldest first
-	first   int            // index of the oldest mark
-	n       int            // marks in the ring
-	attach  bool           // the next batch carries a ping
-	every   time.Duration  // ask after this long: ask, more for a peer that answers at once, 0 (every batch) for one behind
-	askedAt int64          // Unix ns the first question not yet answered went out; 0: none
-	seen    uint64         // confirmed, as Hold last saw it
-	lastAsk int64          // Unix ns of the last batch that asked
-	rate    float64        // bytes a second the peer reads while behind; 0: not known
-	sAt     int64          // Unix ns the current sample of the pace began (an answer); 0: none
-	sFrom   uint64         // what was confirmed then
-	sBusy   bool           // and whether the peer had a backlog then
+	marks     [maxMarks]mark // ring of batches not confirmed read, oldest first
+	first     int            // index of the oldest mark
+	n         int            // marks in the ring
+	attach    bool           // the next batch carries a ping
+	every     time.Duration  // ask after this long: ask, more for a peer that answers at once, 0 (every batch) for one behind
+	askedAt   int64          // Unix ns the first question not yet answered went out; 0: none
+	seen      uint64         // confirmed, as Hold last saw it
+	lastAsk   int64          // Unix ns of the last batch that asked
+	askedFrom uint64         // where the batch that asked at askedAt began
+	rate      float64        // bytes a second the peer reads while behind; 0: not known
+	sAt       int64          // Unix ns the current sample of the pace began (an answer); 0: none
+	sFrom     uint64         // what was confirmed then
+	sBusy     bool           // and whether the peer had a backlog then
 }
 
 // mark says that the bytes from off on (up to the next mark) went out at
@@ -139,7 +140,7 @@ func (p *wsPace) Hold() time.Duration {
 		if time.Duration(now-p.lastAsk) >= askGap {
 			p.attach, p.lastAsk = true, now
 			if p.askedAt == 0 {
-				p.askedAt = now
+				p.askedAt, p.askedFrom = now, written
 			}
 		}
 	}
@@ -175,9 +176,15 @@ func (p *wsPace) answered(confirmed uint64) {
 	if p.askedAt == 0 {
 		return
 	}
-	switch {
-	case time.Duration(p.answeredAt.Load()-p.askedAt) > p.age/4:
+	switch took := time.Duration(p.answeredAt.Load() - p.askedAt); {
+	case took > p.age/4:
 		p.every = 0
+		if p.rate <= 0 && confirmed > p.askedFrom {
+			// Until a sample measures it, the first slow answer gives the
+			// pace: what the peer read from the question's batch on, in
+			// the time it took.
+			p.rate = float64(confirmed-p.askedFrom) / took.Seconds()
+		}
 	case confirmed >= p.asked.Load():
 		p.every = min(max(4*p.every, 4*p.age), maxBackoff*p.age)
 	default:
