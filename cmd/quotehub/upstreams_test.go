@@ -149,9 +149,14 @@ func TestUpbitPollingCost(t *testing.T) {
 	perInterval := float64(r1-r0) / intervals
 	t.Logf("Upbit REST, 36 active of %d catalogued markets: %.2f requests per refresh interval, %.1f markets per request, %d 429s",
 		n.catalog.Len(), perInterval, float64(m1-m0)/float64(r1-r0), u.Status(429))
-	if perInterval < 0.5 || perInterval > 1.5 || m1-m0 != 36*(r1-r0) {
-		t.Errorf("%.2f requests per interval carrying %d markets for %d requests; want 1 request of 36 markets per interval",
-			perInterval, m1-m0, r1-r0)
+	// A round the machine delays can split the 36 into two requests (their
+	// due times drift apart), and the counters are read one after the
+	// other: the cost is judged as about one request per interval, each
+	// symbol fetched about once per interval, never the catalogue.
+	marketsPerInterval := float64(m1-m0) / intervals
+	if perInterval < 0.5 || perInterval > 1.5 || marketsPerInterval < 18 || marketsPerInterval > 54 {
+		t.Errorf("%.2f requests per interval carrying %.1f markets per interval (%d for %d requests); want about 1 request of 36 markets per interval",
+			perInterval, marketsPerInterval, m1-m0, r1-r0)
 	}
 	if u.Status(429) != 0 || u.Status(418) != 0 {
 		t.Errorf("the fake answered %d 429s and %d 418s", u.Status(429), u.Status(418))
