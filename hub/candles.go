@@ -318,9 +318,13 @@ func (ch *candleHub) snapshot(ctx context.Context, s quotehub.CandleSeries) (Can
 	if w == nil || ch.series[s] != w {
 		return v, 0, true
 	}
-	if !w.has || w.last.T < v.T || w.last.T == v.T && !w.last.Closed {
-		w.last, w.has = v, true
+	if w.has && w.last.T >= v.T {
+		// The pump published this period (or a later one) while the
+		// source was asked: its candle is as new as v or newer, and v
+		// may lack the seq of the quotes folded into it since.
+		return w.last, w.ver, true
 	}
+	w.last, w.has = v, true
 	return v, w.ver, true
 }
 

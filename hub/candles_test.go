@@ -28,6 +28,9 @@ type fakeCandles struct {
 	final    map[quotehub.CandleSeries]hub.CandleValue
 	none     map[string]bool // symbols without candles
 	currents atomic.Int64    // Current calls
+	// hold, if set, holds the next Current after it has read its value,
+	// until the channel is closed.
+	hold chan struct{}
 }
 
 func newFakeCandles() *fakeCandles {
@@ -45,13 +48,18 @@ func (f *fakeCandles) Check(_ context.Context, symbol string) error {
 func (f *fakeCandles) Current(_ context.Context, s quotehub.CandleSeries) (hub.CandleValue, bool) {
 	f.currents.Add(1)
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	v, ok := f.cur[s]
 	if ok && !time.Now().Before(v.End) {
 		if v, ok = f.next[s]; ok {
 			f.cur[s] = v
 			delete(f.next, s)
 		}
+	}
+	hold := f.hold
+	f.hold = nil
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
 	}
 	return v, ok
 }
@@ -177,6 +185,42 @@ func TestCandleSubscribe(t *testing.T) {
 		c.Close()
 		if e.hub.WatchedSeries() != 0 {
 			t.Errorf("watched series after close: %d", e.hub.WatchedSeries())
+		}
+	})
+}
+
+// TestCandleSnapshotRacesThePump: a stream's snapshot read from the
+// source while the pump publishes a newer version of the same period (the
+// quote that came meanwhile, with its seq) does not follow that version
+// with the older value: the stream's seq never goes back.
+func TestCandleSnapshotRacesThePump(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newFakeCandles()
+		end := time.Now().Add(time.Minute)
+		src.set(btc1m, candle(1000, end, 101, 0)) // no quote folded yet: no seq
+		release := make(chan struct{})
+		src.hold = release
+		e := candleEnv(t, src, nil)
+		r := newRecorder()
+		c := e.connect(t, r)
+		go c.HandleFrame(context.Background(), []byte(`{"op":"subscribe","id":"c1","symbols":["KRW-BTC"],"candles":["1m"]}`), false)
+		synctest.Wait() // the snapshot is read, and held
+		src.set(btc1m, candle(1000, end, 102, 5))
+		e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", 5, 102)})
+		synctest.Wait() // the pump has published seq 5
+		close(release)
+		synctest.Wait()
+		got := r.candles(t)
+		if len(got) == 0 {
+			t.Fatal("no candle")
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i].Seq < got[i-1].Seq {
+				t.Errorf("seq went back: %v after %v", got[i], got[i-1])
+			}
+		}
+		if last := got[len(got)-1]; last.Seq != 5 || last.C != 102 {
+			t.Errorf("the newest candle is %v, want seq 5 at 102 (all: %v)", last, got)
 		}
 	})
 }
