@@ -102,6 +102,24 @@ func (r *recorder) quotes() []hub.Update {
 	return out
 }
 
+// settle is a synchronising round trip through c's outbox: a marker
+// control frame queued now is written with or after everything queued
+// before it (a publish or a subscribe queues its quotes before it
+// returns), so once the marker is recorded, nothing those calls queued is
+// still to come. It is how a test checks that nothing else arrives.
+func settle(t *testing.T, c *hub.Client, r *recorder) {
+	t.Helper()
+	n := settles.Add(1)
+	c.SendControl(fmt.Appendf(nil, `{"type":"settle","n":%d}`, n))
+	poll.Until(t, 5*time.Second, "the settle marker", func() bool {
+		return slices.ContainsFunc(r.frames(t), func(f map[string]any) bool {
+			return f["type"] == "settle" && f["n"] == float64(n)
+		})
+	})
+}
+
+var settles atomic.Int64
+
 var testSymbols = []quotehub.SymbolInfo{
 	{Symbol: "KRW-BTC", Name: "Bitcoin", Exchange: quotehub.ExchangeUpbit, Currency: "KRW"},
 	{Symbol: "KRW-ETH", Name: "Ethereum", Exchange: quotehub.ExchangeUpbit, Currency: "KRW"},
@@ -252,8 +270,7 @@ func TestUnsubscribe(t *testing.T) {
 		t.Errorf("after unsubscribe: held %d, KRW-BTC subscribers %d", c.Subscribed(), e.hub.Subscribers("KRW-BTC"))
 	}
 	e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", 1, 1), quote("AAPL", 1, 1)})
-	poll.Until(t, 5*time.Second, "AAPL quote", func() bool { return len(r.quotes()) == 1 })
-	time.Sleep(10 * time.Millisecond)
+	settle(t, c, r)
 	if qs := r.quotes(); len(qs) != 1 || qs[0].Symbol != "AAPL" {
 		t.Errorf("quotes after unsubscribe = %+v", qs)
 	}
@@ -269,9 +286,8 @@ func TestSeq(t *testing.T) {
 		}
 		for _, seq := range []uint64{5, 3, 5, 6, 2} {
 			e.hub.Publish([]quotehub.Quote{quote("KRW-BTC", seq, float64(seq))})
-			time.Sleep(2 * time.Millisecond)
+			settle(t, c, r) // each written before the next: none conflated away
 		}
-		poll.Until(t, 5*time.Second, "seq 6", func() bool { qs := r.quotes(); return len(qs) > 0 && qs[len(qs)-1].Seq == 6 })
 		var seqs []uint64
 		for _, q := range r.quotes() {
 			seqs = append(seqs, q.Seq)
@@ -306,7 +322,7 @@ func TestSeq(t *testing.T) {
 		if err := c.Subscribe(ctx, nil, []string{"KRW-BTC"}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		settle(t, c, r)
 		var seqs []uint64
 		for _, q := range r.quotes() {
 			seqs = append(seqs, q.Seq)
@@ -337,7 +353,7 @@ func TestConflation(t *testing.T) {
 	r.setGate(nil)
 	close(gate)
 	poll.Until(t, 5*time.Second, "the conflated batch", func() bool { return len(r.quotes()) == 3 })
-	time.Sleep(10 * time.Millisecond)
+	settle(t, c, r)
 	qs := r.quotes()
 	if len(qs) != 3 {
 		t.Fatalf("delivered %d quotes, want the latest of each of 3 symbols", len(qs))
@@ -701,7 +717,7 @@ func TestSnapshotNeverRepeatsALiveSeq(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, 5*time.Second, "the quote", func() bool { return len(r.quotes()) >= 1 })
-	time.Sleep(20 * time.Millisecond)
+	settle(t, c, r)
 	if qs := r.quotes(); len(qs) != 1 || qs[0].Seq != 1 {
 		t.Errorf("delivered %+v, want seq 1 once", qs)
 	}

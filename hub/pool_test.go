@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -233,28 +234,34 @@ func TestPoolWriteErrorsEndTheWriter(t *testing.T) {
 		{"finish", &tryRecorder{full: true, finishErr: boom}},
 	}
 	for _, tc := range cases {
+		// In a bubble: synctest.Wait returns once every goroutine the hub
+		// started is blocked, so "end is not called again" is checked after
+		// anything a second end could come from has run, not after a sleep.
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(o *hub.Options) { o.Writers = 1 })
-			c, ended := pooledClient(t, e, tc.tr)
-			c.SendControl([]byte(`{"type":"welcome"}`))
-			select {
-			case err := <-ended:
-				if !errors.Is(err, boom) {
-					t.Fatalf("end(%v), want the write's error", err)
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, func(o *hub.Options) { o.Writers = 1 })
+				c, ended := pooledClient(t, e, tc.tr)
+				c.SendControl([]byte(`{"type":"welcome"}`))
+				synctest.Wait()
+				select {
+				case err := <-ended:
+					if !errors.Is(err, boom) {
+						t.Fatalf("end(%v), want the write's error", err)
+					}
+				default:
+					t.Fatal("a failed write did not end the writer")
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("a failed write did not end the writer")
-			}
-			c.SendControl([]byte(`{"type":"pong"}`)) // no writer any more: nothing is written, nothing hangs
-			time.Sleep(10 * time.Millisecond)
-			select {
-			case err := <-ended:
-				t.Fatalf("end called twice (%v)", err)
-			default:
-			}
-			if _, _, _, violation := tc.tr.snapshot(); violation != "" {
-				t.Error(violation)
-			}
+				c.SendControl([]byte(`{"type":"pong"}`)) // no writer any more: nothing is written, nothing hangs
+				synctest.Wait()
+				select {
+				case err := <-ended:
+					t.Fatalf("end called twice (%v)", err)
+				default:
+				}
+				if _, _, _, violation := tc.tr.snapshot(); violation != "" {
+					t.Error(violation)
+				}
+			})
 		})
 	}
 }
