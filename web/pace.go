@@ -40,8 +40,8 @@ import (
 // asked only once what was unread at the last look plus what was written
 // since could have reached the limit. While held, Hold answers from the
 // hold's end without asking. While held with nothing in flight, a look
-// sends a probe the peer acknowledges without answering (an unsolicited
-// pong, an SSE comment line), at most every probeEvery, because a
+// sends a probe the peer acknowledges without answering (an SSE comment
+// line), at most every probeEvery, because a
 // receiver announces its window only in a segment it sends.
 //
 // Only the client's writer calls Hold (one at a time), so pace needs no
@@ -49,7 +49,6 @@ import (
 type pace struct {
 	age      time.Duration // 0: never hold
 	conn     *wire.Conn
-	probe    []byte
 	progress func() // the client's Progressed: the peer read while held
 
 	limit  int     // bytes the peer may have unread before Hold looks
@@ -70,11 +69,11 @@ type pace struct {
 
 // newPace returns the pacer of a stream, or nil when age is 0 (pacing
 // off): a connection then carries no pacing state at all.
-func newPace(age time.Duration, conn *wire.Conn, probe []byte, progress func()) *pace {
+func newPace(age time.Duration, conn *wire.Conn, progress func()) *pace {
 	if age <= 0 {
 		return nil
 	}
-	return &pace{age: age, conn: conn, probe: probe, progress: progress, limit: firstLimit, gap: age * 3 / 4}
+	return &pace{age: age, conn: conn, progress: progress, limit: firstLimit, gap: age * 3 / 4}
 }
 
 const (
@@ -198,7 +197,7 @@ func (p *pace) look(now int64) time.Duration {
 	}
 	if u.Socket == 0 && time.Duration(now-p.probed) >= probeEvery {
 		p.probed = now
-		_, _ = p.conn.TrySend(p.probe) // a failed probe is a failed connection: its reader or the next write sees it
+		_, _ = p.conn.TrySend(sseProbe) // a failed probe is a failed connection: its reader or the next write sees it
 	}
 	d := p.gap // a peer whose reads the window hides gets one batch each
 	switch {

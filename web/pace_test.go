@@ -64,7 +64,7 @@ func fill(t *testing.T, p *pace, conn *wire.Conn, n int) (wrote int, held time.D
 func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
 	conn, client := tcpPair(t)
 	var progressed atomic.Int32
-	p := newPace(time.Second, conn, sseProbe, func() { progressed.Add(1) })
+	p := newPace(time.Second, conn, func() { progressed.Add(1) })
 	wrote, d := fill(t, p, conn, 1000)
 	t.Logf("held for %v after %d bytes", d, wrote)
 	if wrote > 8*firstLimit { // the window counts memory: it shrinks by less than what arrives
@@ -108,7 +108,7 @@ func TestPaceHoldsAPeerThatDoesNotReadAndReleasesItWhenItDoes(t *testing.T) {
 // and is let go at that time even though its window shows no read.
 func TestPaceByTime(t *testing.T) {
 	conn, _ := tcpPair(t)
-	fast := newPace(time.Second, conn, sseProbe, nil)
+	fast := newPace(time.Second, conn, nil)
 	fast.rate, fast.rated = 1e6, true // the limit follows at the first look
 	for i := range 40 {
 		bp := wire.Buf()
@@ -122,7 +122,7 @@ func TestPaceByTime(t *testing.T) {
 	}
 
 	conn2, _ := tcpPair(t)
-	slow := newPace(time.Second, conn2, sseProbe, nil)
+	slow := newPace(time.Second, conn2, nil)
 	slow.rate, slow.rated, slow.gap = 4000, true, time.Second
 	wrote, d := fill(t, slow, conn2, 1000)
 	if wrote < 4000 || wrote > 16000 { // the window counts memory: it shrinks by less than what arrives
@@ -143,10 +143,10 @@ func TestPaceByTime(t *testing.T) {
 // cannot tell about, Hold never holds.
 func TestPaceOffOrNotTCP(t *testing.T) {
 	conn, _ := tcpPair(t)
-	if p := newPace(0, conn, sseProbe, nil); p != nil || p.Hold() != 0 {
+	if p := newPace(0, conn, nil); p != nil || p.Hold() != 0 {
 		t.Fatalf("pacing off made a pacer %+v that holds", p)
 	}
-	off := &pace{conn: conn, probe: sseProbe}
+	off := &pace{conn: conn}
 	for range 3 {
 		bp := wire.Buf()
 		*bp = append(*bp, strings.Repeat("x", 8192)...)
@@ -160,7 +160,7 @@ func TestPaceOffOrNotTCP(t *testing.T) {
 	a, b := net.Pipe() // no file descriptor: nothing to ask the kernel
 	defer a.Close()
 	defer b.Close()
-	pipe := &pace{age: time.Second, limit: 1, conn: wire.New(a, 0), probe: sseProbe}
+	pipe := &pace{age: time.Second, limit: 1, conn: wire.New(a, 0)}
 	go func() { _, _ = b.Read(make([]byte, 64)) }()
 	if err := pipe.conn.Send([]byte("hello"), false); err != nil {
 		t.Fatal(err)

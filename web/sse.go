@@ -137,7 +137,7 @@ func (s *Server) openSSE(c echo.Context, o sseStream) error {
 	head.Write(o.prelude)
 	t.wire = wire.New(conn, s.opts.UnsentLimit)
 	t.wire.OnProgress(client.Progressed)
-	t.pace = newPace(s.opts.SSEUnreadAge, t.wire, sseProbe, client.Progressed)
+	t.pace = newPace(s.opts.SSEUnreadAge, t.wire, client.Progressed)
 	t.conn = conn
 	if err := t.wire.Send(head.Bytes(), false); err != nil {
 		client.Close()

@@ -280,7 +280,7 @@ func (t *wsTransport) TryWrite(controls [][]byte, quotes []*hub.Update) (bool, e
 // protocol says, with the question left for the next quotes.
 func (t *wsTransport) frame(controls [][]byte, quotes []*hub.Update) *[]byte {
 	bp := frame(controls, quotes)
-	if len(quotes) > 0 {
+	if len(quotes) > 0 && t.pace != nil {
 		*bp = t.pace.appendAsk(*bp, t.wire.Written())
 	}
 	return bp
