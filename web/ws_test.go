@@ -244,23 +244,48 @@ func TestWSTryWriteFillsThenFinishes(t *testing.T) {
 	pad := strings.Repeat("x", 64<<10)
 	msg := func(i int) []byte { return []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, pad)) }
 	sent := 0
-	for kept := false; !kept; sent++ {
-		if sent == 2000 { // 128 MiB: far beyond any loopback socket buffer
-			t.Fatal("the socket never filled")
+	fill := func() { // writes until the socket keeps a rest
+		for kept := false; !kept; sent++ {
+			if sent == 2000 { // 128 MiB: far beyond any loopback socket buffer
+				t.Fatal("the socket never filled")
+			}
+			done, err := p.t.TryWrite([][]byte{msg(sent)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept = !done
 		}
-		done, err := p.t.TryWrite([][]byte{msg(sent)}, nil)
-		if err != nil {
+	}
+	// A full socket can still make room: segments the kernel had not yet
+	// delivered to the peer (deferred on a busy machine) are acknowledged
+	// and free the send buffer, and the ping then writes the rest without
+	// waiting. Once the peer advertises a zero window nothing more frees
+	// up, so fill, wait for that, and fill again until the ping is stuck.
+	var pinged chan error
+	for try := 0; ; try++ {
+		if try == 20 {
+			t.Fatal("the ping never had to wait for the rest")
+		}
+		fill()
+		if u := p.t.wire.Unread(); u.Known {
+			poll.Until(t, 5*time.Second, "the peer to close its window", func() bool {
+				return p.t.wire.Unread().Window == 0
+			})
+		}
+		pinged = make(chan error, 1)
+		go func() { pinged <- p.t.wire.Send(pingFrame, false) }() // must write the rest first
+		// The ping holds the wire and writes the rest (only Send calls
+		// finishLocked so far) before FinishWrite starts.
+		poll.Until(t, 5*time.Second, "the ping to write the rest or wait", func() bool {
+			return len(pinged) > 0 || inGoroutine("IO wait", "wire.(*Conn).finishLocked(")
+		})
+		if len(pinged) == 0 {
+			break
+		}
+		if err := <-pinged; err != nil {
 			t.Fatal(err)
 		}
-		kept = !done
 	}
-	pinged := make(chan error, 1)
-	go func() { pinged <- p.t.wire.Send(pingFrame, false) }() // must write the rest first
-	// The ping holds the wire and writes the rest (only Send calls
-	// finishLocked so far) before FinishWrite starts.
-	poll.Until(t, 5*time.Second, "the ping to write the rest", func() bool {
-		return inGoroutine("IO wait", "wire.(*Conn).finishLocked(")
-	})
 	finished := make(chan error, 1)
 	go func() { finished <- p.t.FinishWrite() }()
 	poll.Until(t, 5*time.Second, "FinishWrite to wait for the ping", func() bool {
