@@ -189,6 +189,12 @@ func (c *Client) Follow(ctx context.Context, id json.RawMessage, names []string)
 	case len(names) > MaxFollow:
 		return badRequest("at most 16 lists per follow")
 	}
+	// The lists are read with fmu held: a re-read that an edit or a
+	// deletion asks for meanwhile (Refollow) waits for this follow to take
+	// effect and then reads again, instead of finding the list not yet
+	// followed and leaving the session with what this read saw.
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
 	read := make([]List, len(names))
 	for i, n := range names {
 		l, err := lists.List(ctx, p.UserID, n)
@@ -197,8 +203,6 @@ func (c *Client) Follow(ctx context.Context, id json.RawMessage, names []string)
 		}
 		read[i] = l
 	}
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
 	// Refuse the whole request if it would take the session past its limit.
 	fresh := map[string]bool{}
 	c.mu.Lock()

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,5 +144,75 @@ func TestRefollow(t *testing.T) {
 	}
 	if got := []int{e.hub.Subscribers("AAPL"), e.hub.Subscribers("KRW-ETH")}; !slices.Equal(got, []int{0, 1}) {
 		t.Errorf("subscribers of AAPL, KRW-ETH = %v, want [0 1]", got)
+	}
+}
+
+// gatedLists holds its first read after it has its answer, until released:
+// a follow that has read a list but not yet applied it.
+type gatedLists struct {
+	*fakeLists
+	gated   atomic.Bool
+	read    chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedLists) List(ctx context.Context, user, name string) (hub.List, error) {
+	l, err := g.fakeLists.List(ctx, user, name)
+	if g.gated.CompareAndSwap(true, false) {
+		g.read <- struct{}{}
+		<-g.release
+	}
+	return l, err
+}
+
+// TestFollowRacesADeletion: a list deleted between a follow's read of it
+// and the follow taking effect is not left followed as it was read. The
+// re-read the deletion asks for waits for the follow, then finds the list
+// gone and drops it, with an unsubscribed frame.
+func TestFollowRacesADeletion(t *testing.T) {
+	lists := &gatedLists{fakeLists: &fakeLists{}, read: make(chan struct{}), release: make(chan struct{})}
+	lists.set("alice", "watchlist:a", 1, "KRW-BTC", "KRW-ETH")
+	e := newEnv(t, func(o *hub.Options) { o.Lists = lists })
+	r := newRecorder()
+	c := e.connect(t, r)
+	c.SetUser(quotehub.Principal{UserID: "alice"}, nil)
+	ctx := context.Background()
+
+	lists.gated.Store(true)
+	followed := make(chan error, 1)
+	go func() { followed <- c.Follow(ctx, nil, []string{"watchlist:a"}) }()
+	<-lists.read // the follow has the list as it was
+	lists.mu.Lock()
+	delete(lists.lists, "alice/watchlist:a")
+	lists.mu.Unlock()
+	refollowed := make(chan struct{})
+	go func() { e.hub.Refollow(ctx, "alice", "watchlist:a"); close(refollowed) }()
+	// A re-read that ends before the follow has taken effect has missed it.
+	poll.Until(t, 5*time.Second, "the re-read to end or to wait for the follow", func() bool {
+		select {
+		case <-refollowed:
+			return true
+		default:
+		}
+		return slices.ContainsFunc(poll.Goroutines(""), func(g string) bool { return strings.Contains(g, "hub.(*Client).Following(") })
+	})
+	close(lists.release)
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-refollowed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the re-read never ended")
+	}
+	if got := c.Following(); len(got) != 0 {
+		t.Errorf("following %v, a list deleted while the follow read it", got)
+	}
+	poll.Until(t, 5*time.Second, "the list's unsubscribed frame", func() bool {
+		u := framesOf(t, r, "unsubscribed")
+		return len(u) == 1 && u[0]["list"] == "watchlist:a" && fmt.Sprint(u[0]["symbols"]) == "[KRW-BTC KRW-ETH]"
+	})
+	if got := []int{e.hub.Subscribers("KRW-BTC"), e.hub.Subscribers("KRW-ETH")}; !slices.Equal(got, []int{0, 0}) {
+		t.Errorf("subscribers of KRW-BTC, KRW-ETH = %v, want [0 0]", got)
 	}
 }
