@@ -194,6 +194,29 @@ func TestBoard(t *testing.T) {
 		tab.noErrors(t, nil)
 	})
 
+	t.Run("NameFoundAsAFlashEnds", func(t *testing.T) {
+		tab := b.open(t, n.url("/?symbols="))
+		// The page's own table, its frames driven by hand: a name found
+		// for a row whose price flash ends in the same frame is shown.
+		got := tab.await(t, `(async () => {
+			const { Table } = await import('/board/table.js');
+			const table = new Table(document.createElement('tbody'), { onRemove: () => {} });
+			const q = (seq, price) => ({ symbol: 'AAPL', seq, price, currency: 'USD', market: 'open', fetched_at: 0 });
+			table.add('AAPL', '');
+			table.push([q(1, 100)], 0);
+			table.flush(1000);
+			table.push([q(2, 101)], 0);
+			table.flush(2000); // the price moved: the cell flashes
+			table.setName('AAPL', 'Apple Inc.');
+			table.flush(1e9); // the flash is over, the name is due
+			return table.tbody.querySelector('.name').textContent;
+		})()`)
+		if got != "Apple Inc." {
+			t.Errorf("the row's name is %q after its flash ended in the frame that was to show it, want \"Apple Inc.\"", got)
+		}
+		tab.noErrors(t, nil)
+	})
+
 	t.Run("TwoHundredSymbols", func(t *testing.T) {
 		syms := make([]string, 200)
 		for i := range syms {

@@ -199,7 +199,6 @@ export class Table {
       if (row.flashEnd <= now) {
         row.unflash();
         this.flashing.delete(row);
-    this.named.delete(row);
       }
     }
     for (const row of this.named) row.setName(row.laterName);
