@@ -160,10 +160,26 @@ func testBoardWatchlistOver(t *testing.T, n *restartableNode, b *browser, transp
 	// its own symbols, with a notice, and no longer offers the list.
 	tab.pick(t, id)
 	tab.wait(t, "the watchlist's rows again", `[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-ETH,KRW-SOL'`)
+	// The board's first check that the list is gone fails (as when the
+	// node is busy): it checks again.
+	tab.eval(t, `(() => {
+		const fetch = window.fetch;
+		window.listChecksFailed = 0;
+		window.fetch = (path, opts) => {
+			if (window.listChecksFailed === 0 && String(path) === '/v1/me/watchlists' && opts.method === 'GET') {
+				window.listChecksFailed++;
+				return Promise.reject(new TypeError('the node is busy'));
+			}
+			return fetch(path, opts);
+		};
+	})()`)
 	n.api(t, u.token, "DELETE", "/v1/me/watchlists/"+id, "", http.StatusNoContent)
 	tab.wait(t, "the board's own rows after the deletion", fmt.Sprintf(`[...document.querySelectorAll('#rows tr')].map(r => r.dataset.symbol).join() === 'KRW-BTC' &&
 		document.getElementById('watchlist').value === '' && document.querySelector('#watchlist option[value=%q]') === null &&
 		document.getElementById('notice').textContent.includes('deleted')`, id))
+	if got := tab.eval(t, `window.listChecksFailed`); got != "1" {
+		t.Errorf("failed checks of the watchlists: %s, want 1", got)
+	}
 	tab.waitMoves(t, "KRW-BTC")
 	tab.useTransport(t, "ws")
 	tab.noErrors(t, nil)

@@ -222,12 +222,17 @@ async function showBoard(id) {
 }
 
 // listGone checks whether a watchlist that lost all its symbols was
-// deleted (elsewhere): then the board goes back to its own symbols.
-async function listGone(id) {
+// deleted (elsewhere): then the board goes back to its own symbols. A
+// failed check (the node away or busy) is tried again after 1, 2, 4, 8
+// and 16 s while the list is still shown.
+async function listGone(id, attempt = 0) {
   let wls;
   try {
     wls = await api.watchlists(); // a list read, not a 404 of the one gone
   } catch {
+    if (attempt < 5) {
+      setTimeout(() => following === id && listGone(id, attempt + 1), 1000 << attempt);
+    }
     return;
   }
   if (following !== id || wls.some((w) => w.id === id)) return;
