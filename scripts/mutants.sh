@@ -64,11 +64,14 @@ x-cache-always-hit~./web~web/read.go~s/h\.Set("X-Cache", rd\.Result)/h.Set("X-Ca
 search-limit-unclamped~./web~web/read.go~s/limit = min(max(n, 1), 100)/limit = max(n, 1)/~~symbol search returns more than 100 entries
 sse-id-stuck~./web~web/sse.go~s/^\t\tt\.id++$//~~SSE events all carry the same id
 sse-no-keepalive~./web~web/sse.go~s/c\.SendControl(keepaliveLine)/_ = keepaliveLine/~~a silent SSE stream never gets a keepalive comment
+follow-reads-unlocked~./hub~hub/follow.go~s/^\t\tl, err := lists\.List(ctx, p\.UserID, n)$/\t\tc.fmu.Unlock()\n\t\tl, err := lists.List(ctx, p.UserID, n)\n\t\tc.fmu.Lock()/~TestFollowRacesADeletion~a follow reads its lists unlocked: a list deleted meanwhile stays followed
 board-etag-never-matches~./web~web/board/board.go~s/if t == etag || t == "\*" {/if false {/~TestBoardFiles~the board's files never answer a revalidation with 304
 board-no-csp~./web~web/board/board.go~s/h\.Set("Content-Security-Policy", CSP)//~TestBoardFiles~the board's files come without their Content-Security-Policy
 board-serves-page-for-any-file~./web~web/board/board.go~s/return echo\.ErrNotFound/fl = f.byName["index.html"]/~TestBoardLeavesOtherPathsToTheAPI~an unknown file under /board/ gets the page instead of the JSON 404
 board-writes-per-message~./cmd/quotehub~web/board/static/table.js~s/    if (this\.dirty\.size) this\.schedule();/    if (this.dirty.size) this.flush(performance.now());/~TestBoard/TwoHundredSymbols~the board writes the DOM for every message instead of once per animation frame (needs chromium)
 board-never-reconnects~./cmd/quotehub~web/board/static/feed.js~s/this\.timer = setTimeout(() => this\.open(), wait);//~TestBoard/ReconnectsAfterRestart~the board stays disconnected after the node restarts (needs chromium)
+board-name-lost-as-flash-ends~./cmd/quotehub~web/board/static/table.js~s/^        this\.flashing\.delete(row);$/        this.flashing.delete(row);\n        this.named.delete(row);/~TestBoard/NameFoundAsAFlashEnds~a name found later is lost when the row's flash ends in the frame meant to show it (needs chromium)
+board-list-check-once~./cmd/quotehub~web/board/static/app.js~s/^    if (attempt < 5) {$/    if (false) {/~TestBoard/Watchlist~the board gives up on a failed check that a watchlist was deleted (needs chromium)
 outbox-stops-conflating~./hub~hub/client.go~s/^\tst\.pending = u$/\tif st.pending == nil {\n\t\tst.pending = u\n\t}/~~a newer quote no longer replaces the pending one: a slow client gets old prices
 hub-seq-goes-back~./hub~hub/client.go~s/u\.Seq < st\.seq || //~~a connection can receive a lower seq than it has
 cache-accepts-lower-seq~./store/memory~store/memory/cache.go~s/case !ok || q\.Seq > old\.Seq:/case !ok || q.Seq != old.Seq:/~~the memory cache takes a lower seq over a higher one
