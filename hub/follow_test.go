@@ -54,6 +54,16 @@ func (f *fakeLists) List(_ context.Context, user, name string) (hub.List, error)
 	return l, nil
 }
 
+// aliceOn starts a hub over lists with one session, alice's.
+func aliceOn(t *testing.T, lists hub.Lists) (*env, *recorder, *hub.Client) {
+	t.Helper()
+	e := newEnv(t, func(o *hub.Options) { o.Lists = lists })
+	r := newRecorder()
+	c := e.connect(t, r)
+	c.SetUser(quotehub.Principal{UserID: "alice"}, nil)
+	return e, r, c
+}
+
 func framesOf(t *testing.T, r *recorder, typ string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
@@ -104,10 +114,7 @@ func TestValuationConflated(t *testing.T) {
 func TestRefollow(t *testing.T) {
 	lists := &fakeLists{}
 	lists.set("alice", "watchlist:a", 1, "KRW-BTC", "KRW-ETH")
-	e := newEnv(t, func(o *hub.Options) { o.Lists = lists })
-	r := newRecorder()
-	c := e.connect(t, r)
-	c.SetUser(quotehub.Principal{UserID: "alice"}, nil)
+	e, r, c := aliceOn(t, lists)
 	ctx := context.Background()
 	if err := c.Subscribe(ctx, nil, []string{"KRW-ETH"}); err != nil {
 		t.Fatal(err)
@@ -172,10 +179,7 @@ func (g *gatedLists) List(ctx context.Context, user, name string) (hub.List, err
 func TestFollowRacesADeletion(t *testing.T) {
 	lists := &gatedLists{fakeLists: &fakeLists{}, read: make(chan struct{}), release: make(chan struct{})}
 	lists.set("alice", "watchlist:a", 1, "KRW-BTC", "KRW-ETH")
-	e := newEnv(t, func(o *hub.Options) { o.Lists = lists })
-	r := newRecorder()
-	c := e.connect(t, r)
-	c.SetUser(quotehub.Principal{UserID: "alice"}, nil)
+	e, r, c := aliceOn(t, lists)
 	ctx := context.Background()
 
 	lists.gated.Store(true)
